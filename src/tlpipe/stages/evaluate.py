@@ -1,0 +1,70 @@
+"""Stage ``evaluate``: the fine-tuned model against the classic baseline on the test file."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from tlpipe.artifacts import read_json, write_json, write_text
+from tlpipe.baseline import fit_tfidf_logreg
+from tlpipe.config import EvaluateConfig, PathsConfig
+from tlpipe.datasets import INPUT, LABEL, read_examples
+from tlpipe.metrics import classification_metrics
+from tlpipe.models.text import TextPreprocessor, load_checkpoint
+from tlpipe.plots import plot_confusion_matrices
+from tlpipe.stages.prepare import LABELS, TEST, TRAIN
+from tlpipe.training import predict_logits
+
+log = logging.getLogger(__name__)
+
+PREDICTIONS, CONFUSION_PNG = "predictions.csv", "confusion_matrix.png"
+
+
+def run(paths: PathsConfig, evaluate: EvaluateConfig) -> dict[str, Any]:
+    """Write ``paths.metrics`` and, under ``paths.evaluation``, the predictions table and confusion PNG."""
+    labels: list[str] = read_json(paths.prepared / LABELS, "prepare")
+    fit, test = read_examples(paths.prepared / TRAIN), read_examples(paths.prepared / TEST)
+    label_ids = {label: index for index, label in enumerate(labels)}
+    actual = [label_ids[label] for label in test[LABEL]]
+
+    model, tokenizer, config = load_checkpoint(paths.checkpoint)
+    preprocess = TextPreprocessor(tokenizer, config["max_length"])
+    finetuned = predict_logits(model, preprocess, test[INPUT].tolist(), evaluate.batch_size).argmax(dim=1).tolist()
+    baseline_model = fit_tfidf_logreg(fit[INPUT], [label_ids[label] for label in fit[LABEL]], evaluate, seed=0)
+    baseline = baseline_model.predict(test[INPUT].tolist()).tolist()
+
+    results = {
+        "finetuned": classification_metrics(finetuned, actual, labels),
+        "baseline": classification_metrics(baseline, actual, labels),
+    }
+    metrics = {
+        "test_examples": len(test),
+        "strategy": config["strategy"],
+        **{name: {k: v for k, v in scores.items() if k != "confusion_matrix"} for name, scores in results.items()},
+    }
+    write_json(paths.metrics, metrics)
+    predictions = pd.DataFrame(
+        {
+            "text": test[INPUT],
+            "actual": test[LABEL],
+            "finetuned": [labels[i] for i in finetuned],
+            "baseline": [labels[i] for i in baseline],
+        }
+    )
+    write_text(paths.evaluation / PREDICTIONS, predictions.to_csv(index=False))
+    plot_confusion_matrices(
+        {
+            f"fine-tuned ({config['strategy']}): macro-F1 {results['finetuned']['macro_f1']:.3f}": results["finetuned"]["confusion_matrix"],
+            f"baseline (TF-IDF + logreg): macro-F1 {results['baseline']['macro_f1']:.3f}": results["baseline"]["confusion_matrix"],
+        },
+        labels,
+        paths.evaluation / CONFUSION_PNG,
+    )
+    log.info(
+        "Test macro-F1: fine-tuned %.4f vs baseline %.4f (accuracy %.4f vs %.4f)",
+        metrics["finetuned"]["macro_f1"], metrics["baseline"]["macro_f1"],
+        metrics["finetuned"]["accuracy"], metrics["baseline"]["accuracy"],
+    )
+    return metrics

@@ -1,0 +1,85 @@
+"""Stage ``export``: an ONNX bundle that carries its labels and preprocessing, published only if it matches PyTorch."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from tlpipe.artifacts import atomic_directory, read_json, write_json
+from tlpipe.config import ExportConfig, PathsConfig
+from tlpipe.datasets import INPUT, LABEL, read_examples
+from tlpipe.errors import ExportParityError
+from tlpipe.models.text import TextPreprocessor, load_checkpoint
+from tlpipe.onnx_export import OUTPUT_NAME, ParityReport, check_parity, export_onnx
+from tlpipe.stages.prepare import DATA_VERSION, LABELS, TEST
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.onnx"
+VERSIONED_PACKAGES = ("tlpipe", "torch", "transformers", "tokenizers", "onnx", "onnxruntime")
+
+
+def run(paths: PathsConfig, export: ExportConfig) -> ParityReport:
+    """Export the checkpoint to ``paths.bundle``; raise ``ExportParityError`` (and publish nothing) on disagreement."""
+    model, tokenizer, config = load_checkpoint(paths.checkpoint)
+    preprocess = TextPreprocessor(tokenizer, config["max_length"])
+    labels: list[str] = read_json(paths.prepared / LABELS, "prepare")
+    test = read_examples(paths.prepared / TEST)
+    label_ids = {label: index for index, label in enumerate(labels)}
+
+    with atomic_directory(paths.bundle) as staging:
+        export_onnx(model, preprocess(test[INPUT].tolist()[:2]), staging / MODEL_FILE, export.opset)
+        parity = check_parity(
+            model,
+            staging / MODEL_FILE,
+            preprocess,
+            test[INPUT].tolist(),
+            [label_ids[label] for label in test[LABEL]],
+            export.batch_size,
+            export.atol,
+            export.min_top1_agreement,
+        )
+        write_json(paths.parity_report, parity.to_dict())
+        if not parity.passed:
+            raise ExportParityError(f"{parity.describe()}. No model was written to {paths.bundle}; see {paths.parity_report}.")
+        _write_bundle_files(staging, paths, preprocess, labels, config, parity, export)
+    log.info("%s. Bundle written to %s", parity.describe(), paths.bundle)
+    return parity
+
+
+def _write_bundle_files(
+    folder: Path,
+    paths: PathsConfig,
+    preprocess: TextPreprocessor,
+    labels: list[str],
+    config: dict[str, Any],
+    parity: ParityReport,
+    export: ExportConfig,
+) -> None:
+    shutil.copyfile(paths.checkpoint / "tokenizer.json", folder / "tokenizer.json")
+    write_json(folder / "labels.json", labels)
+    write_json(
+        folder / "preprocessing.json",
+        {**preprocess.describe(), "output": OUTPUT_NAME, "output_shape": ["batch", len(labels)], "labels": "labels.json"},
+    )
+    write_json(folder / "parity.json", parity.to_dict())
+    write_json(
+        folder / "metadata.json",
+        {
+            "task": "text-classification",
+            "model_file": MODEL_FILE,
+            "opset": export.opset,
+            "inputs": {name: ["batch", "sequence"] for name in preprocess.describe()["inputs"]},
+            "outputs": {OUTPUT_NAME: ["batch", len(labels)]},
+            "source_model": config["source"],
+            "source_model_resolved": config["source_resolved"],
+            "source_weights_sha256": config["source_weights_sha256"],
+            "strategy": config["strategy"],
+            "data_version": read_json(paths.prepared / DATA_VERSION, "prepare")["raw_sha256"],
+            "metrics": read_json(paths.metrics, "evaluate"),
+            "versions": {name: version(name) for name in VERSIONED_PACKAGES},
+        },
+    )

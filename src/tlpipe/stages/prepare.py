@@ -1,0 +1,43 @@
+"""Stage ``prepare``: canonical train/validation/test tables, the label map and the data version."""
+
+from __future__ import annotations
+
+import logging
+
+from tlpipe.artifacts import atomic_directory, read_json, sha256_files, write_json
+from tlpipe.config import DataConfig, PathsConfig, SplitConfig
+from tlpipe.datasets import LABEL, label_names, read_raw_table, stratified_split, to_examples, write_examples
+from tlpipe.errors import DataValidationError
+
+log = logging.getLogger(__name__)
+
+TRAIN, VALID, TEST = "train.csv", "valid.csv", "test.csv"
+LABELS, DATA_VERSION = "labels.json", "data.json"
+
+
+def run(paths: PathsConfig, data: DataConfig, split: SplitConfig) -> None:
+    """Split the validated raw train file (stratified, seeded) and write everything under ``paths.prepared``."""
+    report = read_json(paths.validation_report, "validate")
+    if not report.get("success"):
+        raise DataValidationError(f"{paths.validation_report} records failed data checks; fix the data and rerun `tlpipe validate`.")
+    train = to_examples(read_raw_table(paths.raw_train, data), data)
+    test = to_examples(read_raw_table(paths.raw_test, data), data)
+    fit, valid = stratified_split(train, split)
+    labels = label_names(train)
+    with atomic_directory(paths.prepared) as staging:
+        write_examples(fit, staging / TRAIN)
+        write_examples(valid, staging / VALID)
+        write_examples(test, staging / TEST)
+        write_json(staging / LABELS, labels)
+        write_json(
+            staging / DATA_VERSION,
+            {
+                "raw_sha256": sha256_files([paths.raw_train, paths.raw_test]),
+                "rows": {"train": len(fit), "valid": len(valid), "test": len(test)},
+                "class_counts": {
+                    name: table[LABEL].value_counts().sort_index().to_dict()
+                    for name, table in (("train", fit), ("valid", valid), ("test", test))
+                },
+            },
+        )
+    log.info("Prepared %d train / %d validation / %d test examples in %d classes", len(fit), len(valid), len(test), len(labels))

@@ -1,0 +1,41 @@
+"""A Prefect task that asks DVC to reproduce one stage of ``dvc.yaml``.
+
+DVC decides whether the stage is stale and records what ran in ``dvc.lock``, so a Prefect run
+and a ``dvc repro`` leave the workspace in the same state, and an up-to-date stage is skipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed, State
+
+from tlpipe.errors import TlpipeError
+
+
+class StageFailedError(TlpipeError):
+    """A DVC stage exited with an error; its own message is in the log above."""
+
+
+@task(task_run_name="{stage}", cache_policy=NO_CACHE)
+def reproduce_stage(stage: str, root: str, force: bool = False) -> State:
+    """Run ``dvc repro --single-item <stage>`` in ``root``; the state is named Skipped when nothing changed."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    logger = get_run_logger()
+    try:
+        with Repo(root) as repo:
+            reproduced = repo.reproduce(stage, single_item=True, force=force)
+    except DvcException as exc:
+        raise StageFailedError(
+            f"stage '{stage}' failed ({exc}). Its error is printed above; "
+            f"outputs of the stages before it are unchanged in {Path(root).resolve()}."
+        ) from None
+    if not reproduced:
+        logger.info("Stage %s is up to date: skipped", stage)
+        return Completed(name="Skipped", message=f"{stage} is up to date", data="skipped")
+    logger.info("Stage %s reproduced", stage)
+    return Completed(message=f"{stage} reproduced", data="reproduced")

@@ -1,0 +1,60 @@
+"""Prefect tasks that publish what a stage wrote (validation, metrics, parity) as artifacts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+
+@task(cache_policy=NO_CACHE)
+def publish_validation(report_path: Path) -> None:
+    """A table of every data check with its outcome and first offending rows."""
+    if not report_path.is_file():
+        return
+    report = json.loads(report_path.read_text())
+    rows = [
+        {
+            "file": check["file"],
+            "check": check["description"],
+            "passed": check["success"],
+            "failing": check["failed_count"],
+            "examples": json.dumps(check["examples"][:3]),
+        }
+        for check in report["checks"]
+    ]
+    verdict = "passed" if report["success"] else f"FAILED ({report['checks_failed']} checks)"
+    create_table_artifact(key="data-validation", table=rows, description=f"Data validation {verdict}")
+
+
+@task(cache_policy=NO_CACHE)
+def publish_metrics(metrics_path: Path) -> None:
+    """Test accuracy and macro-F1 of the fine-tuned model and the baseline, side by side."""
+    metrics = json.loads(metrics_path.read_text())
+    rows = [
+        {"model": name, "accuracy": round(metrics[name]["accuracy"], 4), "macro_f1": round(metrics[name]["macro_f1"], 4)}
+        for name in ("finetuned", "baseline")
+    ]
+    create_table_artifact(
+        key="test-metrics", table=rows, description=f"Test set ({metrics['test_examples']} examples), strategy {metrics['strategy']}"
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def publish_parity(parity_path: Path, bundle: Path) -> None:
+    """The ONNX parity verdict and where the bundle is."""
+    parity = json.loads(parity_path.read_text())
+    verdict = "passed" if parity["passed"] else "FAILED"
+    create_markdown_artifact(
+        key="onnx-parity",
+        markdown=(
+            f"## ONNX parity {verdict}\n\n"
+            f"| examples | max abs logit diff | atol | top-1 agreement | ONNX accuracy |\n|---|---|---|---|---|\n"
+            f"| {parity['examples']} | {parity['max_abs_logit_diff']:.2e} | {parity['atol']:.0e} "
+            f"| {parity['top1_agreement']:.4f} | {parity['onnx_accuracy']:.4f} |\n\n"
+            f"Bundle: `{bundle}`"
+        ),
+    )
