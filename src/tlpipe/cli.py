@@ -97,14 +97,15 @@ def run_stage(stage: str, params_path: Path = Path("params.yaml")) -> Any:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tlpipe`` console script; returns the process exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    log.setLevel(logging.WARNING if args.quiet else logging.INFO)
     try:
         if args.command == "run":
+            # Prefect configures logging for the flow; the stages log from their own processes.
             from tlpipe.flows.pipeline import pipeline
 
             pipeline(root=str(Path.cwd()), force=args.force)
         else:
+            logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+            log.setLevel(logging.WARNING if args.quiet else logging.INFO)
             run_stage(args.command.replace("-", "_"), args.params)
     except TlpipeError as exc:
         print(f"tlpipe {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -12,7 +12,7 @@ from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.models.text import TextClassifier, TextPreprocessor, load_pretrained, load_tokenizer, save_checkpoint
 from tlpipe.sources import verify_snapshot
 from tlpipe.stages.prepare import LABELS, TRAIN, VALID
-from tlpipe.training import TrainResult, fine_tune
+from tlpipe.training import TrainResult, fine_tune, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,7 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
     fit, valid = read_examples(paths.prepared / TRAIN), read_examples(paths.prepared / VALID)
     label_ids = {label: index for index, label in enumerate(labels)}
     tokenizer = load_tokenizer(paths.snapshot, model.trust_remote_code)
+    seed_everything(train.seed)  # the new head's initial weights come from this seed
     classifier = load_pretrained(paths.snapshot, len(labels), train.dropout, model.trust_remote_code)
     metadata: dict[str, Any] = {
         "source": manifest["source"],

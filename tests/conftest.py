@@ -1,0 +1,73 @@
+"""Shared fixtures: a tiny locally-built model, tiny datasets and a throwaway project folder.
+
+No test reaches the network: the hub is forced offline here, and every model a test loads is
+created on disk by these fixtures and loaded through the same ``from_pretrained`` calls the
+pipeline uses.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from factories import CLASS_WORDS, FILLER, SPECIAL, make_table, write_project
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["DVC_NO_ANALYTICS"] = "1"
+os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "90"
+# DVC stage commands call the `tlpipe` console script of this environment.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+
+@pytest.fixture
+def train_table() -> pd.DataFrame:
+    return make_table(12)
+
+
+@pytest.fixture
+def test_table() -> pd.DataFrame:
+    return make_table(4, offset=100)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer BERT and its WordPiece tokenizer, saved with save_pretrained (safetensors)."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    words = sorted({w for ws in CLASS_WORDS.values() for w in ws} | set(FILLER))
+    digits = [str(d) for d in range(10)] + [f"##{d}" for d in range(10)]
+    vocab = {token: index for index, token in enumerate(SPECIAL + words + digits)}
+    BertTokenizer(vocab=vocab).save_pretrained(folder)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def project(tmp_path: Path, tiny_model_dir: Path, train_table: pd.DataFrame, test_table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project folder (cwd) with raw data, and params.yaml using the tiny model."""
+    monkeypatch.chdir(tmp_path)
+    write_project(tmp_path, tiny_model_dir, train_table, test_table)
+    return tmp_path
+
+
+@pytest.fixture
+def params_writer() -> Callable[..., None]:
+    return write_project

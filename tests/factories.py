@@ -1,0 +1,56 @@
+"""Builders of tiny test data and throwaway projects, shared by the test tiers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+CLASS_WORDS = {
+    "billing": ["invoice", "refund", "charge", "card", "price", "paid"],
+    "access": ["login", "password", "reset", "account", "locked", "code"],
+    "shipping": ["parcel", "delivery", "tracking", "late", "courier", "box"],
+}
+FILLER = ["the", "my", "is", "was", "i", "a", "please", "help", "with", "today", "again", "now"]
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def make_texts(label: str, count: int, offset: int = 0) -> list[str]:
+    """Distinct short texts that mention ``label``'s keywords: learnable by a tiny model."""
+    words = CLASS_WORDS[label]
+    texts = []
+    for i in range(offset, offset + count):
+        picked = [words[i % len(words)], words[(i // len(words) + 1 + i) % len(words)]]
+        texts.append(f"{FILLER[i % len(FILLER)]} {picked[0]} {FILLER[(i * 7) % len(FILLER)]} {picked[1]} {i}")
+    return texts
+
+
+def make_table(per_class: int, offset: int = 0) -> pd.DataFrame:
+    """A raw table (columns text,label) with ``per_class`` rows per class."""
+    rows = [
+        {"text": text, "label": label}
+        for label in CLASS_WORDS
+        for text in make_texts(label, per_class, offset)
+    ]
+    return pd.DataFrame(rows)
+
+
+def write_project(
+    root: Path, model_dir: Path, train: pd.DataFrame, test: pd.DataFrame, overrides: dict[str, dict] | None = None
+) -> None:
+    """Raw CSVs under data/raw and a params.yaml tuned for speed with the tiny model."""
+    raw = root / "data" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    train.to_csv(raw / "train.csv", index=False)
+    test.to_csv(raw / "test.csv", index=False)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["model"]["source"] = str(model_dir)
+    params["preprocess"]["max_length"] = 32
+    params["train"].update(epochs=3, batch_size=8, learning_rate=1e-3, head_learning_rate=1e-2)
+    params["data"]["min_examples_per_class"] = 4
+    for section, values in (overrides or {}).items():
+        params[section].update(values)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

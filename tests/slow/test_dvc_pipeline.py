@@ -1,0 +1,55 @@
+"""`dvc repro` in a real git repository: runs everything once, then only what a change touches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from factories import write_project
+
+from .repo import dvc, stages_run
+
+pytestmark = pytest.mark.slow
+ALL = ["validate", "prepare", "fetch_model", "train", "evaluate", "export"]
+
+
+def files_under(root: Path, *folders: str) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for folder in folders
+        for p in sorted((root / folder).rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_repro_runs_all_then_nothing_then_only_train_and_after_on_a_learning_rate_change(dvc_project: Path) -> None:
+    first = dvc(dvc_project, "repro")
+    assert stages_run(first.stdout) == ALL
+    assert (dvc_project / "models" / "bundle" / "model.onnx").is_file()
+
+    second = dvc(dvc_project, "repro")
+    assert stages_run(second.stdout) == []
+    assert dvc(dvc_project, "status").stdout.strip() == "Data and pipelines are up to date."
+
+    params_path = dvc_project / "params.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    params["train"]["learning_rate"] = params["train"]["learning_rate"] / 2
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    third = dvc(dvc_project, "repro")
+    assert stages_run(third.stdout) == ["train", "evaluate", "export"]
+
+
+def test_bad_data_stops_repro_at_validate_and_keeps_previous_outputs(dvc_project: Path, tiny_model_dir, train_table, test_table) -> None:
+    dvc(dvc_project, "repro")
+    before = files_under(dvc_project, "data/prepared", "models", "reports/evaluation")
+    bad_train = train_table.drop(columns=["label"])
+    write_project(dvc_project, tiny_model_dir, bad_train, test_table)
+
+    failed = dvc(dvc_project, "repro", check=False)
+
+    assert failed.returncode != 0
+    assert stages_run(failed.stdout) == ["validate"]
+    assert "has the required column 'label'" in failed.stderr
+    assert files_under(dvc_project, "data/prepared", "models", "reports/evaluation") == before

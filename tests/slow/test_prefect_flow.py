@@ -1,0 +1,49 @@
+"""The Prefect flow reproduces the DVC stages: after it, DVC agrees everything is up to date."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .repo import dvc
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def prefect(tmp_path_factory: pytest.TempPathFactory):
+    import os
+
+    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+def test_flow_runs_every_stage_then_skips_every_stage(prefect, dvc_project: Path) -> None:
+    from tlpipe.flows.pipeline import pipeline
+
+    first = pipeline(root=str(dvc_project))
+    assert first == dict.fromkeys(["validate", "prepare", "fetch_model", "train", "evaluate", "export"], "reproduced")
+    assert dvc(dvc_project, "status").stdout.strip() == "Data and pipelines are up to date."
+    assert (dvc_project / "dvc.lock").is_file()
+
+    second = pipeline(root=str(dvc_project))
+    assert set(second.values()) == {"skipped"}
+
+
+def test_flow_fails_at_validate_on_bad_data_and_runs_nothing_after(prefect, dvc_project: Path, tiny_model_dir, train_table, test_table) -> None:
+    from factories import write_project
+
+    from tlpipe.flows.pipeline import pipeline
+    from tlpipe.tasks.dvc_stage import StageFailedError
+
+    bad_test = test_table.copy()
+    bad_test.loc[0, "text"] = train_table.loc[0, "text"]
+    write_project(dvc_project, tiny_model_dir, train_table, bad_test)
+
+    with pytest.raises(StageFailedError, match="stage 'validate' failed"):
+        pipeline(root=str(dvc_project))
+    assert not (dvc_project / "data" / "prepared").exists()

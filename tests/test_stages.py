@@ -1,0 +1,125 @@
+"""Each stage's run() on files in a temporary project, with the tiny model as the pretrained source."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+import pytest
+from tokenizers import Tokenizer
+
+from tlpipe.cli import run_stage
+from tlpipe.errors import ArtifactError, DataValidationError, ExportParityError
+from tlpipe.onnx_export import ParityReport
+from tlpipe.stages import STAGES
+
+
+def run_all(until: str = "export") -> None:
+    for stage in STAGES[: STAGES.index(until) + 1]:
+        run_stage(stage)
+
+
+def snapshot_of(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_pipeline_writes_a_bundle_that_onnxruntime_serves_alone(project: Path) -> None:
+    run_all()
+
+    bundle = project / "models" / "bundle"
+    assert sorted(p.name for p in bundle.iterdir()) == [
+        "labels.json", "metadata.json", "model.onnx", "parity.json", "preprocessing.json", "tokenizer.json",
+    ]
+    labels = json.loads((bundle / "labels.json").read_text())
+    preprocessing = json.loads((bundle / "preprocessing.json").read_text())
+    tokenizer = Tokenizer.from_file(str(bundle / "tokenizer.json"))
+    tokenizer.enable_truncation(preprocessing["max_length"])
+    tokenizer.enable_padding()
+    test = pd.read_csv(project / "data" / "prepared" / "test.csv")
+    encodings = tokenizer.encode_batch(test["input"].tolist())
+    feeds = {name: np.array([getattr(e, "ids" if name == "input_ids" else name) for e in encodings], dtype=np.int64)
+             for name in preprocessing["inputs"]}
+    predicted = ort.InferenceSession(str(bundle / "model.onnx")).run(["logits"], feeds)[0].argmax(axis=1)
+    accuracy = float(np.mean([labels[i] == label for i, label in zip(predicted, test["label"], strict=True)]))
+    parity = json.loads((bundle / "parity.json").read_text())
+    assert accuracy == pytest.approx(parity["onnx_accuracy"])
+
+
+def test_bundle_metadata_records_source_data_version_and_metrics(project: Path, tiny_model_dir: Path) -> None:
+    run_all()
+
+    metadata = json.loads((project / "models" / "bundle" / "metadata.json").read_text())
+    snapshot = json.loads((project / "data" / "pretrained" / "tlpipe-snapshot.json").read_text())
+    data_version = json.loads((project / "data" / "prepared" / "data.json").read_text())["raw_sha256"]
+    assert metadata["source_model"] == f"path:{tiny_model_dir}"
+    assert metadata["source_weights_sha256"] == snapshot["weights_sha256"]
+    assert metadata["data_version"] == data_version
+    assert set(metadata["metrics"]) >= {"finetuned", "baseline"}
+    assert metadata["versions"]["onnxruntime"]
+
+
+def test_evaluate_writes_metrics_for_model_and_baseline_and_a_png(project: Path) -> None:
+    run_all(until="evaluate")
+
+    metrics = json.loads((project / "reports" / "metrics.json").read_text())
+    for model in ("finetuned", "baseline"):
+        assert 0.0 <= metrics[model]["macro_f1"] <= 1.0
+        assert set(metrics[model]["per_class"]) == {"access", "billing", "shipping"}
+    assert metrics["baseline"]["macro_f1"] == 1.0  # keywords make the toy task easy for TF-IDF
+    assert (project / "reports" / "evaluation" / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    predictions = pd.read_csv(project / "reports" / "evaluation" / "predictions.csv")
+    assert list(predictions.columns) == ["text", "actual", "finetuned", "baseline"]
+
+
+def test_bad_data_stops_validate_and_leaves_earlier_outputs_untouched(project: Path, params_writer, tiny_model_dir, train_table, test_table) -> None:
+    run_all(until="prepare")
+    prepared_before = snapshot_of(project / "data" / "prepared")
+    bad_test = test_table.copy()
+    bad_test.loc[0, "label"] = "refunds"
+    bad_test.loc[1, "text"] = ""
+    params_writer(project, tiny_model_dir, train_table, bad_test)
+
+    with pytest.raises(DataValidationError) as error:
+        run_stage("validate")
+
+    assert "every test label also appears in the training file" in str(error.value)
+    assert "text is not empty" in str(error.value)
+    assert json.loads((project / "reports" / "validation.json").read_text())["success"] is False
+    with pytest.raises(DataValidationError, match="records failed data checks"):
+        run_stage("prepare")
+    assert snapshot_of(project / "data" / "prepared") == prepared_before
+
+
+def test_failed_parity_publishes_no_model_and_keeps_the_previous_bundle(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_all()
+    bundle_before = snapshot_of(project / "models" / "bundle")
+    failing = ParityReport(10, 0.5, 0.9, 0.5, 0.6, 1e-4, 1.0, "x", 0.1)
+    monkeypatch.setattr("tlpipe.stages.export.check_parity", lambda *args, **kwargs: failing)
+
+    with pytest.raises(ExportParityError, match="No model was written"):
+        run_stage("export")
+
+    assert snapshot_of(project / "models" / "bundle") == bundle_before
+    assert json.loads((project / "reports" / "parity.json").read_text())["passed"] is False
+    assert not list((project / "models").glob(".bundle.staging*"))
+
+
+def test_train_before_prepare_says_which_stage_to_run(project: Path) -> None:
+    run_stage("fetch_model")
+
+    with pytest.raises(ArtifactError, match="Run `tlpipe prepare`"):
+        run_stage("train")
+
+
+def test_linear_probe_checkpoint_records_its_strategy(project: Path, params_writer, tiny_model_dir, train_table, test_table) -> None:
+    params_writer(project, tiny_model_dir, train_table, test_table, {"train": {"strategy": "linear_probe"}})
+
+    run_all(until="train")
+
+    config = json.loads((project / "models" / "checkpoint" / "classifier.json").read_text())
+    history = json.loads((project / "models" / "checkpoint" / "history.json").read_text())
+    assert config["strategy"] == "linear_probe"
+    assert config["best"]["epoch"] == history["best_epoch"]
