@@ -27,7 +27,8 @@ def pipeline(root: str = ".", force: bool = False) -> dict[str, str]:
     for stage in STAGES:
         task = reproduce_stage.with_options(retries=RETRIES.get(stage, 0), retry_delay_seconds=5)
         try:
-            outcomes[stage] = task(stage, root, force)
+            # The task returns its final state (named Skipped when DVC had nothing to do).
+            outcomes[stage] = task(stage, root, force).result()
         finally:
             if stage == "validate":
                 publish_validation(base / paths.validation_report)

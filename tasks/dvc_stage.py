@@ -6,6 +6,7 @@ and a ``dvc repro`` leave the workspace in the same state, and an up-to-date sta
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -27,11 +28,13 @@ def reproduce_stage(stage: str, root: str, force: bool = False) -> State:
 
     logger = get_run_logger()
     try:
-        with Repo(root) as repo:
+        # DVC resolves targets and output paths against the working directory, not the repo root.
+        with contextlib.chdir(root), Repo(".") as repo:
             reproduced = repo.reproduce(stage, single_item=True, force=force)
     except DvcException as exc:
+        reason = exc.__cause__ or exc
         raise StageFailedError(
-            f"stage '{stage}' failed ({exc}). Its error is printed above; "
+            f"stage '{stage}' failed: {reason}. Its error, if any, is printed above; "
             f"outputs of the stages before it are unchanged in {Path(root).resolve()}."
         ) from None
     if not reproduced:
