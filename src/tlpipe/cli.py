@@ -96,7 +96,10 @@ def run_stage(stage: str, params_path: Path = Path("params.yaml")) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tlpipe`` console script; returns the process exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "run" and args.params != Path("params.yaml"):
+        parser.error("`tlpipe run` reads params.yaml in the current directory (dvc.yaml refers to it); cd to the project instead of --params")
     try:
         if args.command == "run":
             # Prefect configures logging for the flow; the stages log from their own processes.

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from tlpipe.artifacts import write_text
 from tlpipe.config import DataConfig, SplitConfig
 from tlpipe.errors import ArtifactError, DataValidationError
 
@@ -65,8 +66,6 @@ def stratified_split(
 
 def write_examples(table: pd.DataFrame, path: Path) -> None:
     """Write a canonical table as CSV, atomically."""
-    from tlpipe.artifacts import write_text
-
     write_text(path, table[[INPUT, LABEL]].to_csv(index=False))
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from tlpipe.config import TrainConfig
+from tlpipe.errors import ConfigError
 from tlpipe.models.text import TextClassifier
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,6 @@ def select_runtime(train: TrainConfig) -> Runtime:
     """CUDA with bf16 (or fp16 + loss scaling) when present and allowed, else CPU in fp32."""
     use_cuda = train.device == "cuda" or (train.device == "auto" and torch.cuda.is_available())
     if use_cuda and not torch.cuda.is_available():
-        from tlpipe.errors import ConfigError
-
         raise ConfigError("train.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'.")
     if not use_cuda:
         return Runtime(torch.device("cpu"), None)
@@ -115,15 +114,8 @@ def fine_tune(
     model.to(runtime.device)
     if train.strategy == "linear_probe":
         freeze(model.body)
-        step_inputs = _encode(model, preprocess, train_inputs, train.batch_size, runtime)
-        valid_features = _encode(model, preprocess, valid_inputs, train.batch_size, runtime)
-        valid_logits = lambda: _predict_features(model, valid_features)  # noqa: E731
-        forward = lambda batch: model.classify(batch.to(runtime.device))  # noqa: E731
-    else:
-        step_inputs = list(train_inputs)
-        valid_logits = lambda: predict_logits(model, preprocess, valid_inputs, train.batch_size, runtime)  # noqa: E731
-        forward = lambda batch: model(**{k: v.to(runtime.device) for k, v in preprocess(batch).items()})  # noqa: E731
-
+    train_set = _examples(model, preprocess, train_inputs, train, runtime)
+    valid_set = _examples(model, preprocess, valid_inputs, train, runtime)
     log.info(
         "Training with strategy=%s on %s%s: %d trainable of %d parameters",
         train.strategy,
@@ -133,7 +125,7 @@ def fine_tune(
         sum(p.numel() for p in model.parameters()),
     )
     optimizer = torch.optim.AdamW(parameter_groups(model, train))
-    steps_per_epoch = -(-len(step_inputs) // train.batch_size)
+    steps_per_epoch = -(-len(train_set) // train.batch_size)
     scheduler = _warmup_then_linear_decay(optimizer, train, steps_per_epoch * train.epochs)
     scaler = torch.amp.GradScaler("cuda", enabled=runtime.uses_scaler)
     targets = torch.tensor(list(train_labels), dtype=torch.long)
@@ -147,19 +139,20 @@ def fine_tune(
         if train.strategy == "linear_probe":
             model.body.eval()
         total_loss = 0.0
-        for batch, batch_targets in _batches(step_inputs, targets, train.batch_size, generator):
+        for index in torch.randperm(len(train_set), generator=generator).split(train.batch_size):
             with torch.autocast(runtime.device.type, dtype=runtime.autocast_dtype, enabled=runtime.autocast_dtype is not None):
-                loss = nn.functional.cross_entropy(forward(batch), batch_targets.to(runtime.device))
+                logits = train_set.forward(model, train_set.select(index))
+                loss = nn.functional.cross_entropy(logits, targets[index].to(runtime.device))
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
-            total_loss += loss.item() * len(batch_targets)
-        macro_f1 = macro_f1_score(valid_logits(), valid_targets, len(model.head.weight))
+            total_loss += loss.item() * len(index)
+        macro_f1 = macro_f1_score(valid_set.logits(model, train.batch_size), valid_targets, model.head.out_features)
         record = {
             "epoch": epoch,
-            "train_loss": total_loss / len(step_inputs),
+            "train_loss": total_loss / len(train_set),
             "valid_macro_f1": macro_f1,
             "seconds": time.perf_counter() - started,
         }
@@ -191,7 +184,7 @@ def predict_logits(
         for start in range(0, len(inputs), batch_size):
             batch = preprocess(inputs[start : start + batch_size])
             outputs.append(model(**{k: v.to(device) for k, v in batch.items()}).float().cpu())
-    return torch.cat(outputs) if outputs else torch.empty(0, len(model.head.weight))
+    return torch.cat(outputs) if outputs else torch.empty(0, model.head.out_features)
 
 
 def macro_f1_score(logits: torch.Tensor, targets: torch.Tensor, num_classes: int) -> float:
@@ -201,36 +194,60 @@ def macro_f1_score(logits: torch.Tensor, targets: torch.Tensor, num_classes: int
     return float(multiclass_f1_score(logits.argmax(dim=1), targets, num_classes=num_classes, average="macro"))
 
 
-def _encode(
-    model: TextClassifier, preprocess: Preprocess, inputs: Sequence[Any], batch_size: int, runtime: Runtime
-) -> torch.Tensor:
-    model.eval()
-    started = time.perf_counter()
-    chunks = []
-    with torch.inference_mode():
-        for start in range(0, len(inputs), batch_size):
-            batch = {k: v.to(runtime.device) for k, v in preprocess(inputs[start : start + batch_size]).items()}
-            chunks.append(model.features(**batch).float().cpu())
-    log.info("Encoded %d examples with the frozen body in %.1fs", len(inputs), time.perf_counter() - started)
-    return torch.cat(chunks)
+class _RawExamples:
+    """Full fine-tune: inputs are preprocessed batch by batch and run through body and head."""
+
+    def __init__(self, inputs: Sequence[Any], preprocess: Preprocess, device: torch.device) -> None:
+        self.inputs, self.preprocess, self.device = list(inputs), preprocess, device
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def select(self, index: torch.Tensor) -> list[Any]:
+        return [self.inputs[i] for i in index.tolist()]
+
+    def forward(self, model: TextClassifier, batch: list[Any]) -> torch.Tensor:
+        return model(**{name: tensor.to(self.device) for name, tensor in self.preprocess(batch).items()})
+
+    def logits(self, model: TextClassifier, batch_size: int) -> torch.Tensor:
+        return predict_logits(model, self.preprocess, self.inputs, batch_size)
 
 
-def _predict_features(model: TextClassifier, features: torch.Tensor) -> torch.Tensor:
-    model.eval()
-    with torch.inference_mode():
-        return model.classify(features.to(next(model.parameters()).device)).float().cpu()
+class _CachedFeatures:
+    """Linear probe: the frozen body's pooled features, computed once; only the head runs."""
+
+    def __init__(self, model: TextClassifier, inputs: Sequence[Any], preprocess: Preprocess, batch_size: int, device: torch.device) -> None:
+        started = time.perf_counter()
+        model.eval()
+        chunks = []
+        with torch.no_grad():  # not inference_mode: the head trains on these tensors
+            for start in range(0, len(inputs), batch_size):
+                batch = preprocess(inputs[start : start + batch_size])
+                chunks.append(model.features(**{k: v.to(device) for k, v in batch.items()}).float())
+        self.features, self.device = torch.cat(chunks), device
+        log.info("Encoded %d examples with the frozen body in %.1fs", len(inputs), time.perf_counter() - started)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def select(self, index: torch.Tensor) -> torch.Tensor:
+        return self.features[index.to(self.device)]
+
+    def forward(self, model: TextClassifier, batch: torch.Tensor) -> torch.Tensor:
+        return model.classify(batch)
+
+    def logits(self, model: TextClassifier, batch_size: int) -> torch.Tensor:
+        model.eval()
+        with torch.inference_mode():
+            return model.classify(self.features).float().cpu()
 
 
-def _batches(
-    inputs: Sequence[Any] | torch.Tensor, targets: torch.Tensor, batch_size: int, generator: torch.Generator
-) -> Iterator[tuple[Any, torch.Tensor]]:
-    order = torch.randperm(len(targets), generator=generator)
-    for start in range(0, len(order), batch_size):
-        index = order[start : start + batch_size]
-        if isinstance(inputs, torch.Tensor):
-            yield inputs[index], targets[index]
-        else:
-            yield [inputs[i] for i in index.tolist()], targets[index]
+def _examples(
+    model: TextClassifier, preprocess: Preprocess, inputs: Sequence[Any], train: TrainConfig, runtime: Runtime
+) -> _RawExamples | _CachedFeatures:
+    if train.strategy == "linear_probe":
+        return _CachedFeatures(model, inputs, preprocess, train.batch_size, runtime.device)
+    return _RawExamples(inputs, preprocess, runtime.device)
 
 
 def _warmup_then_linear_decay(

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from tlpipe.artifacts import atomic_directory, read_json
+from tlpipe.artifacts import atomic_directory, read_json, write_json
 from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, TrainConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.models.text import TextClassifier, TextPreprocessor, load_pretrained, load_tokenizer, save_checkpoint
@@ -55,6 +55,4 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
 
 
 def _write_history(folder: Path, result: TrainResult) -> None:
-    from tlpipe.artifacts import write_json
-
     write_json(folder / "history.json", {"best_epoch": result.best_epoch, "epochs": result.history})
