@@ -8,11 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow
+from tlpipe.tasks.dvc_stage import reproduce_stage
+from tlpipe.tasks.publish import publish_metrics, publish_parity, publish_validation
 
 from tlpipe.config import load_params
 from tlpipe.stages import STAGES
-from tlpipe.tasks.dvc_stage import reproduce_stage
-from tlpipe.tasks.publish import publish_metrics, publish_parity, publish_validation
 
 # The hub download is the only step that talks to a network; the others fail for good reasons.
 RETRIES = {"fetch_model": 2}

@@ -35,11 +35,17 @@ def publish_metrics(metrics_path: Path) -> None:
     """Test accuracy and macro-F1 of the fine-tuned model and the baseline, side by side."""
     metrics = json.loads(metrics_path.read_text())
     rows = [
-        {"model": name, "accuracy": round(metrics[name]["accuracy"], 4), "macro_f1": round(metrics[name]["macro_f1"], 4)}
+        {
+            "model": name,
+            "accuracy": round(metrics[name]["accuracy"], 4),
+            "macro_f1": round(metrics[name]["macro_f1"], 4),
+        }
         for name in ("finetuned", "baseline")
     ]
     create_table_artifact(
-        key="test-metrics", table=rows, description=f"Test set ({metrics['test_examples']} examples), strategy {metrics['strategy']}"
+        key="test-metrics",
+        table=rows,
+        description=f"Test set ({metrics['test_examples']} examples), strategy {metrics['strategy']}",
     )
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from factories import CLASS_WORDS, FILLER, SPECIAL, make_table, write_project
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -24,6 +23,7 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "90"
 # DVC stage commands call the `tlpipe` console script of this environment.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+
 
 @pytest.fixture
 def train_table() -> pd.DataFrame:
@@ -61,7 +61,13 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def project(tmp_path: Path, tiny_model_dir: Path, train_table: pd.DataFrame, test_table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> Path:
+def project(
+    tmp_path: Path,
+    tiny_model_dir: Path,
+    train_table: pd.DataFrame,
+    test_table: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:
     """A project folder (cwd) with raw data, and params.yaml using the tiny model."""
     monkeypatch.chdir(tmp_path)
     write_project(tmp_path, tiny_model_dir, train_table, test_table)

@@ -30,16 +30,16 @@ def make_texts(label: str, count: int, offset: int = 0) -> list[str]:
 
 def make_table(per_class: int, offset: int = 0) -> pd.DataFrame:
     """A raw table (columns text,label) with ``per_class`` rows per class."""
-    rows = [
-        {"text": text, "label": label}
-        for label in CLASS_WORDS
-        for text in make_texts(label, per_class, offset)
-    ]
+    rows = [{"text": text, "label": label} for label in CLASS_WORDS for text in make_texts(label, per_class, offset)]
     return pd.DataFrame(rows)
 
 
 def write_project(
-    root: Path, model_dir: Path, train: pd.DataFrame, test: pd.DataFrame, overrides: dict[str, dict] | None = None
+    root: Path,
+    model_dir: Path,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    overrides: dict[str, dict] | None = None,
 ) -> None:
     """Raw CSVs under data/raw and a params.yaml tuned for speed with the tiny model."""
     raw = root / "data" / "raw"

@@ -41,7 +41,9 @@ def test_parity_report_passes_for_the_exported_model(exported, test_table) -> No
     model, preprocess, path = exported
     labels = [["access", "billing", "shipping"].index(label) for label in test_table["label"]]
 
-    report = check_parity(model, path, preprocess, test_table["text"].tolist(), labels, 5, atol=1e-4, min_top1_agreement=1.0)
+    report = check_parity(
+        model, path, preprocess, test_table["text"].tolist(), labels, 5, atol=1e-4, min_top1_agreement=1.0
+    )
 
     assert report.passed
     assert report.examples == len(test_table)
@@ -56,7 +58,9 @@ def test_parity_report_fails_when_onnx_and_torch_disagree(exported, test_table, 
     different = load_pretrained(tiny_model_dir, 3, dropout=0.1)
     labels = [0] * len(test_table)
 
-    report = check_parity(different, path, preprocess, test_table["text"].tolist(), labels, 5, atol=1e-4, min_top1_agreement=1.0)
+    report = check_parity(
+        different, path, preprocess, test_table["text"].tolist(), labels, 5, atol=1e-4, min_top1_agreement=1.0
+    )
 
     assert not report.passed
     assert report.max_abs_logit_diff > 1e-4

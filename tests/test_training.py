@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from tlpipe.config import TrainConfig
-from tlpipe.models.text import TextPreprocessor, load_checkpoint, load_pretrained, load_tokenizer, save_checkpoint
+from tlpipe.models.text import (
+    TextPreprocessor,
+    load_checkpoint,
+    load_pretrained,
+    load_tokenizer,
+    save_checkpoint,
+)
 from tlpipe.training import fine_tune, parameter_groups, predict_logits, seed_everything
 
 LABELS = ["access", "billing", "shipping"]
@@ -30,14 +36,23 @@ def train_once(tiny_model_dir: Path, train_table, test_table, config: TrainConfi
     model, preprocess = build(tiny_model_dir, seed)
     improvements: list[int] = []
     result = fine_tune(
-        model, preprocess, *encode(train_table), *encode(test_table), config,
+        model,
+        preprocess,
+        *encode(train_table),
+        *encode(test_table),
+        config,
         on_improvement=lambda m, record: improvements.append(record["epoch"]),
     )
     return model, preprocess, result, improvements
 
 
 def test_linear_probe_trains_only_the_head(tiny_model_dir, train_table, test_table) -> None:
-    model, _, _, _ = train_once(tiny_model_dir, train_table, test_table, FAST.model_copy(update={"strategy": "linear_probe", "epochs": 1}))
+    model, _, _, _ = train_once(
+        tiny_model_dir,
+        train_table,
+        test_table,
+        FAST.model_copy(update={"strategy": "linear_probe", "epochs": 1}),
+    )
 
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     assert trainable == {"head.weight", "head.bias"}
@@ -45,7 +60,9 @@ def test_linear_probe_trains_only_the_head(tiny_model_dir, train_table, test_tab
 
 def test_linear_probe_leaves_the_body_weights_untouched(tiny_model_dir, train_table, test_table) -> None:
     before, _ = build(tiny_model_dir)
-    after, _, _, _ = train_once(tiny_model_dir, train_table, test_table, FAST.model_copy(update={"strategy": "linear_probe"}))
+    after, _, _, _ = train_once(
+        tiny_model_dir, train_table, test_table, FAST.model_copy(update={"strategy": "linear_probe"})
+    )
 
     for (name, p_before), p_after in zip(before.body.named_parameters(), after.body.parameters(), strict=True):
         assert torch.equal(p_before, p_after), name
@@ -86,8 +103,12 @@ def test_same_seed_gives_identical_training_on_cpu(tiny_model_dir, train_table, 
     assert strip(first.history) == strip(second.history)
 
 
-def test_full_fine_tune_learns_the_toy_task_and_reports_each_improvement(tiny_model_dir, train_table, test_table) -> None:
-    model, _, result, improvements = train_once(tiny_model_dir, train_table, test_table, FAST.model_copy(update={"epochs": 8}))
+def test_full_fine_tune_learns_the_toy_task_and_reports_each_improvement(
+    tiny_model_dir, train_table, test_table
+) -> None:
+    model, _, result, improvements = train_once(
+        tiny_model_dir, train_table, test_table, FAST.model_copy(update={"epochs": 8})
+    )
 
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert result.best_macro_f1 > 0.6  # chance is 1/3

@@ -11,9 +11,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from tlpipe.config import EvaluateConfig
 
 
-def fit_tfidf_logreg(
-    texts: Sequence[str], labels: Sequence[int], evaluate: EvaluateConfig, seed: int
-) -> Pipeline:
+def fit_tfidf_logreg(texts: Sequence[str], labels: Sequence[int], evaluate: EvaluateConfig, seed: int) -> Pipeline:
     """Word 1-2 gram TF-IDF (sublinear tf) into a class-balanced logistic regression, fitted."""
     pipeline = make_pipeline(
         TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=evaluate.baseline_max_features),

@@ -67,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Run the commands from the project root (where params.yaml and dvc.yaml live).",
         epilog="`dvc repro` runs the stages in order and skips those whose inputs did not change.",
     )
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="the params file (default: params.yaml)")
+    parser.add_argument(
+        "--params", type=Path, default=Path("params.yaml"), help="the params file (default: params.yaml)"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="only print warnings and errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for stage in STAGES:
@@ -99,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "run" and args.params != Path("params.yaml"):
-        parser.error("`tlpipe run` reads params.yaml in the current directory (dvc.yaml refers to it); cd to the project instead of --params")
+        parser.error(
+            "`tlpipe run` reads params.yaml in the current directory (dvc.yaml refers to it); "
+            "cd to the project instead of passing --params"
+        )
     try:
         if args.command == "run":
             # Prefect configures logging for the flow; the stages log from their own processes.

@@ -51,8 +51,7 @@ class DataConfig(Section):
     def _length_bounds_ordered(self) -> DataConfig:
         if self.min_text_chars > self.max_text_chars:
             raise ValueError(
-                f"min_text_chars ({self.min_text_chars}) must not exceed "
-                f"max_text_chars ({self.max_text_chars})"
+                f"min_text_chars ({self.min_text_chars}) must not exceed max_text_chars ({self.max_text_chars})"
             )
         return self
 
@@ -84,9 +83,7 @@ class TrainConfig(Section):
     epochs: int = Field(5, ge=1, le=1000)
     batch_size: int = Field(16, ge=1, le=4096)
     learning_rate: float = Field(5e-5, gt=0.0, le=1.0)
-    head_learning_rate: float = Field(
-        1e-3, gt=0.0, le=10.0, description="learning rate of the classification head"
-    )
+    head_learning_rate: float = Field(1e-3, gt=0.0, le=10.0, description="learning rate of the classification head")
     weight_decay: float = Field(0.01, ge=0.0, le=1.0)
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
@@ -142,9 +139,7 @@ def load_params(path: Path | str = "params.yaml") -> Params:
     """Read and validate ``params.yaml``."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(
-            f"{path}: no such file. Run tlpipe from the project root, or pass --params PATH."
-        )
+        raise ConfigError(f"{path}: no such file. Run tlpipe from the project root, or pass --params PATH.")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

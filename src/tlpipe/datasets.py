@@ -24,8 +24,7 @@ def read_raw_table(path: Path, data: DataConfig) -> pd.DataFrame:
     """Read a raw CSV as strings, keeping the user's column names (the quality suite checks them)."""
     if not path.is_file():
         raise DataValidationError(
-            f"{path}: no such file. Point paths.raw_train / paths.raw_test in params.yaml "
-            "at your CSV files."
+            f"{path}: no such file. Point paths.raw_train / paths.raw_test in params.yaml at your CSV files."
         )
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8")
@@ -50,9 +49,7 @@ def label_names(train: pd.DataFrame) -> list[str]:
     return sorted(train[LABEL].unique().tolist())
 
 
-def stratified_split(
-    train: pd.DataFrame, split: SplitConfig
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def stratified_split(train: pd.DataFrame, split: SplitConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split into (train, validation) keeping class proportions; same seed, same split."""
     fit, valid = train_test_split(
         train,

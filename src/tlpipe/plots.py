@@ -20,7 +20,14 @@ def plot_confusion_matrices(matrices: dict[str, list[list[int]]], labels: list[s
         rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
         axis.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
         for (row, col), count in np.ndenumerate(counts):
-            axis.text(col, row, str(count), ha="center", va="center", color="white" if rates[row, col] > 0.5 else "black")
+            axis.text(
+                col,
+                row,
+                str(count),
+                ha="center",
+                va="center",
+                color="white" if rates[row, col] > 0.5 else "black",
+            )
         axis.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
         axis.set_yticks(range(len(labels)), labels)
         axis.set_xlabel("predicted")

@@ -69,7 +69,7 @@ class QualityReport:
             for example in check.examples:
                 shown = ", ".join(f"{key}={value!r}" for key, value in example.items())
                 lines.append(f"      {shown}")
-        lines.append("Fix these rows in the raw files (or relax the limits in params.yaml `data:`) and rerun.")
+        lines.append("Fix the raw files as listed above (or relax the limits in params.yaml `data:`) and rerun.")
         return "\n".join(lines)
 
 
@@ -105,6 +105,7 @@ class _SuiteRunner:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
         self.data = data
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -144,9 +145,7 @@ class _SuiteRunner:
     def class_counts(self, name: str, train: pd.DataFrame) -> list[CheckResult]:
         import great_expectations.expectations as gxe
 
-        counts = (
-            train[self.data.label_column].value_counts().rename_axis("label").reset_index(name="examples")
-        )
+        counts = train[self.data.label_column].value_counts().rename_axis("label").reset_index(name="examples")
         minimum = self.data.min_examples_per_class
         expectations = [
             (
@@ -195,9 +194,7 @@ class _SuiteRunner:
             descriptions[index] = description
             suite.add_expectation(expectation)
         asset = self.source.add_dataframe_asset(f"{name}.{step}")
-        batch = asset.add_batch_definition_whole_dataframe("all_rows").get_batch(
-            batch_parameters={"dataframe": frame}
-        )
+        batch = asset.add_batch_definition_whole_dataframe("all_rows").get_batch(batch_parameters={"dataframe": frame})
         outcome = batch.validate(suite, result_format={"result_format": "COMPLETE"})
         results = sorted(outcome.results, key=lambda r: r.expectation_config.meta["check"])
         checks = []
@@ -236,4 +233,3 @@ def _shorten(value: Any, limit: int = 80) -> Any:
     if isinstance(value, str) and len(value) > limit:
         return value[: limit - 3] + "..."
     return value.item() if hasattr(value, "item") else value
-

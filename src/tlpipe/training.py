@@ -140,7 +140,9 @@ def fine_tune(
             model.body.eval()
         total_loss = 0.0
         for index in torch.randperm(len(train_set), generator=generator).split(train.batch_size):
-            with torch.autocast(runtime.device.type, dtype=runtime.autocast_dtype, enabled=runtime.autocast_dtype is not None):
+            with torch.autocast(
+                runtime.device.type, dtype=runtime.autocast_dtype, enabled=runtime.autocast_dtype is not None
+            ):
                 logits = train_set.forward(model, train_set.select(index))
                 loss = nn.functional.cross_entropy(logits, targets[index].to(runtime.device))
             optimizer.zero_grad(set_to_none=True)
@@ -160,7 +162,12 @@ def fine_tune(
         improved = macro_f1 > result.best_macro_f1
         log.info(
             "epoch %d/%d  train loss %.4f  valid macro-F1 %.4f%s  (%.1fs)",
-            epoch, train.epochs, record["train_loss"], macro_f1, "  best so far" if improved else "", record["seconds"],
+            epoch,
+            train.epochs,
+            record["train_loss"],
+            macro_f1,
+            "  best so far" if improved else "",
+            record["seconds"],
         )
         if improved:
             result.best_epoch, result.best_macro_f1 = epoch, macro_f1
@@ -216,7 +223,14 @@ class _RawExamples:
 class _CachedFeatures:
     """Linear probe: the frozen body's pooled features, computed once; only the head runs."""
 
-    def __init__(self, model: TextClassifier, inputs: Sequence[Any], preprocess: Preprocess, batch_size: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        model: TextClassifier,
+        inputs: Sequence[Any],
+        preprocess: Preprocess,
+        batch_size: int,
+        device: torch.device,
+    ) -> None:
         started = time.perf_counter()
         model.eval()
         chunks = []

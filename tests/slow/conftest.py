@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from factories import REPO, write_project
 
 from .repo import dvc, git

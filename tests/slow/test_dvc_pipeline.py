@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from factories import write_project
 
 from .repo import dvc, stages_run
@@ -24,7 +23,9 @@ def files_under(root: Path, *folders: str) -> dict[str, bytes]:
     }
 
 
-def test_repro_runs_all_then_nothing_then_only_train_and_after_on_a_learning_rate_change(dvc_project: Path) -> None:
+def test_repro_runs_all_then_nothing_then_only_train_and_after_on_a_learning_rate_change(
+    dvc_project: Path,
+) -> None:
     first = dvc(dvc_project, "repro")
     assert stages_run(first.stdout) == ALL
     assert (dvc_project / "models" / "bundle" / "model.onnx").is_file()
@@ -41,7 +42,9 @@ def test_repro_runs_all_then_nothing_then_only_train_and_after_on_a_learning_rat
     assert stages_run(third.stdout) == ["train", "evaluate", "export"]
 
 
-def test_bad_data_stops_repro_at_validate_and_keeps_previous_outputs(dvc_project: Path, tiny_model_dir, train_table, test_table) -> None:
+def test_bad_data_stops_repro_at_validate_and_keeps_previous_outputs(
+    dvc_project: Path, tiny_model_dir, train_table, test_table
+) -> None:
     dvc(dvc_project, "repro")
     before = files_under(dvc_project, "data/prepared", "models", "reports/evaluation")
     bad_train = train_table.drop(columns=["label"])

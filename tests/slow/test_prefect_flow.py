@@ -34,9 +34,10 @@ def test_flow_runs_every_stage_then_skips_every_stage(prefect, dvc_project: Path
     assert set(second.values()) == {"skipped"}
 
 
-def test_flow_fails_at_validate_on_bad_data_and_runs_nothing_after(prefect, dvc_project: Path, tiny_model_dir, train_table, test_table) -> None:
+def test_flow_fails_at_validate_on_bad_data_and_runs_nothing_after(
+    prefect, dvc_project: Path, tiny_model_dir, train_table, test_table
+) -> None:
     from factories import write_project
-
     from tlpipe.flows.pipeline import pipeline
     from tlpipe.tasks.dvc_stage import StageFailedError
 

@@ -74,9 +74,7 @@ class TextPreprocessor:
         }
 
 
-def load_pretrained(
-    snapshot: Path, num_labels: int, dropout: float, trust_remote_code: bool = False
-) -> TextClassifier:
+def load_pretrained(snapshot: Path, num_labels: int, dropout: float, trust_remote_code: bool = False) -> TextClassifier:
     """A classifier whose body is the snapshot's encoder and whose head is freshly initialised."""
     from transformers import AutoModel
 

@@ -56,15 +56,21 @@ def run(paths: PathsConfig, evaluate: EvaluateConfig) -> dict[str, Any]:
     write_text(paths.evaluation / PREDICTIONS, predictions.to_csv(index=False))
     plot_confusion_matrices(
         {
-            f"fine-tuned ({config['strategy']}): macro-F1 {results['finetuned']['macro_f1']:.3f}": results["finetuned"]["confusion_matrix"],
-            f"baseline (TF-IDF + logreg): macro-F1 {results['baseline']['macro_f1']:.3f}": results["baseline"]["confusion_matrix"],
+            f"fine-tuned ({config['strategy']}): macro-F1 {results['finetuned']['macro_f1']:.3f}": results["finetuned"][
+                "confusion_matrix"
+            ],
+            f"baseline (TF-IDF + logreg): macro-F1 {results['baseline']['macro_f1']:.3f}": results["baseline"][
+                "confusion_matrix"
+            ],
         },
         labels,
         paths.evaluation / CONFUSION_PNG,
     )
     log.info(
         "Test macro-F1: fine-tuned %.4f vs baseline %.4f (accuracy %.4f vs %.4f)",
-        metrics["finetuned"]["macro_f1"], metrics["baseline"]["macro_f1"],
-        metrics["finetuned"]["accuracy"], metrics["baseline"]["accuracy"],
+        metrics["finetuned"]["macro_f1"],
+        metrics["baseline"]["macro_f1"],
+        metrics["finetuned"]["accuracy"],
+        metrics["baseline"]["accuracy"],
     )
     return metrics

@@ -44,7 +44,9 @@ def run(paths: PathsConfig, export: ExportConfig) -> ParityReport:
         )
         write_json(paths.parity_report, parity.to_dict())
         if not parity.passed:
-            raise ExportParityError(f"{parity.describe()}. No model was written to {paths.bundle}; see {paths.parity_report}.")
+            raise ExportParityError(
+                f"{parity.describe()}. No model was written to {paths.bundle}; see {paths.parity_report}."
+            )
         _write_bundle_files(staging, paths, preprocess, labels, config, parity, export)
     log.info("%s. Bundle written to %s", parity.describe(), paths.bundle)
     return parity
@@ -63,7 +65,12 @@ def _write_bundle_files(
     write_json(folder / "labels.json", labels)
     write_json(
         folder / "preprocessing.json",
-        {**preprocess.describe(), "output": OUTPUT_NAME, "output_shape": ["batch", len(labels)], "labels": "labels.json"},
+        {
+            **preprocess.describe(),
+            "output": OUTPUT_NAME,
+            "output_shape": ["batch", len(labels)],
+            "labels": "labels.json",
+        },
     )
     write_json(folder / "parity.json", parity.to_dict())
     write_json(

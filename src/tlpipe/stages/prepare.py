@@ -19,7 +19,9 @@ def run(paths: PathsConfig, data: DataConfig, split: SplitConfig) -> None:
     """Split the validated raw train file (stratified, seeded) and write everything under ``paths.prepared``."""
     report = read_json(paths.validation_report, "validate")
     if not report.get("success"):
-        raise DataValidationError(f"{paths.validation_report} records failed data checks; fix the data and rerun `tlpipe validate`.")
+        raise DataValidationError(
+            f"{paths.validation_report} records failed data checks; fix the data and rerun `tlpipe validate`."
+        )
     train = to_examples(read_raw_table(paths.raw_train, data), data)
     test = to_examples(read_raw_table(paths.raw_test, data), data)
     fit, valid = stratified_split(train, split)
@@ -40,4 +42,10 @@ def run(paths: PathsConfig, data: DataConfig, split: SplitConfig) -> None:
                 },
             },
         )
-    log.info("Prepared %d train / %d validation / %d test examples in %d classes", len(fit), len(valid), len(test), len(labels))
+    log.info(
+        "Prepared %d train / %d validation / %d test examples in %d classes",
+        len(fit),
+        len(valid),
+        len(test),
+        len(labels),
+    )

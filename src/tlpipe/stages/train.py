@@ -9,7 +9,13 @@ from typing import Any
 from tlpipe.artifacts import atomic_directory, read_json, write_json
 from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, TrainConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
-from tlpipe.models.text import TextClassifier, TextPreprocessor, load_pretrained, load_tokenizer, save_checkpoint
+from tlpipe.models.text import (
+    TextClassifier,
+    TextPreprocessor,
+    load_pretrained,
+    load_tokenizer,
+    save_checkpoint,
+)
 from tlpipe.sources import verify_snapshot
 from tlpipe.stages.prepare import LABELS, TRAIN, VALID
 from tlpipe.training import TrainResult, fine_tune, seed_everything
@@ -50,7 +56,12 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
             keep_best,
         )
         _write_history(staging, result)
-    log.info("Best validation macro-F1 %.4f at epoch %d -> %s", result.best_macro_f1, result.best_epoch, paths.checkpoint)
+    log.info(
+        "Best validation macro-F1 %.4f at epoch %d -> %s",
+        result.best_macro_f1,
+        result.best_epoch,
+        paths.checkpoint,
+    )
     return result
 
 
