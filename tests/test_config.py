@@ -48,7 +48,7 @@ def test_unknown_section_is_an_error_naming_it() -> None:
         ({"train": {"epochs": 0}}, "train.epochs: Input should be greater than or equal to 1"),
         ({"split": {"validation_fraction": 0.7}}, "split.validation_fraction: Input should be less than 0.5"),
         ({"export": {"atol": -1}}, "export.atol: Input should be greater than 0"),
-        ({"train": {"strategy": "fulll"}}, "train.strategy: Input should be 'full' or 'linear_probe'"),
+        ({"train": {"strategy": "fulll"}}, "train.strategy: Input should be 'linear_probe', 'full', 'freeze_unfreeze', 'gradual_unfreeze' or 'scratch'"),
     ],
 )
 def test_bad_value_names_the_key_and_the_allowed_range(raw: dict, expected: str) -> None:
@@ -70,3 +70,23 @@ def test_missing_params_file_says_where_to_run_from(tmp_path: Path) -> None:
 
 def test_every_section_has_defaults_so_an_empty_file_is_valid() -> None:
     assert parse_params(None) == Params()
+
+
+def test_unknown_key_in_a_strategy_section_names_the_nested_section() -> None:
+    with pytest.raises(ConfigError, match="unknown key 'head_epoch' in section 'train.freeze_unfreeze'"):
+        parse_params({"train": {"freeze_unfreeze": {"head_epoch": 1}}})
+
+
+@pytest.mark.parametrize(
+    ("train", "expected"),
+    [
+        ({"strategy": "freeze_unfreeze", "layer_decay": 0.8, "epochs": 2, "freeze_unfreeze": {"head_epochs": 2}},
+         "must be less than epochs"),
+        ({"strategy": "freeze_unfreeze", "epochs": 3}, "set layer_decay below 1"),
+        ({"strategy": "linear_probe", "layer_decay": 0.5}, "layer_decay has no effect with linear_probe"),
+        ({"class_balance": "oversample"}, "train.class_balance: Input should be 'none', 'weighted_loss' or 'sampler'"),
+    ],
+)  # fmt: skip
+def test_strategy_settings_are_checked_against_the_strategy(train: dict, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        parse_params({"train": train})

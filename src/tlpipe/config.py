@@ -30,6 +30,9 @@ class PathsConfig(Section):
     prepared: Path = Path("data/prepared")
     snapshot: Path = Path("data/pretrained")
     checkpoint: Path = Path("models/checkpoint")
+    train_state: Path = Path("models/train_state")
+    feature_cache: Path = Path("data/cache/features")
+    training_log: Path = Path("reports/training")
     metrics: Path = Path("reports/metrics.json")
     evaluation: Path = Path("reports/evaluation")
     parity_report: Path = Path("reports/parity.json")
@@ -76,20 +79,64 @@ class PreprocessConfig(Section):
     max_length: int = Field(128, ge=8, le=4096)
 
 
-class TrainConfig(Section):
-    """Fine-tuning settings."""
+Strategy = Literal["linear_probe", "full", "freeze_unfreeze", "gradual_unfreeze", "scratch"]
 
-    strategy: Literal["full", "linear_probe"] = "full"
+
+class FreezeUnfreezeConfig(Section):
+    """``freeze_unfreeze``: train the head with the body frozen, then everything (fastai's fine_tune)."""
+
+    head_epochs: int = Field(1, ge=1, description="epochs with the body frozen, before unfreezing")
+
+
+class GradualUnfreezeConfig(Section):
+    """``gradual_unfreeze``: head first, then one more body block from the top every few epochs (ULMFiT)."""
+
+    epochs_per_block: int = Field(1, ge=1, description="epochs before the next block down is unfrozen")
+
+
+class TrainConfig(Section):
+    """Fine-tuning settings: the transfer strategy, the optimiser and the training-loop safeguards."""
+
+    strategy: Strategy = "full"
     epochs: int = Field(5, ge=1, le=1000)
     batch_size: int = Field(16, ge=1, le=4096)
-    learning_rate: float = Field(5e-5, gt=0.0, le=1.0)
+    learning_rate: float = Field(5e-5, gt=0.0, le=1.0, description="learning rate of the top body block")
     head_learning_rate: float = Field(1e-3, gt=0.0, le=10.0, description="learning rate of the classification head")
+    layer_decay: float = Field(
+        1.0, gt=0.0, le=1.0, description="each body block down trains at this fraction of the one above (1 = off)"
+    )
     weight_decay: float = Field(0.01, ge=0.0, le=1.0)
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    class_balance: Literal["none", "weighted_loss", "sampler"] = "none"
+    max_grad_norm: float = Field(1.0, ge=0.0, description="clip the gradient norm to this (0 = no clipping)")
+    gradient_accumulation: int = Field(1, ge=1, le=1024, description="batches per optimiser step")
+    early_stopping_patience: int = Field(
+        0, ge=0, description="stop after this many epochs without a better validation macro-F1 (0 = off)"
+    )
+    freeze_unfreeze: FreezeUnfreezeConfig = FreezeUnfreezeConfig()
+    gradual_unfreeze: GradualUnfreezeConfig = GradualUnfreezeConfig()
     seed: int = Field(42, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     mixed_precision: Literal["auto", "off"] = "auto"
+
+    @model_validator(mode="after")
+    def _strategy_settings_fit(self) -> TrainConfig:
+        if self.strategy == "freeze_unfreeze":
+            if self.freeze_unfreeze.head_epochs >= self.epochs:
+                raise ValueError(
+                    f"freeze_unfreeze.head_epochs ({self.freeze_unfreeze.head_epochs}) must be less than "
+                    f"epochs ({self.epochs}), or the body never unfreezes"
+                )
+            if self.layer_decay == 1.0:
+                raise ValueError(
+                    "freeze_unfreeze unfreezes with lower learning rates for earlier layers: "
+                    "set layer_decay below 1 (for example 0.8)"
+                )
+        if self.strategy == "linear_probe" and self.layer_decay != 1.0:
+            raise ValueError("layer_decay has no effect with linear_probe (the body is frozen); leave it at 1")
+        return self
 
 
 class EvaluateConfig(Section):
@@ -153,7 +200,7 @@ def _describe(exc: ValidationError, origin: str) -> str:
         location = [str(part) for part in error["loc"]]
         if error["type"] == "extra_forbidden":
             key = location[-1]
-            where = f"section '{location[0]}'" if len(location) > 1 else "the top level"
+            where = f"section '{'.'.join(location[:-1])}'" if len(location) > 1 else "the top level"
             allowed = _allowed_keys(location[:-1])
             lines.append(f"  - unknown key '{key}' in {where}; allowed keys: {', '.join(allowed)}")
         else:

@@ -1,21 +1,18 @@
-"""Fine-tuning a classifier: the strategies, the optimiser, the loop and model selection.
+"""The training loop: phases of a transfer strategy, model selection, and resumable epochs.
 
-Two strategies exist so far:
-
-- ``full``: every parameter trains; the pretrained body at ``learning_rate`` and the new head
-  at the larger ``head_learning_rate`` (a random head needs bigger steps than weights that
-  already encode language).
-- ``linear_probe``: the body is frozen, so its pooled features are computed once and only the
-  head trains on them. This is the strong, cheap baseline for very small datasets.
-
-Both use AdamW (no weight decay on biases and norms) with linear warm-up then linear decay, and
-keep the epoch with the best validation macro-F1. Everything is seeded, so two CPU runs with the
-same seed give the same model.
+``fine_tune`` runs the phases a strategy plans (``tlpipe.strategies``), each with a fresh AdamW
+(no weight decay on biases and norms) and a linear warm-up then decay over the phase. Within an
+epoch it can balance classes (weighted loss or a weighted sampler), smooth labels, accumulate
+gradients over several batches and clip their norm. After each epoch it scores validation
+macro-F1, keeps the best epoch, stops early when patience runs out, and saves a resumable state.
+Everything is seeded, so two CPU runs with the same seed give the same model, and a run resumed
+after a kill ends where an uninterrupted one would.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -28,13 +25,15 @@ from torch import nn
 
 from tlpipe.config import TrainConfig
 from tlpipe.errors import ConfigError
+from tlpipe.feature_cache import FeatureCache
 from tlpipe.models.text import TextClassifier
+from tlpipe.strategies import STRATEGIES, Phase, apply_phase, parameter_groups
+from tlpipe.train_state import Progress, TrainStateStore, restore_rng
 
 log = logging.getLogger(__name__)
 
 Preprocess = Callable[[Sequence[Any]], dict[str, torch.Tensor]]
-OnImprovement = Callable[[TextClassifier, dict[str, Any]], None]
-NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+EpochRecord = dict[str, Any]
 
 
 @dataclass
@@ -43,7 +42,17 @@ class TrainResult:
 
     best_epoch: int = 0
     best_macro_f1: float = -1.0
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[EpochRecord] = field(default_factory=list)
+    stopped_early: bool = False
+    resumed_after_epoch: int = 0
+
+
+@dataclass
+class Callbacks:
+    """Hooks for the stage: keep the best model, log each epoch (replayed for resumed epochs too)."""
+
+    on_improvement: Callable[[TextClassifier, EpochRecord], None] = lambda model, record: None
+    on_epoch_end: Callable[[EpochRecord], None] = lambda record: None
 
 
 @dataclass(frozen=True)
@@ -78,24 +87,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def freeze(module: nn.Module) -> None:
-    """Stop gradients through every parameter of ``module``."""
-    for parameter in module.parameters():
-        parameter.requires_grad_(False)
-
-
-def parameter_groups(model: TextClassifier, train: TrainConfig) -> list[dict[str, Any]]:
-    """AdamW groups: body and head at their own learning rates, no decay on biases and norms."""
-    groups = []
-    for part, lr in ((model.body, train.learning_rate), (model.head, train.head_learning_rate)):
-        named = [(n, p) for n, p in part.named_parameters() if p.requires_grad]
-        decay = [p for n, p in named if not n.endswith(NO_DECAY)]
-        no_decay = [p for n, p in named if n.endswith(NO_DECAY)]
-        groups += [
-            {"params": decay, "lr": lr, "weight_decay": train.weight_decay},
-            {"params": no_decay, "lr": lr, "weight_decay": 0.0},
-        ]
-    return [group for group in groups if group["params"]]
+def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights, ``n / (classes * count)``: 1 for every class when balanced."""
+    counts = torch.bincount(labels, minlength=num_classes).clamp(min=1).float()
+    return len(labels) / (num_classes * counts)
 
 
 def fine_tune(
@@ -106,74 +101,165 @@ def fine_tune(
     valid_inputs: Sequence[Any],
     valid_labels: Sequence[int],
     train: TrainConfig,
-    on_improvement: OnImprovement,
+    callbacks: Callbacks | None = None,
+    state: TrainStateStore | None = None,
+    feature_cache: FeatureCache | None = None,
 ) -> TrainResult:
-    """Train ``model`` with ``train.strategy``; call ``on_improvement`` each time validation macro-F1 improves."""
+    """Train ``model`` with ``train.strategy``; resume from ``state`` when it holds this run's last epoch."""
+    callbacks = callbacks or Callbacks()
     seed_everything(train.seed)
     runtime = select_runtime(train)
+    strategy = STRATEGIES[train.strategy]
     model.to(runtime.device)
-    if train.strategy == "linear_probe":
-        freeze(model.body)
-    train_set = _examples(model, preprocess, train_inputs, train, runtime)
-    valid_set = _examples(model, preprocess, valid_inputs, train, runtime)
+    generator = torch.Generator().manual_seed(train.seed)
+    resumed = state.load(model) if state else None
+    progress = resumed.progress if resumed else Progress()
+    resumed_after_epoch = progress.epoch
+    for record in progress.history:
+        callbacks.on_epoch_end(record)
+    if resumed:
+        log.info("Resuming after epoch %d of %d (best macro-F1 so far %.4f)", progress.epoch, train.epochs, progress.best_macro_f1)
+
+    if strategy.caches_features:
+        apply_phase(model, Phase("head", 1, train.epochs, 0))
+    train_set = _examples(model, preprocess, train_inputs, train, runtime, feature_cache)
+    valid_set = _examples(model, preprocess, valid_inputs, train, runtime, feature_cache)
+    targets = torch.tensor(list(train_labels), dtype=torch.long)
+    valid_targets = torch.tensor(list(valid_labels), dtype=torch.long)
+    num_classes = model.head.out_features
+    loss_weights = class_weights(targets, num_classes).to(runtime.device) if train.class_balance == "weighted_loss" else None
+    sample_weights = class_weights(targets, num_classes)[targets] if train.class_balance == "sampler" else None
+    steps_per_epoch = math.ceil(math.ceil(len(train_set) / train.batch_size) / train.gradient_accumulation)
+    scaler = torch.amp.GradScaler("cuda", enabled=runtime.uses_scaler)
+    stop = False
+
+    for phase in strategy.phases(train, len(model.body_blocks())):
+        if stop or phase.last_epoch <= progress.epoch:
+            continue
+        apply_phase(model, phase)
+        _log_phase(model, phase, runtime)
+        optimizer = torch.optim.AdamW(parameter_groups(model, train))
+        scheduler = _warmup_then_linear_decay(optimizer, train, steps_per_epoch * phase.epochs)
+        if resumed and phase.first_epoch <= progress.epoch:
+            optimizer.load_state_dict(resumed.trainer["optimizer"])
+            scheduler.load_state_dict(resumed.trainer["scheduler"])
+            scaler.load_state_dict(resumed.trainer["scaler"])
+        if resumed:
+            restore_rng(resumed.trainer, generator)
+            resumed = None
+
+        for epoch in range(max(phase.first_epoch, progress.epoch + 1), phase.last_epoch + 1):
+            started = time.perf_counter()
+            order = (
+                torch.multinomial(sample_weights, len(train_set), replacement=True, generator=generator)
+                if sample_weights is not None
+                else torch.randperm(len(train_set), generator=generator)
+            )
+            model.train()
+            if strategy.caches_features:
+                model.body.eval()
+            train_loss = _run_epoch(
+                model, train_set, targets, order, optimizer, scheduler, scaler, train, runtime, loss_weights
+            )
+            macro_f1 = macro_f1_score(valid_set.logits(model, train.batch_size), valid_targets, num_classes)
+            record = {
+                "epoch": epoch,
+                "phase": phase.name,
+                "train_loss": train_loss,
+                "valid_macro_f1": macro_f1,
+                "seconds": time.perf_counter() - started,
+            }
+            improved = macro_f1 > progress.best_macro_f1
+            progress.epoch = epoch
+            progress.history.append(record)
+            if improved:
+                progress.best_epoch, progress.best_macro_f1, progress.epochs_without_improvement = epoch, macro_f1, 0
+                callbacks.on_improvement(model, record)
+            else:
+                progress.epochs_without_improvement += 1
+            callbacks.on_epoch_end(record)
+            log.info(
+                "epoch %d/%d [%s]  train loss %.4f  valid macro-F1 %.4f%s  (%.1fs)",
+                epoch, train.epochs, phase.name, train_loss, macro_f1, "  best so far" if improved else "", record["seconds"],
+            )  # fmt: skip
+            stop = 0 < train.early_stopping_patience <= progress.epochs_without_improvement
+            if state:
+                state.save(model, progress, optimizer, scheduler, scaler, generator)
+            if stop:
+                log.info("Early stopping: no better validation macro-F1 for %d epochs", progress.epochs_without_improvement)
+                break
+    model.to("cpu")
+    return TrainResult(
+        best_epoch=progress.best_epoch,
+        best_macro_f1=progress.best_macro_f1,
+        history=progress.history,
+        stopped_early=stop,
+        resumed_after_epoch=resumed_after_epoch,
+    )
+
+
+def _run_epoch(
+    model: TextClassifier,
+    examples: _RawExamples | _CachedFeatures,
+    targets: torch.Tensor,
+    order: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    train: TrainConfig,
+    runtime: Runtime,
+    loss_weights: torch.Tensor | None,
+) -> float:
+    batches = order.split(train.batch_size)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    total_loss = 0.0
+    optimizer.zero_grad(set_to_none=True)
+    for step, index in enumerate(batches, start=1):
+        with torch.autocast(runtime.device.type, dtype=runtime.autocast_dtype, enabled=runtime.autocast_dtype is not None):
+            logits = examples.forward(model, examples.select(index))
+            loss = nn.functional.cross_entropy(
+                logits.float(),
+                targets[index].to(runtime.device),
+                weight=loss_weights,
+                label_smoothing=train.label_smoothing,
+            )
+        scaler.scale(loss / train.gradient_accumulation).backward()
+        total_loss += loss.item() * len(index)
+        if step % train.gradient_accumulation == 0 or step == len(batches):
+            if train.max_grad_norm > 0:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(trainable, train.max_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+    return total_loss / len(order)
+
+
+def _log_phase(model: TextClassifier, phase: Phase, runtime: Runtime) -> None:
     log.info(
-        "Training with strategy=%s on %s%s: %d trainable of %d parameters",
-        train.strategy,
+        "Phase '%s' (epochs %d-%d) on %s%s: %d trainable of %d parameters",
+        phase.name,
+        phase.first_epoch,
+        phase.last_epoch,
         runtime.device,
         f" ({runtime.autocast_dtype})" if runtime.autocast_dtype else "",
         sum(p.numel() for p in model.parameters() if p.requires_grad),
         sum(p.numel() for p in model.parameters()),
     )
-    optimizer = torch.optim.AdamW(parameter_groups(model, train))
-    steps_per_epoch = -(-len(train_set) // train.batch_size)
-    scheduler = _warmup_then_linear_decay(optimizer, train, steps_per_epoch * train.epochs)
-    scaler = torch.amp.GradScaler("cuda", enabled=runtime.uses_scaler)
-    targets = torch.tensor(list(train_labels), dtype=torch.long)
-    valid_targets = torch.tensor(list(valid_labels), dtype=torch.long)
-    generator = torch.Generator().manual_seed(train.seed)
-    result = TrainResult()
 
-    for epoch in range(1, train.epochs + 1):
-        started = time.perf_counter()
-        model.train()
-        if train.strategy == "linear_probe":
-            model.body.eval()
-        total_loss = 0.0
-        for index in torch.randperm(len(train_set), generator=generator).split(train.batch_size):
-            with torch.autocast(
-                runtime.device.type, dtype=runtime.autocast_dtype, enabled=runtime.autocast_dtype is not None
-            ):
-                logits = train_set.forward(model, train_set.select(index))
-                loss = nn.functional.cross_entropy(logits, targets[index].to(runtime.device))
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            total_loss += loss.item() * len(index)
-        macro_f1 = macro_f1_score(valid_set.logits(model, train.batch_size), valid_targets, model.head.out_features)
-        record = {
-            "epoch": epoch,
-            "train_loss": total_loss / len(train_set),
-            "valid_macro_f1": macro_f1,
-            "seconds": time.perf_counter() - started,
-        }
-        result.history.append(record)
-        improved = macro_f1 > result.best_macro_f1
-        log.info(
-            "epoch %d/%d  train loss %.4f  valid macro-F1 %.4f%s  (%.1fs)",
-            epoch,
-            train.epochs,
-            record["train_loss"],
-            macro_f1,
-            "  best so far" if improved else "",
-            record["seconds"],
-        )
-        if improved:
-            result.best_epoch, result.best_macro_f1 = epoch, macro_f1
-            on_improvement(model, record)
-    model.to("cpu")
-    return result
+
+def _examples(
+    model: TextClassifier,
+    preprocess: Preprocess,
+    inputs: Sequence[Any],
+    train: TrainConfig,
+    runtime: Runtime,
+    cache: FeatureCache | None,
+) -> _RawExamples | _CachedFeatures:
+    if STRATEGIES[train.strategy].caches_features:
+        return _CachedFeatures(model, inputs, preprocess, train.batch_size, runtime.device, cache)
+    return _RawExamples(inputs, preprocess, runtime.device)
 
 
 def predict_logits(
@@ -230,16 +316,13 @@ class _CachedFeatures:
         preprocess: Preprocess,
         batch_size: int,
         device: torch.device,
+        cache: FeatureCache | None,
     ) -> None:
-        started = time.perf_counter()
-        model.eval()
-        chunks = []
-        with torch.no_grad():  # not inference_mode: the head trains on these tensors
-            for start in range(0, len(inputs), batch_size):
-                batch = preprocess(inputs[start : start + batch_size])
-                chunks.append(model.features(**{k: v.to(device) for k, v in batch.items()}).float())
-        self.features, self.device = torch.cat(chunks), device
-        log.info("Encoded %d examples with the frozen body in %.1fs", len(inputs), time.perf_counter() - started)
+        def encode() -> torch.Tensor:
+            return encode_features(model, preprocess, inputs, batch_size, device)
+
+        features = cache.load_or_compute(inputs, encode) if cache else encode()
+        self.features, self.device = features.to(device), device
 
     def __len__(self) -> int:
         return len(self.features)
@@ -256,12 +339,19 @@ class _CachedFeatures:
             return model.classify(self.features).float().cpu()
 
 
-def _examples(
-    model: TextClassifier, preprocess: Preprocess, inputs: Sequence[Any], train: TrainConfig, runtime: Runtime
-) -> _RawExamples | _CachedFeatures:
-    if train.strategy == "linear_probe":
-        return _CachedFeatures(model, inputs, preprocess, train.batch_size, runtime.device)
-    return _RawExamples(inputs, preprocess, runtime.device)
+def encode_features(
+    model: TextClassifier, preprocess: Preprocess, inputs: Sequence[Any], batch_size: int, device: torch.device
+) -> torch.Tensor:
+    """Pooled body features of ``inputs`` in eval mode: (len(inputs), hidden)."""
+    started = time.perf_counter()
+    model.eval()
+    chunks = []
+    with torch.no_grad():  # not inference_mode: the head trains on these tensors
+        for start in range(0, len(inputs), batch_size):
+            batch = preprocess(inputs[start : start + batch_size])
+            chunks.append(model.features(**{k: v.to(device) for k, v in batch.items()}).float())
+    log.info("Encoded %d examples with the frozen body in %.1fs", len(inputs), time.perf_counter() - started)
+    return torch.cat(chunks)
 
 
 def _warmup_then_linear_decay(

@@ -20,6 +20,8 @@ FAMILY = "text"
 WEIGHTS = "model.safetensors"
 CLASSIFIER_CONFIG = "classifier.json"
 INPUT_NAMES = ("input_ids", "attention_mask")
+# Where Hugging Face encoders keep their stack of transformer blocks.
+BLOCK_PATHS = ("encoder.layer", "transformer.layer", "encoder.layers", "layers")
 
 
 class TextClassifier(nn.Module):
@@ -30,6 +32,23 @@ class TextClassifier(nn.Module):
         self.body = encoder
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def body_blocks(self) -> list[nn.Module]:
+        """The body split into blocks, bottom (embeddings) to top (last transformer layer).
+
+        Strategies freeze and unfreeze whole blocks and give each its own learning rate. Body
+        parameters outside these blocks (BERT's pooler) are not used by this classifier.
+        """
+        for path in BLOCK_PATHS:
+            layers: Any = self.body
+            for name in path.split("."):
+                layers = getattr(layers, name, None)
+            if isinstance(layers, nn.ModuleList) and hasattr(self.body, "embeddings"):
+                return [self.body.embeddings, *layers]
+        raise TypeError(
+            f"{type(self.body).__name__}: no embeddings and transformer blocks at {', '.join(BLOCK_PATHS)}; "
+            "add the architecture's block path to tlpipe.models.text.BLOCK_PATHS"
+        )
 
     def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Mean of the last hidden states over real (unpadded) tokens: (batch, hidden)."""
@@ -74,11 +93,17 @@ class TextPreprocessor:
         }
 
 
-def load_pretrained(snapshot: Path, num_labels: int, dropout: float, trust_remote_code: bool = False) -> TextClassifier:
-    """A classifier whose body is the snapshot's encoder and whose head is freshly initialised."""
-    from transformers import AutoModel
+def load_pretrained(
+    snapshot: Path, num_labels: int, dropout: float, trust_remote_code: bool = False, pretrained: bool = True
+) -> TextClassifier:
+    """A classifier with the snapshot's encoder as body (random weights if not ``pretrained``) and a new head."""
+    from transformers import AutoConfig, AutoModel
 
-    encoder = AutoModel.from_pretrained(snapshot, trust_remote_code=trust_remote_code)
+    if pretrained:
+        encoder = AutoModel.from_pretrained(snapshot, trust_remote_code=trust_remote_code)
+    else:
+        config = AutoConfig.from_pretrained(snapshot, trust_remote_code=trust_remote_code)
+        encoder = AutoModel.from_config(config, trust_remote_code=trust_remote_code)
     return TextClassifier(encoder, num_labels, dropout)
 
 

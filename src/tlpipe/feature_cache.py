@@ -1,0 +1,53 @@
+"""Frozen-body features cached on disk, so a linear probe encodes its data once.
+
+The key is the sha256 of what decides the features: the body's weights (their checksums from
+the snapshot manifest), the preprocessing, and the inputs themselves. A run that changes only
+head settings (learning rate, epochs, smoothing) finds its features here and skips the encoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+class FeatureCache:
+    """A folder of ``<key>.safetensors`` files, one per (body, preprocessing, inputs)."""
+
+    def __init__(self, folder: Path, body_key: str, preprocessing: dict[str, Any]) -> None:
+        self.folder = folder
+        self.body_key = body_key
+        self.preprocessing = preprocessing
+
+    def key(self, inputs: Sequence[Any]) -> str:
+        """The cache key of ``inputs`` under this body and preprocessing."""
+        digest = hashlib.sha256()
+        digest.update(self.body_key.encode())
+        digest.update(json.dumps(self.preprocessing, sort_keys=True).encode())
+        for item in inputs:
+            digest.update(str(item).encode())
+            digest.update(b"\0")
+        return digest.hexdigest()
+
+    def load_or_compute(self, inputs: Sequence[Any], compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """Cached features of ``inputs``, computing and storing them on a miss."""
+        from safetensors.torch import load_file, save_file
+
+        path = self.folder / f"{self.key(inputs)}.safetensors"
+        if path.is_file():
+            log.info("Features of %d examples loaded from the cache (%s)", len(inputs), path.name[:12])
+            return load_file(path)["features"]
+        features = compute()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        staging = path.with_name(f".{path.name}.tmp")
+        save_file({"features": features.contiguous().cpu()}, staging)
+        staging.replace(path)
+        return features

@@ -1,0 +1,124 @@
+"""Transfer strategies as policies, apart from the architectures they act on.
+
+A strategy only decides, for each stretch of epochs (a phase), how many body blocks train,
+counted from the top; the model family says what the blocks are (``body_blocks()``, bottom to
+top). The head always trains. Learning rates follow one rule for every strategy: the head at
+``head_learning_rate``, the top body block at ``learning_rate``, and each block below at
+``layer_decay`` times the one above it (discriminative learning rates; 1 turns it off).
+
+- ``linear_probe``: head only, on features the frozen body computes once.
+- ``full``: every block from the first epoch.
+- ``freeze_unfreeze``: head only for ``head_epochs``, then every block (fastai's ``fine_tune``).
+- ``gradual_unfreeze``: head only, then one more block from the top every ``epochs_per_block``
+  epochs until all train (ULMFiT), the last phase taking the remaining epochs.
+- ``scratch``: ``full`` on a randomly initialised body of the same architecture: the control
+  that shows what the pretrained weights bought.
+
+Each phase starts a fresh optimiser and warm-up schedule over the parameters it trains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from tlpipe.config import TrainConfig
+
+NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Epochs ``first_epoch`` .. ``last_epoch`` (1-based, inclusive) with the top ``trainable_blocks`` body blocks training."""
+
+    name: str
+    first_epoch: int
+    last_epoch: int
+    trainable_blocks: int
+
+    @property
+    def epochs(self) -> int:
+        return self.last_epoch - self.first_epoch + 1
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """How a transfer strategy schedules the body: from pretrained weights or not, on cached features or not."""
+
+    name: str
+    pretrained: bool = True
+    caches_features: bool = False
+
+    def phases(self, train: TrainConfig, blocks: int) -> list[Phase]:
+        """The phases covering epochs 1 .. ``train.epochs`` for a body of ``blocks`` blocks."""
+        epochs = train.epochs
+        if self.name == "linear_probe":
+            return [Phase("head", 1, epochs, 0)]
+        if self.name in ("full", "scratch"):
+            return [Phase("all", 1, epochs, blocks)]
+        if self.name == "freeze_unfreeze":
+            head = train.freeze_unfreeze.head_epochs
+            return [Phase("head", 1, head, 0), Phase("all", head + 1, epochs, blocks)]
+        if self.name == "gradual_unfreeze":
+            return _gradual(epochs, blocks, train.gradual_unfreeze.epochs_per_block)
+        raise ValueError(f"unknown strategy {self.name!r}")
+
+
+STRATEGIES = {
+    "linear_probe": Strategy("linear_probe", caches_features=True),
+    "full": Strategy("full"),
+    "freeze_unfreeze": Strategy("freeze_unfreeze"),
+    "gradual_unfreeze": Strategy("gradual_unfreeze"),
+    "scratch": Strategy("scratch", pretrained=False),
+}
+
+
+def _gradual(epochs: int, blocks: int, per_block: int) -> list[Phase]:
+    phases = []
+    first = 1
+    for unfrozen in range(blocks + 1):
+        last = epochs if unfrozen == blocks else min(first + per_block - 1, epochs)
+        name = "head" if unfrozen == 0 else f"top {unfrozen}" if unfrozen < blocks else "all"
+        phases.append(Phase(name, first, last, unfrozen))
+        first = last + 1
+        if first > epochs:
+            break
+    return phases
+
+
+def apply_phase(model: Any, phase: Phase) -> None:
+    """Set ``requires_grad``: the head and the top ``phase.trainable_blocks`` body blocks train, nothing else."""
+    for parameter in model.body.parameters():
+        parameter.requires_grad_(False)
+    blocks = model.body_blocks()
+    for block in blocks[len(blocks) - phase.trainable_blocks :]:
+        for parameter in block.parameters():
+            parameter.requires_grad_(True)
+    for parameter in model.head.parameters():
+        parameter.requires_grad_(True)
+
+
+def block_learning_rates(train: TrainConfig, blocks: int) -> list[float]:
+    """Learning rate of each body block, bottom to top: the top at ``learning_rate``, decaying downwards."""
+    return [train.learning_rate * train.layer_decay ** (blocks - 1 - index) for index in range(blocks)]
+
+
+def parameter_groups(model: Any, train: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW groups of the trainable parameters, named ``head`` and ``block<i>``, with no decay on biases and norms."""
+    blocks = model.body_blocks()
+    parts: list[tuple[str, nn.Module, float]] = [
+        (f"block{index}", block, lr) for index, (block, lr) in enumerate(zip(blocks, block_learning_rates(train, len(blocks)), strict=True))
+    ]
+    parts.append(("head", model.head, train.head_learning_rate))
+    groups = []
+    for name, module, lr in parts:
+        named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+        for suffix, decay, members in (
+            ("", train.weight_decay, [p for n, p in named if not n.endswith(NO_DECAY)]),
+            (".no_decay", 0.0, [p for n, p in named if n.endswith(NO_DECAY)]),
+        ):
+            if members:
+                groups.append({"name": name + suffix, "params": members, "lr": lr, "weight_decay": decay})
+    return groups
