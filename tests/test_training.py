@@ -16,7 +16,9 @@ from tlpipe.models.text import (
     load_tokenizer,
     save_checkpoint,
 )
-from tlpipe.training import Callbacks, fine_tune, predict_logits, seed_everything
+from tlpipe.feature_cache import FeatureCache
+from tlpipe.train_state import TrainStateStore
+from tlpipe.training import Callbacks, class_weights, fine_tune, predict_logits, seed_everything
 
 LABELS = ["access", "billing", "shipping"]
 FAST = TrainConfig(epochs=4, batch_size=8, learning_rate=1e-3, head_learning_rate=1e-2, warmup_ratio=0.0, seed=3)
@@ -112,3 +114,112 @@ def test_checkpoint_round_trip_gives_the_same_logits(tiny_model_dir, tmp_path, t
     assert config["labels"] == LABELS
     assert torch.allclose(predict_logits(model, preprocess, texts, 2), predict_logits(loaded, preprocess, texts, 2))
     assert not list(tmp_path.glob("*.bin"))
+
+
+def without_timing(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in record.items() if k != "seconds"} for record in history]
+
+
+def test_early_stopping_ends_training_after_patience_epochs_without_improvement(
+    tiny_model_dir, train_table, test_table
+) -> None:
+    frozen_in_place = FAST.model_copy(update={"epochs": 6, "learning_rate": 1e-12, "head_learning_rate": 1e-12})
+
+    result = train_once(tiny_model_dir, train_table, test_table, frozen_in_place.model_copy(update={"early_stopping_patience": 2}))[2]
+
+    assert result.stopped_early
+    assert [r["epoch"] for r in result.history] == [1, 2, 3]
+    assert result.best_epoch == 1
+
+
+def test_class_weights_are_inverse_frequency() -> None:
+    weights = class_weights(torch.tensor([0, 0, 0, 1]), num_classes=2)
+
+    assert weights.tolist() == pytest.approx([4 / 6, 2.0])
+
+
+@pytest.mark.parametrize("class_balance", ["weighted_loss", "sampler"])
+def test_class_balancing_changes_training_on_imbalanced_data(tiny_model_dir, train_table, test_table, class_balance) -> None:
+    imbalanced = train_table.drop(train_table.index[train_table["label"] == "shipping"][:9]).reset_index(drop=True)
+    config = FAST.model_copy(update={"epochs": 2, "label_smoothing": 0.1})
+
+    plain = train_once(tiny_model_dir, imbalanced, test_table, config)[2]
+    balanced = train_once(tiny_model_dir, imbalanced, test_table, config.model_copy(update={"class_balance": class_balance}))[2]
+
+    assert without_timing(plain.history) != without_timing(balanced.history)
+
+
+def test_gradient_accumulation_steps_the_optimiser_once_per_n_batches(tiny_model_dir, train_table, test_table) -> None:
+    steps: list[int] = []
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    handle = register_optimizer_step_post_hook(lambda optimizer, args, kwargs: steps.append(1))
+    try:
+        train_once(tiny_model_dir, train_table, test_table, FAST.model_copy(update={"epochs": 1, "batch_size": 4, "gradient_accumulation": 3}))
+    finally:
+        handle.remove()
+
+    assert len(steps) == 3  # 36 examples / 4 per batch = 9 batches, 3 per step
+
+
+def test_interrupted_run_resumes_from_its_last_epoch_and_ends_like_an_uninterrupted_one(
+    tiny_model_dir, train_table, test_table, tmp_path
+) -> None:
+    config = FAST.model_copy(update={"epochs": 5, "dropout": 0.1})
+    fingerprint = "same-settings"
+    reference = train_once_with_state(tiny_model_dir, train_table, test_table, config, TrainStateStore(tmp_path / "a", fingerprint))
+
+    store = TrainStateStore(tmp_path / "b", fingerprint)
+
+    def crash_during_epoch_3(record):
+        if record["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_once_with_state(tiny_model_dir, train_table, test_table, config, store, Callbacks(on_epoch_end=crash_during_epoch_3))
+    replayed: list[int] = []
+    resumed = train_once_with_state(
+        tiny_model_dir, train_table, test_table, config, store, Callbacks(on_epoch_end=lambda r: replayed.append(r["epoch"]))
+    )
+
+    assert resumed.resumed_after_epoch == 2
+    assert replayed == [1, 2, 3, 4, 5]
+    assert without_timing(resumed.history) == without_timing(reference.history)
+
+
+def test_state_saved_with_other_settings_is_not_resumed(tiny_model_dir, train_table, test_table, tmp_path) -> None:
+    config = FAST.model_copy(update={"epochs": 2})
+    train_once_with_state(tiny_model_dir, train_table, test_table, config, TrainStateStore(tmp_path, "first"))
+
+    result = train_once_with_state(tiny_model_dir, train_table, test_table, config, TrainStateStore(tmp_path, "second"))
+
+    assert result.resumed_after_epoch == 0
+    assert len(result.history) == 2
+
+
+def test_linear_probe_encodes_once_and_reuses_cached_features_for_other_head_settings(
+    tiny_model_dir, train_table, test_table, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tlpipe.training as training
+
+    calls: list[int] = []
+    real_encode = training.encode_features
+    monkeypatch.setattr(training, "encode_features", lambda *a, **k: calls.append(1) or real_encode(*a, **k))
+    cache = FeatureCache(tmp_path, body_key="tiny", preprocessing={"max_length": 32})
+    probe = FAST.model_copy(update={"strategy": "linear_probe", "epochs": 2})
+
+    first = train_once_with_state(tiny_model_dir, train_table, test_table, probe, None, feature_cache=cache)
+    assert len(calls) == 2  # train and validation
+    second = train_once_with_state(
+        tiny_model_dir, train_table, test_table, probe.model_copy(update={"head_learning_rate": 5e-3}), None, feature_cache=cache
+    )
+
+    assert len(calls) == 2
+    assert without_timing(first.history) != without_timing(second.history)
+
+
+def train_once_with_state(tiny_model_dir, train_table, test_table, config, state, callbacks=None, feature_cache=None):
+    model, preprocess = build(tiny_model_dir)
+    return fine_tune(
+        model, preprocess, *encode(train_table), *encode(test_table), config, callbacks, state=state, feature_cache=feature_cache
+    )
