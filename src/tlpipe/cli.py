@@ -40,10 +40,14 @@ STAGE_HELP = {
         "Hugging Face folder. Records the sha256 of every file; a reused snapshot is verified.",
     ),
     "train": (
-        "Fine-tune the snapshot (train.strategy: full or linear_probe) and keep the best checkpoint.",
-        "AdamW with warm-up, seeded; CUDA with mixed precision when present, CPU otherwise. The "
-        "epoch with the best validation macro-F1 is saved to paths.checkpoint as safetensors with "
-        "its config, tokenizer and labels.",
+        "Fine-tune the snapshot with train.strategy and keep the best checkpoint.",
+        "Strategies: linear_probe (head on cached frozen features), full, freeze_unfreeze (head, then all "
+        "with layer-wise decayed learning rates), gradual_unfreeze (one more block from the top every few "
+        "epochs) and scratch (random weights, the control). AdamW with warm-up, seeded; CUDA with mixed "
+        "precision when present, CPU otherwise. Saves a resumable state every epoch in paths.train_state: "
+        "run it again after an interruption and it continues. The best epoch on validation macro-F1 goes to "
+        "paths.checkpoint as safetensors with its config, tokenizer and labels; per-epoch metrics to "
+        "paths.training_log (DVCLive).",
     ),
     "evaluate": (
         "Score the fine-tuned model and a TF-IDF + logistic regression baseline on the test file.",

@@ -131,7 +131,7 @@ def fine_tune(
     sample_weights = class_weights(targets, num_classes)[targets] if train.class_balance == "sampler" else None
     steps_per_epoch = math.ceil(math.ceil(len(train_set) / train.batch_size) / train.gradient_accumulation)
     scaler = torch.amp.GradScaler("cuda", enabled=runtime.uses_scaler)
-    stop = False
+    stop = 0 < train.early_stopping_patience <= progress.epochs_without_improvement
 
     for phase in strategy.phases(train, len(model.body_blocks())):
         if stop or phase.last_epoch <= progress.epoch:
