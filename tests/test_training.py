@@ -205,7 +205,7 @@ def test_linear_probe_encodes_once_and_reuses_cached_features_for_other_head_set
     calls: list[int] = []
     real_encode = training.encode_features
     monkeypatch.setattr(training, "encode_features", lambda *a, **k: calls.append(1) or real_encode(*a, **k))
-    cache = FeatureCache(tmp_path, body_key="tiny", preprocessing={"max_length": 32})
+    cache = FeatureCache(tmp_path, snapshot_key="tiny", preprocessing={"max_length": 32})
     probe = FAST.model_copy(update={"strategy": "linear_probe", "epochs": 2})
 
     first = train_once_with_state(tiny_model_dir, train_table, test_table, probe, None, feature_cache=cache)

@@ -1,7 +1,7 @@
 """Frozen-body features cached on disk, so a linear probe encodes its data once.
 
-The key is the sha256 of what decides the features: the body's weights (their checksums from
-the snapshot manifest), the preprocessing, and the inputs themselves. A run that changes only
+The key is the sha256 of what decides the features: the snapshot's content (the checksums of
+its weights, tokenizer and config, from its manifest), the preprocessing, and the inputs. A run that changes only
 head settings (learning rate, epochs, smoothing) finds its features here and skips the encoder.
 """
 
@@ -22,15 +22,15 @@ log = logging.getLogger(__name__)
 class FeatureCache:
     """A folder of ``<key>.safetensors`` files, one per (body, preprocessing, inputs)."""
 
-    def __init__(self, folder: Path, body_key: str, preprocessing: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, snapshot_key: str, preprocessing: dict[str, Any]) -> None:
         self.folder = folder
-        self.body_key = body_key
+        self.snapshot_key = snapshot_key
         self.preprocessing = preprocessing
 
     def key(self, inputs: Sequence[Any]) -> str:
         """The cache key of ``inputs`` under this body and preprocessing."""
         digest = hashlib.sha256()
-        digest.update(self.body_key.encode())
+        digest.update(self.snapshot_key.encode())
         digest.update(json.dumps(self.preprocessing, sort_keys=True).encode())
         for item in inputs:
             digest.update(str(item).encode())

@@ -40,8 +40,8 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
         paths.snapshot, len(labels), train.dropout, model.trust_remote_code, pretrained=strategy.pretrained
     )
     text_preprocessor = TextPreprocessor(tokenizer, preprocess.max_length)
-    weights_key = json.dumps(manifest["weights_sha256"], sort_keys=True)
-    state = TrainStateStore(paths.train_state, _fingerprint(paths, weights_key, preprocess, train))
+    snapshot_key = json.dumps(manifest["files"], sort_keys=True)  # weights, tokenizer and config
+    state = TrainStateStore(paths.train_state, _fingerprint(paths, snapshot_key, preprocess, train))
     metadata: dict[str, Any] = {
         "source": manifest["source"],
         "source_resolved": manifest["resolved"],
@@ -65,7 +65,7 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
             train,
             Callbacks(on_improvement=keep_best, on_epoch_end=training_log.log_epoch),
             state=state,
-            feature_cache=FeatureCache(paths.feature_cache, weights_key, text_preprocessor.describe()),
+            feature_cache=FeatureCache(paths.feature_cache, snapshot_key, text_preprocessor.describe()),
         )
     with atomic_directory(paths.checkpoint) as staging:
         shutil.copytree(state.best_dir, staging, dirs_exist_ok=True)
@@ -78,13 +78,13 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
     return result
 
 
-def _fingerprint(paths: PathsConfig, weights_key: str, preprocess: PreprocessConfig, train: TrainConfig) -> str:
+def _fingerprint(paths: PathsConfig, snapshot_key: str, preprocess: PreprocessConfig, train: TrainConfig) -> str:
     """What a saved training state must match to be resumed: settings, body weights and data."""
     digest = hashlib.sha256()
     for part in (
         train.model_dump_json(),
         preprocess.model_dump_json(),
-        weights_key,
+        snapshot_key,
         sha256_file(paths.prepared / TRAIN),
         sha256_file(paths.prepared / VALID),
         sha256_file(paths.prepared / LABELS),
