@@ -136,3 +136,16 @@ def test_linear_probe_checkpoint_records_its_strategy(
     history = json.loads((project / "models" / "checkpoint" / "history.json").read_text())
     assert config["strategy"] == "linear_probe"
     assert config["best"]["epoch"] == history["best_epoch"]
+
+
+def test_outputs_get_ordinary_file_permissions_not_temp_file_ones(project: Path) -> None:
+    import os
+    import stat
+
+    run_all(until="prepare")
+
+    umask = os.umask(0)
+    os.umask(umask)
+    prepared = project / "data" / "prepared"
+    assert stat.S_IMODE(prepared.stat().st_mode) == 0o777 & ~umask
+    assert stat.S_IMODE((prepared / "labels.json").stat().st_mode) == 0o666 & ~umask

@@ -32,6 +32,7 @@ def write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; artifacts are shared like any file
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -54,6 +55,7 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     """Yield an empty staging directory that replaces ``target`` only if the block succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.staging."))
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp creates 0700
     try:
         yield staging
         replace_directory(staging, target)
@@ -92,3 +94,9 @@ def sha256_files(paths: list[Path]) -> str:
         digest.update(path.name.encode())
         digest.update(sha256_file(path).encode())
     return digest.hexdigest()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
