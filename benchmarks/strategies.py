@@ -155,7 +155,11 @@ def write(path: Path, runs: list[dict[str, Any]], args: argparse.Namespace) -> d
             }
         )
     report = {
-        "machine": {"cpu_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(), "python": platform.python_version()},
+        "machine": {
+            "cpu_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.is_available(),
+            "python": platform.python_version(),
+        },
         "settings": {name: SETTINGS[name] for name in args.strategies},
         "summary": summary,
         "probe_speedup_per_epoch": probe_speedup(runs),

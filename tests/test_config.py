@@ -48,7 +48,10 @@ def test_unknown_section_is_an_error_naming_it() -> None:
         ({"train": {"epochs": 0}}, "train.epochs: Input should be greater than or equal to 1"),
         ({"split": {"validation_fraction": 0.7}}, "split.validation_fraction: Input should be less than 0.5"),
         ({"export": {"atol": -1}}, "export.atol: Input should be greater than 0"),
-        ({"train": {"strategy": "fulll"}}, "train.strategy: Input should be 'linear_probe', 'full', 'freeze_unfreeze', 'gradual_unfreeze' or 'scratch'"),
+        (
+            {"train": {"strategy": "fulll"}},
+            "train.strategy: Input should be 'linear_probe', 'full', 'freeze_unfreeze', 'gradual_unfreeze' or 'scratch'",
+        ),
     ],
 )
 def test_bad_value_names_the_key_and_the_allowed_range(raw: dict, expected: str) -> None:

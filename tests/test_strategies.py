@@ -115,7 +115,9 @@ def test_scratch_starts_from_random_weights_of_the_same_architecture(tiny_model_
 
     assert [n for n, _ in scratch.named_parameters()] == [n for n, _ in pretrained.named_parameters()]
     word_embeddings = "body.embeddings.word_embeddings.weight"
-    assert not torch.equal(dict(scratch.named_parameters())[word_embeddings], dict(pretrained.named_parameters())[word_embeddings])
+    assert not torch.equal(
+        dict(scratch.named_parameters())[word_embeddings], dict(pretrained.named_parameters())[word_embeddings]
+    )
 
 
 def test_freeze_unfreeze_run_uses_head_only_then_discriminative_groups(

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from tlpipe.config import TrainConfig
+from tlpipe.feature_cache import FeatureCache
 from tlpipe.models.text import (
     TextPreprocessor,
     load_checkpoint,
@@ -16,7 +17,6 @@ from tlpipe.models.text import (
     load_tokenizer,
     save_checkpoint,
 )
-from tlpipe.feature_cache import FeatureCache
 from tlpipe.train_state import TrainStateStore
 from tlpipe.training import Callbacks, class_weights, fine_tune, predict_logits, seed_everything
 
@@ -125,7 +125,9 @@ def test_early_stopping_ends_training_after_patience_epochs_without_improvement(
 ) -> None:
     frozen_in_place = FAST.model_copy(update={"epochs": 6, "learning_rate": 1e-12, "head_learning_rate": 1e-12})
 
-    result = train_once(tiny_model_dir, train_table, test_table, frozen_in_place.model_copy(update={"early_stopping_patience": 2}))[2]
+    result = train_once(
+        tiny_model_dir, train_table, test_table, frozen_in_place.model_copy(update={"early_stopping_patience": 2})
+    )[2]
 
     assert result.stopped_early
     assert [r["epoch"] for r in result.history] == [1, 2, 3]
@@ -139,12 +141,16 @@ def test_class_weights_are_inverse_frequency() -> None:
 
 
 @pytest.mark.parametrize("class_balance", ["weighted_loss", "sampler"])
-def test_class_balancing_changes_training_on_imbalanced_data(tiny_model_dir, train_table, test_table, class_balance) -> None:
+def test_class_balancing_changes_training_on_imbalanced_data(
+    tiny_model_dir, train_table, test_table, class_balance
+) -> None:
     imbalanced = train_table.drop(train_table.index[train_table["label"] == "shipping"][:9]).reset_index(drop=True)
     config = FAST.model_copy(update={"epochs": 2, "label_smoothing": 0.1})
 
     plain = train_once(tiny_model_dir, imbalanced, test_table, config)[2]
-    balanced = train_once(tiny_model_dir, imbalanced, test_table, config.model_copy(update={"class_balance": class_balance}))[2]
+    balanced = train_once(
+        tiny_model_dir, imbalanced, test_table, config.model_copy(update={"class_balance": class_balance})
+    )[2]
 
     assert without_timing(plain.history) != without_timing(balanced.history)
 
@@ -155,7 +161,12 @@ def test_gradient_accumulation_steps_the_optimiser_once_per_n_batches(tiny_model
 
     handle = register_optimizer_step_post_hook(lambda optimizer, args, kwargs: steps.append(1))
     try:
-        train_once(tiny_model_dir, train_table, test_table, FAST.model_copy(update={"epochs": 1, "batch_size": 4, "gradient_accumulation": 3}))
+        train_once(
+            tiny_model_dir,
+            train_table,
+            test_table,
+            FAST.model_copy(update={"epochs": 1, "batch_size": 4, "gradient_accumulation": 3}),
+        )
     finally:
         handle.remove()
 
@@ -167,7 +178,9 @@ def test_interrupted_run_resumes_from_its_last_epoch_and_ends_like_an_uninterrup
 ) -> None:
     config = FAST.model_copy(update={"epochs": 5, "dropout": 0.1})
     fingerprint = "same-settings"
-    reference = train_once_with_state(tiny_model_dir, train_table, test_table, config, TrainStateStore(tmp_path / "a", fingerprint))
+    reference = train_once_with_state(
+        tiny_model_dir, train_table, test_table, config, TrainStateStore(tmp_path / "a", fingerprint)
+    )
 
     store = TrainStateStore(tmp_path / "b", fingerprint)
 
@@ -176,10 +189,17 @@ def test_interrupted_run_resumes_from_its_last_epoch_and_ends_like_an_uninterrup
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_once_with_state(tiny_model_dir, train_table, test_table, config, store, Callbacks(on_epoch_end=crash_during_epoch_3))
+        train_once_with_state(
+            tiny_model_dir, train_table, test_table, config, store, Callbacks(on_epoch_end=crash_during_epoch_3)
+        )
     replayed: list[int] = []
     resumed = train_once_with_state(
-        tiny_model_dir, train_table, test_table, config, store, Callbacks(on_epoch_end=lambda r: replayed.append(r["epoch"]))
+        tiny_model_dir,
+        train_table,
+        test_table,
+        config,
+        store,
+        Callbacks(on_epoch_end=lambda r: replayed.append(r["epoch"])),
     )
 
     assert resumed.resumed_after_epoch == 2
@@ -211,7 +231,12 @@ def test_linear_probe_encodes_once_and_reuses_cached_features_for_other_head_set
     first = train_once_with_state(tiny_model_dir, train_table, test_table, probe, None, feature_cache=cache)
     assert len(calls) == 2  # train and validation
     second = train_once_with_state(
-        tiny_model_dir, train_table, test_table, probe.model_copy(update={"head_learning_rate": 5e-3}), None, feature_cache=cache
+        tiny_model_dir,
+        train_table,
+        test_table,
+        probe.model_copy(update={"head_learning_rate": 5e-3}),
+        None,
+        feature_cache=cache,
     )
 
     assert len(calls) == 2
@@ -221,5 +246,12 @@ def test_linear_probe_encodes_once_and_reuses_cached_features_for_other_head_set
 def train_once_with_state(tiny_model_dir, train_table, test_table, config, state, callbacks=None, feature_cache=None):
     model, preprocess = build(tiny_model_dir)
     return fine_tune(
-        model, preprocess, *encode(train_table), *encode(test_table), config, callbacks, state=state, feature_cache=feature_cache
+        model,
+        preprocess,
+        *encode(train_table),
+        *encode(test_table),
+        config,
+        callbacks,
+        state=state,
+        feature_cache=feature_cache,
     )

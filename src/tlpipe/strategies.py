@@ -109,7 +109,8 @@ def parameter_groups(model: Any, train: TrainConfig) -> list[dict[str, Any]]:
     """AdamW groups of the trainable parameters, named ``head`` and ``block<i>``, with no decay on biases and norms."""
     blocks = model.body_blocks()
     parts: list[tuple[str, nn.Module, float]] = [
-        (f"block{index}", block, lr) for index, (block, lr) in enumerate(zip(blocks, block_learning_rates(train, len(blocks)), strict=True))
+        (f"block{index}", block, lr)
+        for index, (block, lr) in enumerate(zip(blocks, block_learning_rates(train, len(blocks)), strict=True))
     ]
     parts.append(("head", model.head, train.head_learning_rate))
     groups = []

@@ -118,7 +118,12 @@ def fine_tune(
     for record in progress.history:
         callbacks.on_epoch_end(record)
     if resumed:
-        log.info("Resuming after epoch %d of %d (best macro-F1 so far %.4f)", progress.epoch, train.epochs, progress.best_macro_f1)
+        log.info(
+            "Resuming after epoch %d of %d (best macro-F1 so far %.4f)",
+            progress.epoch,
+            train.epochs,
+            progress.best_macro_f1,
+        )
 
     if strategy.caches_features:
         apply_phase(model, Phase("head", 1, train.epochs, 0))
@@ -127,7 +132,9 @@ def fine_tune(
     targets = torch.tensor(list(train_labels), dtype=torch.long)
     valid_targets = torch.tensor(list(valid_labels), dtype=torch.long)
     num_classes = model.head.out_features
-    loss_weights = class_weights(targets, num_classes).to(runtime.device) if train.class_balance == "weighted_loss" else None
+    loss_weights = (
+        class_weights(targets, num_classes).to(runtime.device) if train.class_balance == "weighted_loss" else None
+    )
     sample_weights = class_weights(targets, num_classes)[targets] if train.class_balance == "sampler" else None
     steps_per_epoch = math.ceil(math.ceil(len(train_set) / train.batch_size) / train.gradient_accumulation)
     scaler = torch.amp.GradScaler("cuda", enabled=runtime.uses_scaler)
@@ -186,7 +193,9 @@ def fine_tune(
             if state:
                 state.save(model, progress, optimizer, scheduler, scaler, generator)
             if stop:
-                log.info("Early stopping: no better validation macro-F1 for %d epochs", progress.epochs_without_improvement)
+                log.info(
+                    "Early stopping: no better validation macro-F1 for %d epochs", progress.epochs_without_improvement
+                )
                 break
     model.to("cpu")
     return TrainResult(
@@ -215,7 +224,9 @@ def _run_epoch(
     total_loss = 0.0
     optimizer.zero_grad(set_to_none=True)
     for step, index in enumerate(batches, start=1):
-        with torch.autocast(runtime.device.type, dtype=runtime.autocast_dtype, enabled=runtime.autocast_dtype is not None):
+        with torch.autocast(
+            runtime.device.type, dtype=runtime.autocast_dtype, enabled=runtime.autocast_dtype is not None
+        ):
             logits = examples.forward(model, examples.select(index))
             loss = nn.functional.cross_entropy(
                 logits.float(),

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from factories import write_project
+
 from tlpipe.cli import run_stage
 
 pytestmark = pytest.mark.slow
@@ -46,7 +46,9 @@ def outcome(root: Path) -> dict:
     return history
 
 
-def test_killed_training_resumes_and_ends_with_the_same_model(tmp_path, tiny_model_dir, train_table, test_table, monkeypatch) -> None:
+def test_killed_training_resumes_and_ends_with_the_same_model(
+    tmp_path, tiny_model_dir, train_table, test_table, monkeypatch
+) -> None:
     interrupted = prepared_project(tmp_path / "interrupted", tiny_model_dir, train_table, test_table, monkeypatch)
     process = subprocess.Popen(["tlpipe", "train"], cwd=interrupted, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     while last_saved_epoch(interrupted) < 3 and process.poll() is None:

@@ -74,7 +74,9 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
             {"best_epoch": result.best_epoch, "stopped_early": result.stopped_early, "epochs": result.history},
         )
     state.clear()
-    log.info("Best validation macro-F1 %.4f at epoch %d -> %s", result.best_macro_f1, result.best_epoch, paths.checkpoint)
+    log.info(
+        "Best validation macro-F1 %.4f at epoch %d -> %s", result.best_macro_f1, result.best_epoch, paths.checkpoint
+    )
     return result
 
 
