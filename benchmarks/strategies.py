@@ -43,6 +43,7 @@ MAX_LENGTH = 128
 # One setting per strategy, the same for every size; the scratch control copies full's.
 SETTINGS: dict[str, dict[str, Any]] = {
     "linear_probe": {"epochs": 30, "head_learning_rate": 1e-2, "batch_size": 16},
+    "contrastive": {"epochs": 30, "learning_rate": 2e-5, "head_learning_rate": 1e-2, "batch_size": 16},
     "full": {"epochs": 5, "learning_rate": 5e-5, "head_learning_rate": 1e-3, "batch_size": 16},
     "freeze_unfreeze": {
         "epochs": 5, "learning_rate": 5e-5, "head_learning_rate": 1e-3, "batch_size": 16,

@@ -49,7 +49,7 @@ def write_project(
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["model"]["source"] = str(model_dir)
     params["preprocess"]["max_length"] = 32
-    params["train"].update(epochs=3, batch_size=8, learning_rate=1e-3, head_learning_rate=1e-2)
+    params["train"].update(strategy="full", epochs=3, batch_size=8, learning_rate=1e-3, head_learning_rate=1e-2)
     params["data"]["min_examples_per_class"] = 4
     for section, values in (overrides or {}).items():
         params[section].update(values)

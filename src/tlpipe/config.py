@@ -79,7 +79,8 @@ class PreprocessConfig(Section):
     max_length: int = Field(128, ge=8, le=4096)
 
 
-Strategy = Literal["linear_probe", "full", "freeze_unfreeze", "gradual_unfreeze", "scratch"]
+ConcreteStrategy = Literal["linear_probe", "contrastive", "full", "freeze_unfreeze", "gradual_unfreeze", "scratch"]
+Strategy = Literal["auto", ConcreteStrategy]
 
 
 class FreezeUnfreezeConfig(Section):
@@ -92,6 +93,36 @@ class GradualUnfreezeConfig(Section):
     """``gradual_unfreeze``: head first, then one more body block from the top every few epochs (ULMFiT)."""
 
     epochs_per_block: int = Field(1, ge=1, description="epochs before the next block down is unfrozen")
+
+
+class ContrastiveConfig(Section):
+    """``contrastive``: tune the body on labelled pairs (the SetFit method), then train the head on its features.
+
+    Pairs scale with the data: ``pairs_per_example`` per training example, at most ``max_pairs``,
+    half of them from the same class and half from different classes.
+    """
+
+    pairs_per_example: int = Field(20, ge=2, le=1000, description="pairs drawn per training example")
+    max_pairs: int = Field(2000, ge=2, description="cap on the pairs of one epoch, so large datasets stay practical")
+    epochs: int = Field(1, ge=1, le=100, description="passes over the pairs")
+    loss: Literal["cosine_similarity", "contrastive", "online_contrastive"] = Field(
+        "cosine_similarity", description="sentence-transformers pair loss"
+    )
+
+
+class AutoConfig(Section):
+    """``auto``: choose the strategy from the data, with the recipe the benchmark validated (``tlpipe.auto``)."""
+
+    contrastive_below: int = Field(
+        40, ge=0, description="contrastive when a class has fewer training examples than this, else freeze_unfreeze"
+    )
+    compare: tuple[ConcreteStrategy, ...] = Field(
+        ("linear_probe",),
+        description="also train these and keep whichever scores best on validation",
+    )
+    compare_min_valid_per_class: int = Field(
+        5, ge=1, description="compare only when every class has this many validation examples (else too noisy)"
+    )
 
 
 class TrainConfig(Section):
@@ -117,6 +148,8 @@ class TrainConfig(Section):
     )
     freeze_unfreeze: FreezeUnfreezeConfig = FreezeUnfreezeConfig()
     gradual_unfreeze: GradualUnfreezeConfig = GradualUnfreezeConfig()
+    contrastive: ContrastiveConfig = ContrastiveConfig()
+    auto: AutoConfig = AutoConfig()
     seed: int = Field(42, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     mixed_precision: Literal["auto", "off"] = "auto"

@@ -13,6 +13,10 @@ class DataValidationError(TlpipeError):
     """The raw data failed the quality suite; the message lists each failed check."""
 
 
+class DataError(TlpipeError):
+    """The prepared data cannot be used the way the training settings ask."""
+
+
 class ModelSourceError(TlpipeError):
     """A pretrained model reference cannot be resolved into a local snapshot."""
 

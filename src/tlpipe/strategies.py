@@ -7,6 +7,9 @@ top). The head always trains. Learning rates follow one rule for every strategy:
 ``layer_decay`` times the one above it (discriminative learning rates; 1 turns it off).
 
 - ``linear_probe``: head only, on features the frozen body computes once.
+- ``contrastive``: the SetFit method. The body is first tuned on pairs of training examples with
+  a sentence-transformers pair loss (``tlpipe.contrastive``), then frozen while the head trains
+  on its features, as in ``linear_probe``.
 - ``full``: every block from the first epoch.
 - ``freeze_unfreeze``: head only for ``head_epochs``, then every block (fastai's ``fine_tune``).
 - ``gradual_unfreeze``: head only, then one more block from the top every ``epochs_per_block``
@@ -22,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from tlpipe.config import TrainConfig
@@ -45,16 +49,20 @@ class Phase:
 
 @dataclass(frozen=True)
 class Strategy:
-    """How a transfer strategy schedules the body: from pretrained weights or not, on cached features or not."""
+    """How a transfer strategy schedules the body: from pretrained weights or not, on cached features or not.
+
+    ``tunes_body_on_pairs``: a contrastive phase on the body comes before the planned phases.
+    """
 
     name: str
     pretrained: bool = True
     caches_features: bool = False
+    tunes_body_on_pairs: bool = False
 
     def phases(self, train: TrainConfig, blocks: int) -> list[Phase]:
         """The phases covering epochs 1 .. ``train.epochs`` for a body of ``blocks`` blocks."""
         epochs = train.epochs
-        if self.name == "linear_probe":
+        if self.name in ("linear_probe", "contrastive"):
             return [Phase("head", 1, epochs, 0)]
         if self.name in ("full", "scratch"):
             return [Phase("all", 1, epochs, blocks)]
@@ -68,6 +76,7 @@ class Strategy:
 
 STRATEGIES = {
     "linear_probe": Strategy("linear_probe", caches_features=True),
+    "contrastive": Strategy("contrastive", caches_features=True, tunes_body_on_pairs=True),
     "full": Strategy("full"),
     "freeze_unfreeze": Strategy("freeze_unfreeze"),
     "gradual_unfreeze": Strategy("gradual_unfreeze"),
@@ -123,3 +132,12 @@ def parameter_groups(model: Any, train: TrainConfig) -> list[dict[str, Any]]:
             if members:
                 groups.append({"name": name + suffix, "params": members, "lr": lr, "weight_decay": decay})
     return groups
+
+
+def warmup_then_linear_decay(
+    optimizer: torch.optim.Optimizer, warmup_ratio: float, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup_ratio`` of the phase's steps, then linear decay to zero."""
+    from transformers import get_linear_schedule_with_warmup
+
+    return get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)

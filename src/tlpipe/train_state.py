@@ -39,6 +39,7 @@ class Progress:
     best_macro_f1: float = -1.0
     epochs_without_improvement: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    body_tuning: dict[str, Any] | None = None  # the contrastive phase's summary, once it has run
 
 
 @dataclass

@@ -24,10 +24,11 @@ import torch
 from torch import nn
 
 from tlpipe.config import TrainConfig
+from tlpipe.contrastive import tune_body
 from tlpipe.errors import ConfigError
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.models.text import TextClassifier
-from tlpipe.strategies import STRATEGIES, Phase, apply_phase, parameter_groups
+from tlpipe.strategies import STRATEGIES, Phase, apply_phase, parameter_groups, warmup_then_linear_decay
 from tlpipe.train_state import Progress, TrainStateStore, restore_rng
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class TrainResult:
     history: list[EpochRecord] = field(default_factory=list)
     stopped_early: bool = False
     resumed_after_epoch: int = 0
+    body_tuning: dict[str, Any] | None = None
 
 
 @dataclass
@@ -109,6 +111,8 @@ def fine_tune(
     callbacks = callbacks or Callbacks()
     seed_everything(train.seed)
     runtime = select_runtime(train)
+    if train.strategy not in STRATEGIES:
+        raise ConfigError(f"train.strategy {train.strategy!r} must be resolved to a strategy first (tlpipe.auto)")
     strategy = STRATEGIES[train.strategy]
     model.to(runtime.device)
     generator = torch.Generator().manual_seed(train.seed)
@@ -125,6 +129,13 @@ def fine_tune(
             progress.best_macro_f1,
         )
 
+    if strategy.tunes_body_on_pairs:
+        if progress.epoch == 0:  # a resumed run restored the tuned body with its weights
+            summary = tune_body(
+                model, preprocess, train_inputs, train_labels, train, runtime.device, runtime.autocast_dtype, generator
+            )
+            progress.body_tuning = summary.to_dict()
+        feature_cache = None  # the cache is keyed by the snapshot's body, not the tuned one
     if strategy.caches_features:
         apply_phase(model, Phase("head", 1, train.epochs, 0))
     train_set = _examples(model, preprocess, train_inputs, train, runtime, feature_cache)
@@ -146,7 +157,7 @@ def fine_tune(
         apply_phase(model, phase)
         _log_phase(model, phase, runtime)
         optimizer = torch.optim.AdamW(parameter_groups(model, train))
-        scheduler = _warmup_then_linear_decay(optimizer, train, steps_per_epoch * phase.epochs)
+        scheduler = warmup_then_linear_decay(optimizer, train.warmup_ratio, steps_per_epoch * phase.epochs)
         if resumed and phase.first_epoch <= progress.epoch:
             optimizer.load_state_dict(resumed.trainer["optimizer"])
             scheduler.load_state_dict(resumed.trainer["scheduler"])
@@ -204,6 +215,7 @@ def fine_tune(
         history=progress.history,
         stopped_early=stop,
         resumed_after_epoch=resumed_after_epoch,
+        body_tuning=progress.body_tuning,
     )
 
 
@@ -363,12 +375,3 @@ def encode_features(
             chunks.append(model.features(**{k: v.to(device) for k, v in batch.items()}).float())
     log.info("Encoded %d examples with the frozen body in %.1fs", len(inputs), time.perf_counter() - started)
     return torch.cat(chunks)
-
-
-def _warmup_then_linear_decay(
-    optimizer: torch.optim.Optimizer, train: TrainConfig, total_steps: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    from transformers import get_linear_schedule_with_warmup
-
-    warmup = int(train.warmup_ratio * total_steps)
-    return get_linear_schedule_with_warmup(optimizer, warmup, total_steps)

@@ -28,7 +28,7 @@ def prepared_project(root: Path, tiny_model_dir: Path, train_table, test_table, 
 
 
 def last_saved_epoch(root: Path) -> int:
-    path = root / "models" / "train_state" / "last" / "trainer.pt"
+    path = root / "models" / "train_state" / "full" / "last" / "trainer.pt"
     try:
         return torch.load(path, weights_only=True)["progress"]["epoch"]
     except (FileNotFoundError, RuntimeError, EOFError):

@@ -1,7 +1,10 @@
 """Stage ``train``: fine-tune the snapshot on the prepared split and keep the best checkpoint.
 
-Every epoch leaves a resumable state in ``paths.train_state``; rerunning the stage after an
-interruption continues from it. Per-epoch metrics go to DVCLive in ``paths.training_log``.
+With ``train.strategy: auto`` the stage trains the strategies ``tlpipe.auto`` plans and keeps the
+best on validation; the checkpoint's ``classifier.json`` records what was chosen and why. Every
+epoch of every strategy leaves a resumable state in ``paths.train_state/<strategy>``; rerunning
+the stage after an interruption continues from it. Per-epoch metrics go to DVCLive in
+``paths.training_log``.
 """
 
 from __future__ import annotations
@@ -10,74 +13,132 @@ import hashlib
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from tlpipe.artifacts import atomic_directory, read_json, sha256_file, write_json
+from tlpipe.auto import plan_strategy, settings_for
 from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, TrainConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.feature_cache import FeatureCache
-from tlpipe.models.text import TextClassifier, TextPreprocessor, load_pretrained, load_tokenizer, save_checkpoint
+from tlpipe.models.text import (
+    CLASSIFIER_CONFIG,
+    TextClassifier,
+    TextPreprocessor,
+    load_pretrained,
+    load_tokenizer,
+    save_checkpoint,
+)
 from tlpipe.sources import verify_snapshot
 from tlpipe.stages.prepare import LABELS, TRAIN, VALID
 from tlpipe.strategies import STRATEGIES
-from tlpipe.train_state import TrainStateStore
+from tlpipe.train_state import BEST, TrainStateStore
 from tlpipe.training import Callbacks, TrainResult, fine_tune, seed_everything
 
 log = logging.getLogger(__name__)
 
 
 def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, train: TrainConfig) -> TrainResult:
-    """Train with ``train.strategy``; the best epoch on validation macro-F1 lands in ``paths.checkpoint``."""
+    """Train ``train.strategy`` (or what ``auto`` plans); the best on validation lands in ``paths.checkpoint``."""
     manifest = verify_snapshot(paths.snapshot)
     labels: list[str] = read_json(paths.prepared / LABELS, "prepare")
     fit, valid = read_examples(paths.prepared / TRAIN), read_examples(paths.prepared / VALID)
-    label_ids = {label: index for index, label in enumerate(labels)}
-    tokenizer = load_tokenizer(paths.snapshot, model.trust_remote_code)
-    strategy = STRATEGIES[train.strategy]
-    seed_everything(train.seed)  # the new head's (and a scratch body's) initial weights come from this seed
-    classifier = load_pretrained(
-        paths.snapshot, len(labels), train.dropout, model.trust_remote_code, pretrained=strategy.pretrained
-    )
-    text_preprocessor = TextPreprocessor(tokenizer, preprocess.max_length)
-    snapshot_key = json.dumps(manifest["files"], sort_keys=True)  # weights, tokenizer and config
-    state = TrainStateStore(paths.train_state, _fingerprint(paths, snapshot_key, preprocess, train))
-    metadata: dict[str, Any] = {
-        "source": manifest["source"],
-        "source_resolved": manifest["resolved"],
-        "source_weights_sha256": manifest["weights_sha256"],
-        "max_length": preprocess.max_length,
-        "strategy": train.strategy,
-    }
-
-    def keep_best(improved: TextClassifier, record: dict[str, Any]) -> None:
-        with atomic_directory(state.best_dir) as staging:
-            save_checkpoint(improved, tokenizer, labels, staging, {**metadata, "best": record})
-
-    with _TrainingLog(paths.training_log, train) as training_log:
-        result = fine_tune(
-            classifier,
-            text_preprocessor,
-            fit[INPUT].tolist(),
-            [label_ids[label] for label in fit[LABEL]],
-            valid[INPUT].tolist(),
-            [label_ids[label] for label in valid[LABEL]],
-            train,
-            Callbacks(on_improvement=keep_best, on_epoch_end=training_log.log_epoch),
-            state=state,
-            feature_cache=FeatureCache(paths.feature_cache, snapshot_key, text_preprocessor.describe()),
-        )
+    plan = plan_strategy(train, fit[LABEL].tolist(), valid[LABEL].tolist())
+    if train.strategy == "auto":
+        log.info("Strategy auto: training %s. %s", " and ".join(plan.candidates), plan.reason)
+    candidate_run = _CandidateRun(paths, model, preprocess, manifest, labels, fit, valid)
+    results: dict[str, TrainResult] = {}
+    with _TrainingLog(paths.training_log, train, plan.candidates[0]) as training_log:
+        for strategy in plan.candidates:
+            results[strategy] = candidate_run.train(settings_for(train, strategy), training_log)
+    chosen = plan.settle({name: result.best_macro_f1 for name, result in results.items()})
+    result = results[chosen]
     with atomic_directory(paths.checkpoint) as staging:
-        shutil.copytree(state.best_dir, staging, dirs_exist_ok=True)
+        shutil.copytree(candidate_run.state_folder(chosen) / BEST, staging, dirs_exist_ok=True)
+        config = read_json(staging / CLASSIFIER_CONFIG, "train")
+        write_json(staging / CLASSIFIER_CONFIG, {**config, "strategy_choice": plan.to_dict()})
         write_json(
             staging / "history.json",
-            {"best_epoch": result.best_epoch, "stopped_early": result.stopped_early, "epochs": result.history},
+            {
+                "strategy": chosen,
+                "best_epoch": result.best_epoch,
+                "stopped_early": result.stopped_early,
+                "body_tuning": result.body_tuning,
+                "epochs": result.history,
+            },
         )
-    state.clear()
+    shutil.rmtree(paths.train_state, ignore_errors=True)
     log.info(
-        "Best validation macro-F1 %.4f at epoch %d -> %s", result.best_macro_f1, result.best_epoch, paths.checkpoint
-    )
+        "Best validation macro-F1 %.4f at epoch %d with %s -> %s",
+        result.best_macro_f1, result.best_epoch, chosen, paths.checkpoint,
+    )  # fmt: skip
     return result
+
+
+class _CandidateRun:
+    """Trains one strategy on the prepared data, resumably, keeping its best epoch under ``paths.train_state``."""
+
+    def __init__(
+        self,
+        paths: PathsConfig,
+        model: ModelConfig,
+        preprocess: PreprocessConfig,
+        manifest: dict[str, Any],
+        labels: list[str],
+        fit: pd.DataFrame,
+        valid: pd.DataFrame,
+    ) -> None:
+        self.paths, self.model, self.preprocess, self.labels = paths, model, preprocess, labels
+        self.manifest, self.fit, self.valid = manifest, fit, valid
+        self.label_ids = {label: index for index, label in enumerate(labels)}
+        self.tokenizer = load_tokenizer(paths.snapshot, model.trust_remote_code)
+        self.text_preprocessor = TextPreprocessor(self.tokenizer, preprocess.max_length)
+        self.snapshot_key = json.dumps(manifest["files"], sort_keys=True)  # weights, tokenizer and config
+
+    def state_folder(self, strategy: str) -> Path:
+        return self.paths.train_state / strategy
+
+    def train(self, train: TrainConfig, training_log: _TrainingLog) -> TrainResult:
+        strategy = STRATEGIES[train.strategy]
+        seed_everything(train.seed)  # the new head's (and a scratch body's) initial weights come from this seed
+        classifier = load_pretrained(
+            self.paths.snapshot,
+            len(self.labels),
+            train.dropout,
+            self.model.trust_remote_code,
+            pretrained=strategy.pretrained,
+        )
+        state = TrainStateStore(
+            self.state_folder(train.strategy), _fingerprint(self.paths, self.snapshot_key, self.preprocess, train)
+        )
+        metadata: dict[str, Any] = {
+            "source": self.manifest["source"],
+            "source_resolved": self.manifest["resolved"],
+            "source_weights_sha256": self.manifest["weights_sha256"],
+            "max_length": self.preprocess.max_length,
+            "strategy": train.strategy,
+            "train_settings": train.model_dump(mode="json"),
+        }
+
+        def keep_best(improved: TextClassifier, record: dict[str, Any]) -> None:
+            with atomic_directory(state.best_dir) as staging:
+                save_checkpoint(improved, self.tokenizer, self.labels, staging, {**metadata, "best": record})
+
+        return fine_tune(
+            classifier,
+            self.text_preprocessor,
+            self.fit[INPUT].tolist(),
+            [self.label_ids[label] for label in self.fit[LABEL]],
+            self.valid[INPUT].tolist(),
+            [self.label_ids[label] for label in self.valid[LABEL]],
+            train,
+            Callbacks(on_improvement=keep_best, on_epoch_end=training_log.epoch_logger(train.strategy)),
+            state=state,
+            feature_cache=FeatureCache(self.paths.feature_cache, self.snapshot_key, self.text_preprocessor.describe()),
+        )
 
 
 def _fingerprint(paths: PathsConfig, snapshot_key: str, preprocess: PreprocessConfig, train: TrainConfig) -> str:
@@ -96,10 +157,14 @@ def _fingerprint(paths: PathsConfig, snapshot_key: str, preprocess: PreprocessCo
 
 
 class _TrainingLog:
-    """DVCLive logging of each epoch; ``dvc plots show`` draws the curves from ``paths.training_log``."""
+    """DVCLive logging of each epoch; ``dvc plots show`` draws the curves from ``paths.training_log``.
 
-    def __init__(self, folder: Path, train: TrainConfig) -> None:
-        self.folder, self.train = folder, train
+    The main strategy logs ``train/loss`` and ``valid/macro_f1``; strategies ``auto`` trains only to
+    compare log under their own name (``linear_probe/valid/macro_f1``).
+    """
+
+    def __init__(self, folder: Path, train: TrainConfig, main_strategy: str) -> None:
+        self.folder, self.train, self.main_strategy = folder, train, main_strategy
 
     def __enter__(self) -> _TrainingLog:
         from dvclive import Live
@@ -109,11 +174,16 @@ class _TrainingLog:
         self.live.log_params({"strategy": self.train.strategy, "seed": self.train.seed})
         return self
 
-    def log_epoch(self, record: dict[str, Any]) -> None:
-        self.live.step = record["epoch"] - 1
-        self.live.log_metric("train/loss", record["train_loss"])
-        self.live.log_metric("valid/macro_f1", record["valid_macro_f1"])
-        self.live.make_summary()
+    def epoch_logger(self, strategy: str) -> Callable[[dict[str, Any]], None]:
+        prefix = "" if strategy == self.main_strategy else f"{strategy}/"
+
+        def log_epoch(record: dict[str, Any]) -> None:
+            self.live.step = record["epoch"] - 1
+            self.live.log_metric(f"{prefix}train/loss", record["train_loss"])
+            self.live.log_metric(f"{prefix}valid/macro_f1", record["valid_macro_f1"])
+            self.live.make_summary()
+
+        return log_epoch
 
     def __exit__(self, *exc_info: object) -> None:
         self.live.end()

@@ -1,0 +1,103 @@
+"""``train.strategy: auto``: choose the transfer strategy from the data, and say why.
+
+The rule comes from ``benchmarks/strategies.py`` on the demo data (see its results): with few
+examples per class, contrastive tuning of the body (SetFit) beats both a linear probe and
+fine-tuning; with more, freeze-then-unfreeze matches or beats every other strategy. So the
+fewest training examples any class has decides between the two. Where it is cheap and the
+validation split is large enough to tell strategies apart, the strategies in ``auto.compare``
+(by default the linear probe, seconds on cached features) are trained too and the best on
+validation macro-F1 is kept; ties go to the rule's choice.
+
+Each strategy runs with its recipe: the epochs and learning rates it was benchmarked with,
+since a head-only strategy wants many more epochs and a higher learning rate than one that
+trains the body. Every other setting (batch size, seed, regularisation, pairs, device) is the
+user's. To control a recipe, name the strategy instead of ``auto``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tlpipe.config import TrainConfig
+
+RECIPES: dict[str, dict[str, Any]] = {
+    "linear_probe": {"epochs": 30, "head_learning_rate": 1e-2, "layer_decay": 1.0},
+    "contrastive": {"epochs": 30, "learning_rate": 2e-5, "head_learning_rate": 1e-2, "layer_decay": 1.0},
+    "freeze_unfreeze": {
+        "epochs": 5,
+        "learning_rate": 5e-5,
+        "head_learning_rate": 1e-3,
+        "layer_decay": 0.8,
+        "freeze_unfreeze": {"head_epochs": 1},
+    },
+    "full": {"epochs": 5, "learning_rate": 5e-5, "head_learning_rate": 1e-3, "layer_decay": 1.0},
+    "gradual_unfreeze": {"epochs": 8, "learning_rate": 5e-5, "head_learning_rate": 1e-3, "layer_decay": 1.0},
+    "scratch": {"epochs": 5, "learning_rate": 5e-5, "head_learning_rate": 1e-3, "layer_decay": 1.0},
+}
+
+
+@dataclass
+class StrategyPlan:
+    """The strategies to train, the rule's choice first, and why."""
+
+    requested: str
+    candidates: list[str]
+    reason: str
+    fewest_train_per_class: int
+    fewest_valid_per_class: int
+    validation_macro_f1: dict[str, float] = field(default_factory=dict)
+    chosen: str = ""
+
+    def settle(self, scores: dict[str, float]) -> str:
+        """Record each candidate's best validation macro-F1 and choose: the highest, ties to the earlier."""
+        self.validation_macro_f1 = dict(scores)
+        self.chosen = max(self.candidates, key=lambda name: (scores[name], -self.candidates.index(name)))
+        if len(self.candidates) > 1:
+            ranked = ", ".join(f"{name} {scores[name]:.4f}" for name in self.candidates)
+            self.reason += f" Validation macro-F1: {ranked}; kept {self.chosen}."
+        return self.chosen
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plan_strategy(train: TrainConfig, train_labels: Sequence[Any], valid_labels: Sequence[Any]) -> StrategyPlan:
+    """Which strategies to train for ``train.strategy`` on data with these labels; a named strategy is kept as is."""
+    fewest_train = min(Counter(train_labels).values())
+    valid_counts = Counter(valid_labels)
+    fewest_valid = min(valid_counts.get(label, 0) for label in set(train_labels))
+    if train.strategy != "auto":
+        return StrategyPlan(
+            train.strategy, [train.strategy], "set in params.yaml", fewest_train, fewest_valid, chosen=train.strategy
+        )
+    settings = train.auto
+    if fewest_train < settings.contrastive_below:
+        main = "contrastive"
+        reason = (
+            f"The smallest class has {fewest_train} training examples, fewer than auto.contrastive_below "
+            f"({settings.contrastive_below}): contrastive tuning does best with so few labels."
+        )
+    else:
+        main = "freeze_unfreeze"
+        reason = (
+            f"Every class has at least {fewest_train} training examples (auto.contrastive_below is "
+            f"{settings.contrastive_below}): freeze-then-unfreeze fine-tuning does best with this many."
+        )
+    extra = [name for name in settings.compare if name != main]
+    if extra and fewest_valid < settings.compare_min_valid_per_class:
+        reason += (
+            f" Not compared with {', '.join(extra)}: the smallest class has {fewest_valid} validation examples, "
+            f"fewer than auto.compare_min_valid_per_class ({settings.compare_min_valid_per_class})."
+        )
+        extra = []
+    return StrategyPlan("auto", [main, *extra], reason, fewest_train, fewest_valid)
+
+
+def settings_for(train: TrainConfig, strategy: str) -> TrainConfig:
+    """``train`` as it runs ``strategy``: unchanged for a named strategy, with the strategy's recipe under ``auto``."""
+    if train.strategy != "auto":
+        return train
+    return TrainConfig.model_validate({**train.model_dump(), **RECIPES[strategy], "strategy": strategy})

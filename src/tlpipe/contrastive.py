@@ -1,0 +1,208 @@
+"""Contrastive tuning of the body on labelled pairs: the first half of the SetFit method.
+
+Pairs are drawn from the training examples, half from the same class (similar) and half from
+different classes (dissimilar), and a sentence-transformers pair loss pulls the pooled features of
+similar pairs together and pushes dissimilar ones apart. The head is then trained on the tuned
+body's features by the ordinary head-only phase (``tlpipe.training``), so the checkpoint, its
+pooling and its export are those of every other strategy.
+
+The number of pairs scales with the data, ``pairs_per_example`` per example up to ``max_pairs``,
+because with a few examples per class many pairs per example are what makes the method work, and
+with hundreds the cap keeps one pass practical on a CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from tlpipe.config import ContrastiveConfig, TrainConfig
+from tlpipe.errors import DataError
+from tlpipe.strategies import Phase, apply_phase, parameter_groups, warmup_then_linear_decay
+
+log = logging.getLogger(__name__)
+
+Preprocess = Callable[[Sequence[Any]], dict[str, torch.Tensor]]
+LOG_EVERY_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two training examples by index, and whether they share a class."""
+
+    first: int
+    second: int
+    similar: bool
+
+
+@dataclass(frozen=True)
+class ContrastiveSummary:
+    """What the contrastive phase did, for the training history and the model card."""
+
+    pairs: int
+    similar_pairs: int
+    epochs: int
+    steps: int
+    loss: str
+    final_loss: float
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def pair_count(examples: int, settings: ContrastiveConfig) -> int:
+    """Pairs per epoch: ``pairs_per_example`` for each example, capped at ``max_pairs``, even."""
+    return max(2, min(settings.pairs_per_example * examples, settings.max_pairs) // 2 * 2)
+
+
+def make_pairs(labels: Sequence[int], count: int, seed: int) -> list[Pair]:
+    """``count`` pairs, half similar and half dissimilar, shuffled; every example anchors about as many as any other.
+
+    Anchors run through seeded permutations of the examples; each anchor's partner is drawn at
+    random from its own class (never itself) or from the other classes. Examples alone in their
+    class anchor only dissimilar pairs.
+    """
+    labels_array = np.asarray(labels)
+    classes = np.unique(labels_array)
+    if len(classes) < 2:
+        raise DataError("contrastive training needs at least two classes in the training split")
+    members = {label: np.flatnonzero(labels_array == label) for label in classes}
+    can_pair_similar = np.array([len(members[label]) >= 2 for label in labels_array])
+    if not can_pair_similar.any():
+        raise DataError(
+            "contrastive training needs a class with at least two training examples; "
+            "every class has one. Add examples or use train.strategy: linear_probe."
+        )
+    rng = np.random.default_rng(seed)
+    pairs: list[Pair] = []
+    anchors = _anchor_stream(len(labels_array), rng)
+    while len(pairs) < count // 2 * 2:
+        anchor = next(anchors)
+        label = labels_array[anchor]
+        similar = len(pairs) % 2 == 0
+        if similar:
+            if not can_pair_similar[anchor]:
+                continue
+            candidates = members[label][members[label] != anchor]
+        else:
+            candidates = np.flatnonzero(labels_array != label)
+        pairs.append(Pair(int(anchor), int(rng.choice(candidates)), similar))
+    order = rng.permutation(len(pairs))
+    return [pairs[i] for i in order]
+
+
+def _anchor_stream(examples: int, rng: np.random.Generator):  # noqa: ANN202 - a plain generator
+    while True:
+        yield from rng.permutation(examples)
+
+
+class SentenceEmbedder(nn.Module):
+    """The classifier's body and pooling seen as a sentence-transformers model: ``features -> sentence_embedding``.
+
+    sentence-transformers losses only call ``model(features)["sentence_embedding"]``, so this is all
+    they need, and the embedding they tune is exactly what the head will be trained and served on.
+    """
+
+    def __init__(self, classifier: Any) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        embedding = self.classifier.features(features["input_ids"], features["attention_mask"])
+        return {"sentence_embedding": embedding}
+
+
+def pair_loss(name: str, embedder: nn.Module) -> nn.Module:
+    """The sentence-transformers loss called ``name``, over ``embedder``."""
+    from sentence_transformers.sentence_transformer import losses
+
+    factories: dict[str, Callable[[Any], nn.Module]] = {
+        "cosine_similarity": losses.CosineSimilarityLoss,
+        "contrastive": losses.ContrastiveLoss,
+        "online_contrastive": losses.OnlineContrastiveLoss,
+    }
+    return factories[name](embedder)
+
+
+def tune_body(
+    model: Any,
+    preprocess: Preprocess,
+    inputs: Sequence[Any],
+    labels: Sequence[int],
+    train: TrainConfig,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None,
+    generator: torch.Generator,
+) -> ContrastiveSummary:
+    """Tune every body block on pairs of ``inputs`` with ``train.contrastive.loss``; the head does not train.
+
+    Learning rates are the strategies' usual ones: ``learning_rate`` for the top block, decaying by
+    ``layer_decay`` downwards. Dropout is on, the gradient norm is clipped, and the schedule warms
+    up then decays over all steps.
+    """
+    settings = train.contrastive
+    started = time.perf_counter()
+    pairs = make_pairs(labels, pair_count(len(inputs), settings), train.seed)
+    apply_phase(model, Phase("contrastive", 1, settings.epochs, len(model.body_blocks())))
+    for parameter in model.head.parameters():
+        parameter.requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    loss_fn = pair_loss(settings.loss, SentenceEmbedder(model)).to(device)
+    optimizer = torch.optim.AdamW(parameter_groups(model, train))
+    steps_per_epoch = math.ceil(len(pairs) / train.batch_size)
+    total_steps = steps_per_epoch * settings.epochs
+    scheduler = warmup_then_linear_decay(optimizer, train.warmup_ratio, total_steps)
+    scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype == torch.float16)
+    log.info(
+        "Contrastive phase: %d pairs (%d similar) from %d examples, %d epoch(s) of %d steps, %s loss, on %s",
+        len(pairs), sum(p.similar for p in pairs), len(inputs), settings.epochs, steps_per_epoch, settings.loss, device,
+    )  # fmt: skip
+    model.train()
+    step, recent_loss = 0, float("nan")
+    log_every = max(1, int(total_steps * LOG_EVERY_FRACTION))
+    for _ in range(settings.epochs):
+        for batch in torch.randperm(len(pairs), generator=generator).split(train.batch_size):
+            chosen = [pairs[i] for i in batch.tolist()]
+            columns = [
+                {k: v.to(device) for k, v in preprocess([inputs[getattr(p, side)] for p in chosen]).items()}
+                for side in ("first", "second")
+            ]
+            targets = torch.tensor([float(p.similar) for p in chosen], device=device)
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                loss = loss_fn(columns, targets)
+            scaler.scale(loss).backward()
+            if train.max_grad_norm > 0:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(trainable, train.max_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            recent_loss = loss.item()
+            if step % log_every == 0 or step == total_steps:
+                elapsed = time.perf_counter() - started
+                log.info(
+                    "contrastive step %d/%d  loss %.4f  (%.0f pairs/s)",
+                    step, total_steps, recent_loss, step * train.batch_size / elapsed,
+                )  # fmt: skip
+    summary = ContrastiveSummary(
+        pairs=len(pairs),
+        similar_pairs=sum(p.similar for p in pairs),
+        epochs=settings.epochs,
+        steps=step,
+        loss=settings.loss,
+        final_loss=recent_loss,
+        seconds=time.perf_counter() - started,
+    )
+    log.info("Contrastive phase done in %.1fs", summary.seconds)
+    return summary
