@@ -9,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 import pytest
+from factories import write_project
 from tokenizers import Tokenizer
 
 from tlpipe.cli import run_stage
@@ -31,6 +32,7 @@ def test_pipeline_writes_a_bundle_that_onnxruntime_serves_alone(project: Path) -
 
     bundle = project / "models" / "bundle"
     assert sorted(p.name for p in bundle.iterdir()) == [
+        "README.md",
         "labels.json",
         "metadata.json",
         "model.onnx",
@@ -53,6 +55,53 @@ def test_pipeline_writes_a_bundle_that_onnxruntime_serves_alone(project: Path) -
     accuracy = float(np.mean([labels[i] == label for i, label in zip(predicted, test["label"], strict=True)]))
     parity = json.loads((bundle / "parity.json").read_text())
     assert accuracy == pytest.approx(parity["onnx_accuracy"])
+
+
+def test_auto_with_few_labels_trains_contrastively_says_why_and_exports_with_parity(
+    project: Path, tiny_model_dir: Path, train_table, test_table
+) -> None:
+    write_project(
+        project, tiny_model_dir, train_table, test_table, {"train": {"strategy": "auto", "learning_rate": 1e-2}}
+    )
+
+    run_all()
+
+    metrics = json.loads((project / "reports" / "metrics.json").read_text())
+    choice = metrics["strategy_choice"]
+    assert metrics["strategy"] == choice["chosen"] == "contrastive"
+    assert choice["candidates"] == ["contrastive"]  # 2 validation examples per class: too few to compare
+    assert "fewer than auto.contrastive_below (40)" in choice["reason"]
+    history = json.loads((project / "models" / "checkpoint" / "history.json").read_text())
+    assert history["body_tuning"]["pairs"] == 20 * len(pd.read_csv(project / "data" / "prepared" / "train.csv"))
+    assert len(history["epochs"]) == 30  # the contrastive recipe's head epochs, not params.yaml's 3
+    parity = json.loads((project / "reports" / "parity.json").read_text())
+    assert parity["passed"] and parity["top1_agreement"] == 1.0
+    card = (project / "reports" / "model_card.md").read_text()
+    assert "Strategy: **contrastive**, chosen by `train.strategy: auto`." in card
+    assert choice["reason"] in card
+    assert f"| this model (contrastive) | {metrics['finetuned']['macro_f1']:.4f} |" in card
+    assert (project / "models" / "bundle" / "README.md").read_text() == card
+
+
+def test_auto_compares_with_the_probe_on_validation_and_keeps_the_better(
+    project: Path, tiny_model_dir: Path, train_table, test_table
+) -> None:
+    auto = {"contrastive_below": 0, "compare": ["linear_probe"], "compare_min_valid_per_class": 1}
+    write_project(project, tiny_model_dir, train_table, test_table, {"train": {"strategy": "auto", "auto": auto}})
+
+    run_all(until="evaluate")
+
+    choice = json.loads((project / "reports" / "metrics.json").read_text())["strategy_choice"]
+    scores = choice["validation_macro_f1"]
+    assert choice["candidates"] == ["freeze_unfreeze", "linear_probe"]
+    assert choice["chosen"] == max(choice["candidates"], key=lambda name: (scores[name], name == "freeze_unfreeze"))
+    config = json.loads((project / "models" / "checkpoint" / "classifier.json").read_text())
+    assert config["strategy"] == choice["chosen"]
+    assert config["best"]["valid_macro_f1"] == scores[choice["chosen"]]
+    plots = project / "reports" / "training" / "plots" / "metrics"
+    assert (plots / "valid" / "macro_f1.tsv").is_file()
+    assert (plots / "linear_probe" / "valid" / "macro_f1.tsv").is_file()
+    assert not (project / "models" / "train_state").exists()
 
 
 def test_bundle_metadata_records_source_data_version_and_metrics(project: Path, tiny_model_dir: Path) -> None:

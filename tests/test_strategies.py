@@ -45,7 +45,11 @@ def expected_trainable(model, blocks: int) -> set[str]:
         ("scratch", {}, [("all", 1, 6, 3)]),
         ("freeze_unfreeze", {}, [("head", 1, 2, 0), ("all", 3, 6, 3)]),
         ("gradual_unfreeze", {}, [("head", 1, 1, 0), ("top 1", 2, 2, 1), ("top 2", 3, 3, 2), ("all", 4, 6, 3)]),
-        ("gradual_unfreeze", {"gradual_unfreeze": {"epochs_per_block": 2}}, [("head", 1, 2, 0), ("top 1", 3, 4, 1), ("top 2", 5, 6, 2)]),
+        ("contrastive", {}, [("head", 1, 6, 0)]),
+        (
+            "gradual_unfreeze", {"gradual_unfreeze": {"epochs_per_block": 2}},
+            [("head", 1, 2, 0), ("top 1", 3, 4, 1), ("top 2", 5, 6, 2)],
+        ),
         ("gradual_unfreeze", {"epochs": 2}, [("head", 1, 1, 0), ("top 1", 2, 2, 1)]),
     ],
 )  # fmt: skip

@@ -41,15 +41,19 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 @dataclass
 class StrategyPlan:
-    """The strategies to train, the rule's choice first, and why."""
+    """The strategies to train, the rule's choice first, and why (``rule``; ``reason`` adds the comparison)."""
 
     requested: str
     candidates: list[str]
-    reason: str
+    rule: str
     fewest_train_per_class: int
     fewest_valid_per_class: int
     validation_macro_f1: dict[str, float] = field(default_factory=dict)
     chosen: str = ""
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        self.reason = self.reason or self.rule
 
     def settle(self, scores: dict[str, float]) -> str:
         """Record each candidate's best validation macro-F1 and choose: the highest, ties to the earlier."""
@@ -57,7 +61,7 @@ class StrategyPlan:
         self.chosen = max(self.candidates, key=lambda name: (scores[name], -self.candidates.index(name)))
         if len(self.candidates) > 1:
             ranked = ", ".join(f"{name} {scores[name]:.4f}" for name in self.candidates)
-            self.reason += f" Validation macro-F1: {ranked}; kept {self.chosen}."
+            self.reason = f"{self.rule} Validation macro-F1: {ranked}; kept {self.chosen}."
         return self.chosen
 
     def to_dict(self) -> dict[str, Any]:

@@ -35,6 +35,7 @@ class PathsConfig(Section):
     training_log: Path = Path("reports/training")
     metrics: Path = Path("reports/metrics.json")
     evaluation: Path = Path("reports/evaluation")
+    model_card: Path = Path("reports/model_card.md")
     parity_report: Path = Path("reports/parity.json")
     bundle: Path = Path("models/bundle")
 

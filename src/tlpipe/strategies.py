@@ -35,7 +35,7 @@ NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
 @dataclass(frozen=True)
 class Phase:
-    """Epochs ``first_epoch`` .. ``last_epoch`` (1-based, inclusive) with the top ``trainable_blocks`` body blocks training."""
+    """Epochs ``first_epoch`` .. ``last_epoch`` (1-based, inclusive), training the top ``trainable_blocks`` blocks."""
 
     name: str
     first_epoch: int

@@ -198,7 +198,8 @@ def fine_tune(
             callbacks.on_epoch_end(record)
             log.info(
                 "epoch %d/%d [%s]  train loss %.4f  valid macro-F1 %.4f%s  (%.1fs)",
-                epoch, train.epochs, phase.name, train_loss, macro_f1, "  best so far" if improved else "", record["seconds"],
+                epoch, train.epochs, phase.name, train_loss, macro_f1,
+                "  best so far" if improved else "", record["seconds"],
             )  # fmt: skip
             stop = 0 < train.early_stopping_patience <= progress.epochs_without_improvement
             if state:

@@ -12,9 +12,11 @@ from tlpipe.baseline import fit_tfidf_logreg
 from tlpipe.config import EvaluateConfig, PathsConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.metrics import classification_metrics
+from tlpipe.model_card import render_model_card
 from tlpipe.models.text import TextPreprocessor, load_checkpoint
 from tlpipe.plots import plot_confusion_matrices
-from tlpipe.stages.prepare import LABELS, TEST, TRAIN
+from tlpipe.stages.prepare import DATA_VERSION, LABELS, TEST, TRAIN, VALID
+from tlpipe.stages.train import HISTORY
 from tlpipe.training import predict_logits
 
 log = logging.getLogger(__name__)
@@ -23,9 +25,10 @@ PREDICTIONS, CONFUSION_PNG = "predictions.csv", "confusion_matrix.png"
 
 
 def run(paths: PathsConfig, evaluate: EvaluateConfig) -> dict[str, Any]:
-    """Write ``paths.metrics`` and, under ``paths.evaluation``, the predictions table and confusion PNG."""
+    """Write ``paths.metrics``, ``paths.model_card`` and, under ``paths.evaluation``, predictions and confusion PNG."""
     labels: list[str] = read_json(paths.prepared / LABELS, "prepare")
     fit, test = read_examples(paths.prepared / TRAIN), read_examples(paths.prepared / TEST)
+    valid = read_examples(paths.prepared / VALID)
     label_ids = {label: index for index, label in enumerate(labels)}
     actual = [label_ids[label] for label in test[LABEL]]
 
@@ -42,6 +45,7 @@ def run(paths: PathsConfig, evaluate: EvaluateConfig) -> dict[str, Any]:
     metrics = {
         "test_examples": len(test),
         "strategy": config["strategy"],
+        "strategy_choice": config.get("strategy_choice"),
         **{name: {k: v for k, v in scores.items() if k != "confusion_matrix"} for name, scores in results.items()},
     }
     write_json(paths.metrics, metrics)
@@ -66,6 +70,17 @@ def run(paths: PathsConfig, evaluate: EvaluateConfig) -> dict[str, Any]:
         labels,
         paths.evaluation / CONFUSION_PNG,
     )
+    card = render_model_card(
+        config,
+        read_json(paths.checkpoint / HISTORY, "train"),
+        metrics,
+        {
+            name: table[LABEL].value_counts().to_dict()
+            for name, table in (("train", fit), ("validation", valid), ("test", test))
+        },
+        read_json(paths.prepared / DATA_VERSION, "prepare")["raw_sha256"],
+    )
+    write_text(paths.model_card, card)
     log.info(
         "Test macro-F1: fine-tuned %.4f vs baseline %.4f (accuracy %.4f vs %.4f)",
         metrics["finetuned"]["macro_f1"],

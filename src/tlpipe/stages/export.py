@@ -11,19 +11,21 @@ from typing import Any
 from tlpipe.artifacts import atomic_directory, read_json, write_json
 from tlpipe.config import ExportConfig, PathsConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
-from tlpipe.errors import ExportParityError
+from tlpipe.errors import ArtifactError, ExportParityError
 from tlpipe.models.text import TextPreprocessor, load_checkpoint
 from tlpipe.onnx_export import OUTPUT_NAME, ParityReport, check_parity, export_onnx
 from tlpipe.stages.prepare import DATA_VERSION, LABELS, TEST
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE = "model.onnx"
+MODEL_FILE, MODEL_CARD = "model.onnx", "README.md"
 VERSIONED_PACKAGES = ("tlpipe", "torch", "transformers", "tokenizers", "onnx", "onnxruntime")
 
 
 def run(paths: PathsConfig, export: ExportConfig) -> ParityReport:
     """Export the checkpoint to ``paths.bundle``; raise ``ExportParityError`` (and publish nothing) on disagreement."""
+    if not paths.model_card.is_file():
+        raise ArtifactError(f"{paths.model_card}: missing. Run `tlpipe evaluate` (or `dvc repro`) first.")
     model, tokenizer, config = load_checkpoint(paths.checkpoint)
     preprocess = TextPreprocessor(tokenizer, config["max_length"])
     labels: list[str] = read_json(paths.prepared / LABELS, "prepare")
@@ -62,6 +64,7 @@ def _write_bundle_files(
     export: ExportConfig,
 ) -> None:
     shutil.copyfile(paths.checkpoint / "tokenizer.json", folder / "tokenizer.json")
+    shutil.copyfile(paths.model_card, folder / MODEL_CARD)
     write_json(folder / "labels.json", labels)
     write_json(
         folder / "preprocessing.json",
@@ -85,6 +88,7 @@ def _write_bundle_files(
             "source_model_resolved": config["source_resolved"],
             "source_weights_sha256": config["source_weights_sha256"],
             "strategy": config["strategy"],
+            "strategy_choice": config.get("strategy_choice"),
             "data_version": read_json(paths.prepared / DATA_VERSION, "prepare")["raw_sha256"],
             "metrics": read_json(paths.metrics, "evaluate"),
             "versions": {name: version(name) for name in VERSIONED_PACKAGES},

@@ -40,6 +40,8 @@ from tlpipe.training import Callbacks, TrainResult, fine_tune, seed_everything
 
 log = logging.getLogger(__name__)
 
+HISTORY = "history.json"
+
 
 def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, train: TrainConfig) -> TrainResult:
     """Train ``train.strategy`` (or what ``auto`` plans); the best on validation lands in ``paths.checkpoint``."""
@@ -61,7 +63,7 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
         config = read_json(staging / CLASSIFIER_CONFIG, "train")
         write_json(staging / CLASSIFIER_CONFIG, {**config, "strategy_choice": plan.to_dict()})
         write_json(
-            staging / "history.json",
+            staging / HISTORY,
             {
                 "strategy": chosen,
                 "best_epoch": result.best_epoch,

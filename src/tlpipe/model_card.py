@@ -1,0 +1,122 @@
+"""The model card: what the model is, how it was trained and why that way, and how well it does.
+
+Rendered as Markdown with Hugging Face model-card metadata (YAML front matter), from what the
+stages recorded: the checkpoint's ``classifier.json`` (source, strategy, the ``auto`` choice and
+its reason, settings) and ``history.json``, the prepared data's version and class counts, and the
+evaluation metrics. The export bundle ships it as its ``README.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+
+def render_model_card(
+    classifier: Mapping[str, Any],
+    history: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    class_counts: Mapping[str, Mapping[str, int]],
+    data_version: str,
+) -> str:
+    """The card as Markdown; ``class_counts`` maps split name (train, validation, test) to examples per label."""
+    finetuned, baseline = metrics["finetuned"], metrics["baseline"]
+    front_matter = {
+        "pipeline_tag": "text-classification",
+        "base_model": classifier["source_resolved"],
+        "library_name": "tlpipe",
+        "tags": ["tlpipe", f"strategy:{classifier['strategy']}", "onnx"],
+        "model-index": [
+            {
+                "name": "tlpipe text classifier",
+                "results": [
+                    {
+                        "task": {"type": "text-classification"},
+                        "dataset": {"name": "held-out test split", "type": "custom", "revision": data_version},
+                        "metrics": [
+                            {"type": "f1", "name": "macro-F1", "value": round(finetuned["macro_f1"], 4)},
+                            {"type": "accuracy", "name": "accuracy", "value": round(finetuned["accuracy"], 4)},
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    labels = list(classifier["labels"])
+    lines = [
+        "---",
+        yaml.safe_dump(front_matter, sort_keys=False).rstrip(),
+        "---",
+        "",
+        "# Text classifier",
+        "",
+        f"Classifies a text into one of {len(labels)} labels: {', '.join(f'`{label}`' for label in labels)}.",
+        f"Fine-tuned by tlpipe from `{classifier['source']}` (`{classifier['source_resolved']}`): "
+        "the encoder, mean pooling over tokens and a linear head. Weights it started from (sha256): "
+        + ", ".join(f"`{name}` `{digest}`" for name, digest in classifier["source_weights_sha256"].items())
+        + ".",
+        "",
+        "## How it was trained",
+        "",
+        *_strategy_lines(classifier, history),
+        "",
+        f"Data version (sha256 of the raw files): `{data_version}`.",
+        "",
+        "| label | " + " | ".join(class_counts) + " |",
+        "|---|" + "---:|" * len(class_counts),
+        *(
+            f"| {label} | " + " | ".join(str(counts.get(label, 0)) for counts in class_counts.values()) + " |"
+            for label in labels
+        ),
+        "",
+        f"## Evaluation on the test split ({metrics['test_examples']} examples)",
+        "",
+        "| model | macro-F1 | accuracy |",
+        "|---|---:|---:|",
+        f"| this model ({classifier['strategy']}) | {finetuned['macro_f1']:.4f} | {finetuned['accuracy']:.4f} |",
+        f"| baseline: TF-IDF + logistic regression | {baseline['macro_f1']:.4f} | {baseline['accuracy']:.4f} |",
+        "",
+        "| label | precision | recall | F1 | support |",
+        "|---|---:|---:|---:|---:|",
+        *(
+            f"| {label} | {scores['precision']:.3f} | {scores['recall']:.3f} | {scores['f1']:.3f} "
+            f"| {scores['support']} |"
+            for label, scores in finetuned["per_class"].items()
+        ),
+        "",
+        "## Use and limits",
+        "",
+        f"Inputs are tokenized with the bundled `tokenizer.json`, truncated to {classifier['max_length']} tokens; "
+        "`preprocessing.json` says exactly how, and `model.onnx` runs with onnxruntime alone.",
+        "The test split is small and comes from the same source as the training data: expect lower scores on "
+        "texts unlike these, and check the per-label rows before trusting a label the data rarely shows.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _strategy_lines(classifier: Mapping[str, Any], history: Mapping[str, Any]) -> list[str]:
+    strategy = classifier["strategy"]
+    choice = classifier.get("strategy_choice") or {}
+    settings = classifier.get("train_settings") or {}
+    if choice.get("requested") == "auto":
+        lines = [f"Strategy: **{strategy}**, chosen by `train.strategy: auto`. {choice['reason']}"]
+    else:
+        lines = [f"Strategy: **{strategy}**, set in params.yaml."]
+    if settings:
+        keys = ("epochs", "batch_size", "learning_rate", "head_learning_rate", "layer_decay", "seed")
+        lines += ["", "Settings: " + ", ".join(f"{key} {settings[key]}" for key in keys if key in settings) + "."]
+    tuning = history.get("body_tuning")
+    if tuning:
+        lines += [
+            "",
+            f"Contrastive phase: {tuning['pairs']} pairs ({tuning['similar_pairs']} from the same class) for "
+            f"{tuning['epochs']} epoch(s), sentence-transformers `{tuning['loss']}` loss, {tuning['seconds']:.0f} s; "
+            "then the head was trained on the tuned encoder's features.",
+        ]
+    best = history.get("best_epoch")
+    if best:
+        lines += ["", f"Kept the epoch with the best validation macro-F1: epoch {best} of {len(history['epochs'])}."]
+    return lines

@@ -1,0 +1,168 @@
+"""Contrastive strategy (SetFit): balanced seeded pairs, a sentence-transformers loss on the body, then the head."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from test_training import FAST, build, encode, train_once
+
+from tlpipe.config import ContrastiveConfig
+from tlpipe.contrastive import SentenceEmbedder, make_pairs, pair_count, pair_loss, tune_body
+from tlpipe.errors import DataError
+from tlpipe.train_state import TrainStateStore
+from tlpipe.training import Callbacks, fine_tune
+
+CONTRASTIVE = FAST.model_copy(
+    update={
+        "strategy": "contrastive",
+        "learning_rate": 1e-2,  # the tiny body starts random: it needs a large step to learn in 27 steps
+        "contrastive": ContrastiveConfig(pairs_per_example=6, max_pairs=400),
+    }
+)
+LABELS_12 = [0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2]
+
+
+@pytest.mark.parametrize(
+    ("examples", "per_example", "cap", "expected"),
+    [(10, 20, 2000, 200), (300, 20, 2000, 2000), (7, 3, 2000, 20), (1, 2, 2000, 2), (50, 20, 999, 998)],
+)
+def test_pairs_scale_with_the_data_up_to_the_cap(examples: int, per_example: int, cap: int, expected: int) -> None:
+    settings = ContrastiveConfig(pairs_per_example=per_example, max_pairs=cap)
+
+    assert pair_count(examples, settings) == expected
+
+
+def test_pairs_are_half_similar_half_dissimilar_and_labelled_by_class() -> None:
+    pairs = make_pairs(LABELS_12, 240, seed=0)
+
+    assert len(pairs) == 240
+    assert sum(pair.similar for pair in pairs) == 120
+    for pair in pairs:
+        assert pair.first != pair.second
+        assert (LABELS_12[pair.first] == LABELS_12[pair.second]) == pair.similar
+
+
+def test_every_example_anchors_about_as_many_pairs_as_any_other() -> None:
+    anchors = Counter(pair.first for pair in make_pairs(LABELS_12, 240, seed=0))
+
+    assert set(anchors) == set(range(len(LABELS_12)))
+    assert max(anchors.values()) - min(anchors.values()) <= 2
+
+
+def test_pairs_are_seeded() -> None:
+    assert make_pairs(LABELS_12, 60, seed=1) == make_pairs(LABELS_12, 60, seed=1)
+    assert make_pairs(LABELS_12, 60, seed=1) != make_pairs(LABELS_12, 60, seed=2)
+
+
+def test_an_example_alone_in_its_class_anchors_only_dissimilar_pairs() -> None:
+    labels = [0, 0, 0, 1]
+    pairs = make_pairs(labels, 40, seed=0)
+
+    assert all(not pair.similar for pair in pairs if pair.first == 3)
+    assert sum(pair.similar for pair in pairs) == 20
+
+
+@pytest.mark.parametrize(("labels", "message"), [([0, 0, 0], "two classes"), ([0, 1, 2], "at least two training")])
+def test_data_that_cannot_make_pairs_is_refused_with_what_to_do(labels: list[int], message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        make_pairs(labels, 10, seed=0)
+
+
+def test_the_loss_is_the_sentence_transformers_one_over_the_classifier_pooling(tiny_model_dir: Path) -> None:
+    from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss, OnlineContrastiveLoss
+
+    model, preprocess = build(tiny_model_dir)
+    embedder = SentenceEmbedder(model)
+    batch = preprocess(["my invoice is late", "reset my password"])
+
+    assert isinstance(pair_loss("cosine_similarity", embedder), CosineSimilarityLoss)
+    assert isinstance(pair_loss("online_contrastive", embedder), OnlineContrastiveLoss)
+    model.eval()
+    assert torch.equal(embedder(batch)["sentence_embedding"], model.features(**batch))
+
+
+def class_separation(model, preprocess, texts: list[str], labels: list[int]) -> float:
+    """Mean cosine similarity of same-class pairs minus that of different-class pairs."""
+    model.eval()
+    with torch.no_grad():
+        embeddings = torch.nn.functional.normalize(model.features(**preprocess(texts)), dim=1)
+    similarity = embeddings @ embeddings.T
+    same = torch.tensor(labels)[:, None] == torch.tensor(labels)[None, :]
+    off_diagonal = ~torch.eye(len(labels), dtype=torch.bool)
+    return float(similarity[same & off_diagonal].mean() - similarity[~same].mean())
+
+
+def test_tuning_pulls_classes_apart_in_the_body_and_leaves_the_head_alone(
+    tiny_model_dir: Path, train_table, test_table
+) -> None:
+    model, preprocess = build(tiny_model_dir)
+    head_before = model.head.weight.detach().clone()
+    texts, labels = encode(test_table)  # held-out texts: the separation must generalise
+    before = class_separation(model, preprocess, texts, labels)
+
+    summary = tune_body(
+        model,
+        preprocess,
+        *encode(train_table),
+        CONTRASTIVE,
+        torch.device("cpu"),
+        None,
+        torch.Generator().manual_seed(0),
+    )
+
+    after = class_separation(model, preprocess, texts, labels)
+    assert after > before + 0.1, (before, after)
+    assert torch.equal(model.head.weight, head_before)
+    assert summary.pairs == pair_count(len(train_table), CONTRASTIVE.contrastive) == 216
+    assert summary.similar_pairs == 108
+    assert summary.steps == 27  # 216 pairs in batches of 8
+
+
+def test_contrastive_run_tunes_the_body_then_trains_only_the_head(
+    tiny_model_dir: Path, train_table, test_table
+) -> None:
+    before, _ = build(tiny_model_dir)
+    model, _, result, _ = train_once(tiny_model_dir, train_table, test_table, CONTRASTIVE)
+
+    assert {name for name, p in model.named_parameters() if p.requires_grad} == {"head.weight", "head.bias"}
+    assert not torch.equal(
+        before.body.encoder.layer[0].output.dense.weight, model.body.encoder.layer[0].output.dense.weight
+    )
+    assert [record["phase"] for record in result.history] == ["head"] * CONTRASTIVE.epochs
+    assert result.body_tuning is not None and result.body_tuning["pairs"] == 216
+    assert result.best_macro_f1 > 0.6  # chance is 1/3
+
+
+def test_a_resumed_contrastive_run_keeps_its_tuned_body_and_does_not_tune_again(
+    tiny_model_dir: Path, train_table, test_table, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tlpipe.training as training
+
+    def run(store: TrainStateStore, callbacks: Callbacks | None = None):
+        model, preprocess = build(tiny_model_dir)
+        return fine_tune(
+            model, preprocess, *encode(train_table), *encode(test_table), CONTRASTIVE, callbacks, state=store
+        )
+
+    reference = run(TrainStateStore(tmp_path / "a", "same"))
+    store = TrainStateStore(tmp_path / "b", "same")
+
+    def crash_at_epoch_2(record) -> None:
+        if record["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(store, Callbacks(on_epoch_end=crash_at_epoch_2))
+    tunings: list[int] = []
+    real_tune = training.tune_body
+    monkeypatch.setattr(training, "tune_body", lambda *a, **k: tunings.append(1) or real_tune(*a, **k))
+    resumed = run(store)
+
+    assert tunings == []
+    assert resumed.resumed_after_epoch == 1
+    assert resumed.body_tuning == {**reference.body_tuning, "seconds": resumed.body_tuning["seconds"]}
+    strip = lambda history: [{k: v for k, v in r.items() if k != "seconds"} for r in history]  # noqa: E731
+    assert strip(resumed.history) == strip(reference.history)
