@@ -41,7 +41,11 @@ STAGE_HELP = {
     ),
     "train": (
         "Fine-tune the snapshot with train.strategy and keep the best checkpoint.",
-        "Strategies: linear_probe (head on cached frozen features), full, freeze_unfreeze (head, then all "
+        "Strategies: auto (the default: contrastive when the smallest class has fewer than "
+        "train.auto.contrastive_below training examples, else freeze_unfreeze, each with its benchmarked "
+        "recipe, compared on validation with train.auto.compare; the choice and why go to the metrics and "
+        "model card), linear_probe (head on cached frozen features), contrastive (SetFit: the encoder tuned "
+        "on same/different-class pairs, then the head), full, freeze_unfreeze (head, then all "
         "with layer-wise decayed learning rates), gradual_unfreeze (one more block from the top every few "
         "epochs) and scratch (random weights, the control). AdamW with warm-up, seeded; CUDA with mixed "
         "precision when present, CPU otherwise. Saves a resumable state every epoch in paths.train_state: "
@@ -52,13 +56,15 @@ STAGE_HELP = {
     "evaluate": (
         "Score the fine-tuned model and a TF-IDF + logistic regression baseline on the test file.",
         "Writes accuracy, macro-F1 and per-class precision/recall/F1 to paths.metrics, and the "
-        "predictions and a confusion-matrix PNG under paths.evaluation.",
+        "predictions and a confusion-matrix PNG under paths.evaluation, and the model card (how the model "
+        "was trained and why, its scores) to paths.model_card.",
     ),
     "export": (
         "Export to ONNX, prove it matches PyTorch, and write the serving bundle.",
         "Compares onnxruntime with PyTorch on the test texts (max |logit diff|, top-1 agreement, "
         "ONNX accuracy) into paths.parity_report. Beyond export.atol it fails and writes no model; "
-        "otherwise paths.bundle holds model.onnx, tokenizer.json, labels, preprocessing and metadata.",
+        "otherwise paths.bundle holds model.onnx, tokenizer.json, labels, preprocessing, metadata and the "
+        "model card as README.md.",
     ),
 }
 
