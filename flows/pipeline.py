@@ -9,7 +9,7 @@ from pathlib import Path
 
 from prefect import flow
 from tlpipe.tasks.dvc_stage import reproduce_stage
-from tlpipe.tasks.publish import publish_metrics, publish_parity, publish_validation
+from tlpipe.tasks.publish import publish_metrics, publish_model_card, publish_parity, publish_validation
 
 from tlpipe.config import load_params
 from tlpipe.stages import STAGES
@@ -34,6 +34,7 @@ def pipeline(root: str = ".", force: bool = False) -> dict[str, str]:
                 publish_validation(base / paths.validation_report)
         if stage == "evaluate":
             publish_metrics(base / paths.metrics)
+            publish_model_card(base / paths.model_card)
         elif stage == "export":
             publish_parity(base / paths.parity_report, base / paths.bundle)
     return outcomes

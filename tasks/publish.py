@@ -1,4 +1,4 @@
-"""Prefect tasks that publish what a stage wrote (validation, metrics, parity) as artifacts."""
+"""Prefect tasks that publish what a stage wrote (validation, metrics, model card, parity) as artifacts."""
 
 from __future__ import annotations
 
@@ -47,6 +47,12 @@ def publish_metrics(metrics_path: Path) -> None:
         table=rows,
         description=f"Test set ({metrics['test_examples']} examples), strategy {metrics['strategy']}",
     )
+
+
+@task(cache_policy=NO_CACHE)
+def publish_model_card(card_path: Path) -> None:
+    """The model card: how the model was trained, why that strategy, and its scores."""
+    create_markdown_artifact(key="model-card", markdown=card_path.read_text(encoding="utf-8"))
 
 
 @task(cache_policy=NO_CACHE)

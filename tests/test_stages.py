@@ -81,6 +81,9 @@ def test_auto_with_few_labels_trains_contrastively_says_why_and_exports_with_par
     assert choice["reason"] in card
     assert f"| this model (contrastive) | {metrics['finetuned']['macro_f1']:.4f} |" in card
     assert (project / "models" / "bundle" / "README.md").read_text() == card
+    from importlib.metadata import version
+
+    assert f"sentence-transformers {version('sentence-transformers')}, tokenizers" in card
 
 
 def test_auto_compares_with_the_probe_on_validation_and_keeps_the_better(

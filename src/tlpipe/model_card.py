@@ -9,9 +9,19 @@ evaluation metrics. The export bundle ships it as its ``README.md``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib.metadata import version
 from typing import Any
 
 import yaml
+
+VERSIONED_PACKAGES = (
+    "tlpipe", "torch", "transformers", "sentence-transformers", "tokenizers", "onnx", "onnxruntime",
+)  # fmt: skip
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that decide what the model computes, for the card and the bundle."""
+    return {name: version(name) for name in VERSIONED_PACKAGES}
 
 
 def render_model_card(
@@ -20,6 +30,7 @@ def render_model_card(
     metrics: Mapping[str, Any],
     class_counts: Mapping[str, Mapping[str, int]],
     data_version: str,
+    versions: Mapping[str, str],
 ) -> str:
     """The card as Markdown; ``class_counts`` maps split name (train, validation, test) to examples per label."""
     finetuned, baseline = metrics["finetuned"], metrics["baseline"]
@@ -92,6 +103,10 @@ def render_model_card(
         "`preprocessing.json` says exactly how, and `model.onnx` runs with onnxruntime alone.",
         "The test split is small and comes from the same source as the training data: expect lower scores on "
         "texts unlike these, and check the per-label rows before trusting a label the data rarely shows.",
+        "",
+        "## Versions",
+        "",
+        ", ".join(f"{name} {number}" for name, number in versions.items()) + ".",
         "",
     ]
     return "\n".join(lines)

@@ -29,6 +29,10 @@ def test_flow_runs_every_stage_then_skips_every_stage(prefect, dvc_project: Path
     assert first == dict.fromkeys(["validate", "prepare", "fetch_model", "train", "evaluate", "export"], "reproduced")
     assert dvc(dvc_project, "status").stdout.strip() == "Data and pipelines are up to date."
     assert (dvc_project / "dvc.lock").is_file()
+    from prefect.artifacts import Artifact
+
+    card = Artifact.get("model-card")
+    assert card is not None and card.data == (dvc_project / "reports" / "model_card.md").read_text()
 
     second = pipeline(root=str(dvc_project))
     assert set(second.values()) == {"skipped"}

@@ -12,7 +12,7 @@ from tlpipe.baseline import fit_tfidf_logreg
 from tlpipe.config import EvaluateConfig, PathsConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.metrics import classification_metrics
-from tlpipe.model_card import render_model_card
+from tlpipe.model_card import package_versions, render_model_card
 from tlpipe.models.text import TextPreprocessor, load_checkpoint
 from tlpipe.plots import plot_confusion_matrices
 from tlpipe.stages.prepare import DATA_VERSION, LABELS, TEST, TRAIN, VALID
@@ -79,6 +79,7 @@ def run(paths: PathsConfig, evaluate: EvaluateConfig) -> dict[str, Any]:
             for name, table in (("train", fit), ("validation", valid), ("test", test))
         },
         read_json(paths.prepared / DATA_VERSION, "prepare")["raw_sha256"],
+        package_versions(),
     )
     write_text(paths.model_card, card)
     log.info(

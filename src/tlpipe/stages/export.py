@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from tlpipe.artifacts import atomic_directory, read_json, write_json
 from tlpipe.config import ExportConfig, PathsConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.errors import ArtifactError, ExportParityError
+from tlpipe.model_card import package_versions
 from tlpipe.models.text import TextPreprocessor, load_checkpoint
 from tlpipe.onnx_export import OUTPUT_NAME, ParityReport, check_parity, export_onnx
 from tlpipe.stages.prepare import DATA_VERSION, LABELS, TEST
@@ -19,7 +19,6 @@ from tlpipe.stages.prepare import DATA_VERSION, LABELS, TEST
 log = logging.getLogger(__name__)
 
 MODEL_FILE, MODEL_CARD = "model.onnx", "README.md"
-VERSIONED_PACKAGES = ("tlpipe", "torch", "transformers", "tokenizers", "onnx", "onnxruntime")
 
 
 def run(paths: PathsConfig, export: ExportConfig) -> ParityReport:
@@ -91,6 +90,6 @@ def _write_bundle_files(
             "strategy_choice": config.get("strategy_choice"),
             "data_version": read_json(paths.prepared / DATA_VERSION, "prepare")["raw_sha256"],
             "metrics": read_json(paths.metrics, "evaluate"),
-            "versions": {name: version(name) for name in VERSIONED_PACKAGES},
+            "versions": package_versions(),
         },
     )

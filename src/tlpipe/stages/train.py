@@ -56,7 +56,8 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
     with _TrainingLog(paths.training_log, train, plan.candidates[0]) as training_log:
         for strategy in plan.candidates:
             results[strategy] = candidate_run.train(settings_for(train, strategy), training_log)
-    chosen = plan.settle({name: result.best_macro_f1 for name, result in results.items()})
+        chosen = plan.settle({name: result.best_macro_f1 for name, result in results.items()})
+        training_log.live.log_params({"chosen_strategy": chosen})
     result = results[chosen]
     with atomic_directory(paths.checkpoint) as staging:
         shutil.copytree(candidate_run.state_folder(chosen) / BEST, staging, dirs_exist_ok=True)
