@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import platform
 import statistics
 import tempfile
@@ -61,8 +62,14 @@ def main() -> None:
         action="store_true",
         help="keep the runs in --output of strategies not run now (runs are seeded and deterministic on CPU)",
     )
+    parser.add_argument(
+        "--report-only", action="store_true", help="summarise the runs in --output again, train nothing"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.report_only:
+        print_table(write(args.output, json.loads(args.output.read_text())["runs"], args))
+        return
 
     data = DataConfig()
     train_raw = to_examples(read_raw_table(REPO / "data/raw/train.csv", data), data)
@@ -189,7 +196,10 @@ def write(path: Path, runs: list[dict[str, Any]], args: argparse.Namespace) -> d
     from tlpipe.artifacts import write_json
 
     summary = []
-    for (size, strategy), group in pd.DataFrame(runs).groupby(["size", "strategy"], sort=False):
+    ordered = sorted(
+        runs, key=lambda run: (math.inf if run["size"] == "all" else int(run["size"]), CHOICES.index(run["strategy"]))
+    )
+    for (size, strategy), group in pd.DataFrame(ordered).groupby(["size", "strategy"], sort=False):
         f1 = group["test_macro_f1"].tolist()
         summary.append(
             {
