@@ -166,3 +166,25 @@ def test_a_resumed_contrastive_run_keeps_its_tuned_body_and_does_not_tune_again(
     assert resumed.body_tuning == {**reference.body_tuning, "seconds": resumed.body_tuning["seconds"]}
     strip = lambda history: [{k: v for k, v in r.items() if k != "seconds"} for r in history]  # noqa: E731
     assert strip(resumed.history) == strip(reference.history)
+
+
+def test_the_contrastive_phase_accumulates_gradients_over_batches_of_pairs(tiny_model_dir: Path, train_table) -> None:
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    model, preprocess = build(tiny_model_dir)
+    steps: list[int] = []
+    handle = register_optimizer_step_post_hook(lambda optimizer, args, kwargs: steps.append(1))
+    try:
+        summary = tune_body(
+            model,
+            preprocess,
+            *encode(train_table),
+            CONTRASTIVE.model_copy(update={"gradient_accumulation": 4}),
+            torch.device("cpu"),
+            None,
+            torch.Generator().manual_seed(0),
+        )
+    finally:
+        handle.remove()
+
+    assert len(steps) == summary.steps == 7  # 27 batches of 8 pairs, 4 per step, the last step takes 3

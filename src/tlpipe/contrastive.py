@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -100,9 +100,9 @@ def make_pairs(labels: Sequence[int], count: int, seed: int) -> list[Pair]:
     return [pairs[i] for i in order]
 
 
-def _anchor_stream(examples: int, rng: np.random.Generator):  # noqa: ANN202 - a plain generator
+def _anchor_stream(examples: int, rng: np.random.Generator) -> Iterator[int]:
     while True:
-        yield from rng.permutation(examples)
+        yield from (int(index) for index in rng.permutation(examples))
 
 
 class SentenceEmbedder(nn.Module):
@@ -146,8 +146,8 @@ def tune_body(
     """Tune every body block on pairs of ``inputs`` with ``train.contrastive.loss``; the head does not train.
 
     Learning rates are the strategies' usual ones: ``learning_rate`` for the top block, decaying by
-    ``layer_decay`` downwards. Dropout is on, the gradient norm is clipped, and the schedule warms
-    up then decays over all steps.
+    ``layer_decay`` downwards. Dropout is on, gradients accumulate over ``gradient_accumulation``
+    batches of pairs and their norm is clipped, and the schedule warms up then decays over all steps.
     """
     settings = train.contrastive
     started = time.perf_counter()
@@ -158,7 +158,7 @@ def tune_body(
     trainable = [p for p in model.parameters() if p.requires_grad]
     loss_fn = pair_loss(settings.loss, SentenceEmbedder(model)).to(device)
     optimizer = torch.optim.AdamW(parameter_groups(model, train))
-    steps_per_epoch = math.ceil(len(pairs) / train.batch_size)
+    steps_per_epoch = math.ceil(math.ceil(len(pairs) / train.batch_size) / train.gradient_accumulation)
     total_steps = steps_per_epoch * settings.epochs
     scheduler = warmup_then_linear_decay(optimizer, train.warmup_ratio, total_steps)
     scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype == torch.float16)
@@ -167,10 +167,12 @@ def tune_body(
         len(pairs), sum(p.similar for p in pairs), len(inputs), settings.epochs, steps_per_epoch, settings.loss, device,
     )  # fmt: skip
     model.train()
-    step, recent_loss = 0, float("nan")
+    step, pairs_seen, recent_loss = 0, 0, float("nan")
     log_every = max(1, int(total_steps * LOG_EVERY_FRACTION))
+    optimizer.zero_grad(set_to_none=True)
     for _ in range(settings.epochs):
-        for batch in torch.randperm(len(pairs), generator=generator).split(train.batch_size):
+        batches = torch.randperm(len(pairs), generator=generator).split(train.batch_size)
+        for index, batch in enumerate(batches, start=1):
             chosen = [pairs[i] for i in batch.tolist()]
             columns = [
                 {k: v.to(device) for k, v in preprocess([inputs[getattr(p, side)] for p in chosen]).items()}
@@ -179,7 +181,10 @@ def tune_body(
             targets = torch.tensor([float(p.similar) for p in chosen], device=device)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 loss = loss_fn(columns, targets)
-            scaler.scale(loss).backward()
+            scaler.scale(loss / train.gradient_accumulation).backward()
+            pairs_seen, recent_loss = pairs_seen + len(chosen), loss.item()
+            if index % train.gradient_accumulation and index < len(batches):
+                continue
             if train.max_grad_norm > 0:
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(trainable, train.max_grad_norm)
@@ -188,12 +193,10 @@ def tune_body(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            recent_loss = loss.item()
             if step % log_every == 0 or step == total_steps:
-                elapsed = time.perf_counter() - started
                 log.info(
                     "contrastive step %d/%d  loss %.4f  (%.0f pairs/s)",
-                    step, total_steps, recent_loss, step * train.batch_size / elapsed,
+                    step, total_steps, recent_loss, pairs_seen / (time.perf_counter() - started),
                 )  # fmt: skip
     summary = ContrastiveSummary(
         pairs=len(pairs),
