@@ -201,3 +201,34 @@ def test_outputs_get_ordinary_file_permissions_not_temp_file_ones(project: Path)
     prepared = project / "data" / "prepared"
     assert stat.S_IMODE(prepared.stat().st_mode) == 0o777 & ~umask
     assert stat.S_IMODE((prepared / "labels.json").stat().st_mode) == 0o666 & ~umask
+
+
+def test_auto_interrupted_in_its_second_strategy_keeps_the_first_one_trained(
+    project: Path, tiny_model_dir: Path, train_table, test_table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tlpipe.stages.train as train_stage
+
+    auto = {"contrastive_below": 0, "compare": ["linear_probe"], "compare_min_valid_per_class": 1}
+    write_project(project, tiny_model_dir, train_table, test_table, {"train": {"strategy": "auto", "auto": auto}})
+    run_all(until="fetch_model")
+    real_fine_tune = train_stage.fine_tune
+    resumed_after: dict[str, int] = {}
+
+    def interrupted_at_the_probe(model, preprocess, *args, **kwargs):
+        if args[4].strategy == "linear_probe":
+            raise KeyboardInterrupt
+        return real_fine_tune(model, preprocess, *args, **kwargs)
+
+    def recording(model, preprocess, *args, **kwargs):
+        result = real_fine_tune(model, preprocess, *args, **kwargs)
+        resumed_after[args[4].strategy] = result.resumed_after_epoch
+        return result
+
+    monkeypatch.setattr(train_stage, "fine_tune", interrupted_at_the_probe)
+    with pytest.raises(KeyboardInterrupt):
+        run_stage("train")
+    monkeypatch.setattr(train_stage, "fine_tune", recording)
+    run_stage("train")
+
+    assert resumed_after == {"freeze_unfreeze": 5, "linear_probe": 0}  # all 5 recipe epochs restored, none rerun
+    assert (project / "models" / "checkpoint" / "model.safetensors").is_file()
