@@ -90,7 +90,7 @@ def plan_strategy(train: TrainConfig, train_labels: Sequence[Any], valid_labels:
             f"Every class has at least {fewest_train} training examples (auto.contrastive_below is "
             f"{settings.contrastive_below}): freeze-then-unfreeze fine-tuning does best with this many."
         )
-    extra = [name for name in settings.compare if name != main]
+    extra = [name for name in dict.fromkeys(settings.compare) if name != main]
     if extra and fewest_valid < settings.compare_min_valid_per_class:
         reason += (
             f" Not compared with {', '.join(extra)}: the smallest class has {fewest_valid} validation examples, "
