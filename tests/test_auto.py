@@ -49,7 +49,9 @@ def test_a_class_missing_from_validation_counts_as_zero_and_skips_the_comparison
 def test_the_thresholds_and_comparisons_are_the_users() -> None:
     custom = AUTO.model_copy(
         update={
-            "auto": AutoConfig(contrastive_below=100, compare=("full", "linear_probe"), compare_min_valid_per_class=1)
+            "auto": AutoConfig(
+                contrastive_below=100, compare=("full", "linear_probe", "full"), compare_min_valid_per_class=1
+            )
         }
     )
 
