@@ -26,7 +26,7 @@ from torch import nn
 
 from tlpipe.config import ContrastiveConfig, TrainConfig
 from tlpipe.errors import DataError
-from tlpipe.strategies import Phase, apply_phase, parameter_groups, warmup_then_linear_decay
+from tlpipe.strategies import Phase, apply_phase, optimizer_step, parameter_groups, warmup_then_linear_decay
 
 log = logging.getLogger(__name__)
 
@@ -185,13 +185,7 @@ def tune_body(
             pairs_seen, recent_loss = pairs_seen + len(chosen), loss.item()
             if index % train.gradient_accumulation and index < len(batches):
                 continue
-            if train.max_grad_norm > 0:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(trainable, train.max_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(optimizer, scheduler, scaler, trainable, train.max_grad_norm)
             step += 1
             if step % log_every == 0 or step == total_steps:
                 log.info(

@@ -134,6 +134,23 @@ def parameter_groups(model: Any, train: TrainConfig) -> list[dict[str, Any]]:
     return groups
 
 
+def optimizer_step(
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    trainable: list[nn.Parameter],
+    max_grad_norm: float,
+) -> None:
+    """One optimiser step on the accumulated gradients: unscale, clip their norm (0 = no clipping), step, reset."""
+    if max_grad_norm > 0:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(trainable, max_grad_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def warmup_then_linear_decay(
     optimizer: torch.optim.Optimizer, warmup_ratio: float, total_steps: int
 ) -> torch.optim.lr_scheduler.LambdaLR:

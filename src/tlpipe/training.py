@@ -28,7 +28,14 @@ from tlpipe.contrastive import tune_body
 from tlpipe.errors import ConfigError
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.models.text import TextClassifier
-from tlpipe.strategies import STRATEGIES, Phase, apply_phase, parameter_groups, warmup_then_linear_decay
+from tlpipe.strategies import (
+    STRATEGIES,
+    Phase,
+    apply_phase,
+    optimizer_step,
+    parameter_groups,
+    warmup_then_linear_decay,
+)
 from tlpipe.train_state import Progress, TrainStateStore, restore_rng
 
 log = logging.getLogger(__name__)
@@ -250,13 +257,7 @@ def _run_epoch(
         scaler.scale(loss / train.gradient_accumulation).backward()
         total_loss += loss.item() * len(index)
         if step % train.gradient_accumulation == 0 or step == len(batches):
-            if train.max_grad_norm > 0:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(trainable, train.max_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(optimizer, scheduler, scaler, trainable, train.max_grad_norm)
     return total_loss / len(order)
 
 
