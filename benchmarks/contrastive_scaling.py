@@ -29,8 +29,9 @@ import torch
 from tlpipe.artifacts import write_json
 from tlpipe.auto import settings_for
 from tlpipe.config import DataConfig, TrainConfig
-from tlpipe.datasets import INPUT, LABEL, read_raw_table, to_examples
-from tlpipe.models.text import TextPreprocessor, load_pretrained, load_tokenizer
+from tlpipe.datasets import INPUT, LABEL
+from tlpipe.modalities.text.data import read_raw_table, to_examples
+from tlpipe.modalities.text.model import TextPreprocessor, load_pretrained, load_tokenizer
 from tlpipe.sources import fetch_snapshot
 from tlpipe.training import fine_tune, seed_everything
 

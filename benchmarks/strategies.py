@@ -35,10 +35,11 @@ import torch
 
 from tlpipe.auto import RECIPES, plan_strategy, settings_for
 from tlpipe.config import DataConfig, SplitConfig, TrainConfig
-from tlpipe.datasets import INPUT, LABEL, read_raw_table, stratified_split, to_examples
+from tlpipe.datasets import INPUT, LABEL, stratified_split
+from tlpipe.modalities.text.data import read_raw_table, to_examples
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.metrics import classification_metrics
-from tlpipe.models.text import TextPreprocessor, load_pretrained, load_tokenizer
+from tlpipe.modalities.text.model import TextPreprocessor, load_pretrained, load_tokenizer
 from tlpipe.sources import fetch_snapshot
 from tlpipe.strategies import STRATEGIES
 from tlpipe.training import Callbacks, fine_tune, predict_logits, seed_everything

@@ -44,7 +44,7 @@ def test_artifact_paths_come_from_params_paths_only(stage: str) -> None:
 
     for entry in entries:
         if entry.startswith("src/"):
-            assert (REPO / entry).is_file(), f"{stage}: code dependency {entry} does not exist"
+            assert (REPO / entry).exists(), f"{stage}: code dependency {entry} does not exist"
             continue
         names = re.findall(r"\$\{paths\.(\w+)\}", entry)
         assert names, f"{stage}: {entry} is written literally; use ${{paths.<name>}}"

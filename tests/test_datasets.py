@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from tlpipe.config import DataConfig, SplitConfig
-from tlpipe.datasets import INPUT, LABEL, label_names, read_raw_table, stratified_split, to_examples
+from tlpipe.datasets import INPUT, LABEL, label_names, stratified_split
+from tlpipe.modalities.text.data import read_raw_table, to_examples
 from tlpipe.errors import DataValidationError
 
 

@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from tlpipe.models.text import TextPreprocessor, load_pretrained, load_tokenizer
+from tlpipe.modalities.text.model import TextPreprocessor, load_pretrained, load_tokenizer
 from tlpipe.onnx_export import check_parity, export_onnx
 from tlpipe.training import seed_everything
 
@@ -20,7 +20,7 @@ def exported(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     model = load_pretrained(tiny_model_dir, 3, dropout=0.1)
     preprocess = TextPreprocessor(load_tokenizer(tiny_model_dir), max_length=32)
     path = tmp_path_factory.mktemp("onnx") / "model.onnx"
-    export_onnx(model, preprocess(["my invoice", "login"]), path, opset=18)
+    export_onnx(model, preprocess(["my invoice", "login"]), preprocess.input_shapes(), path, opset=18)
     return model, preprocess, path
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from tlpipe.config import DataConfig
-from tlpipe.quality import run_suite
+from tlpipe.modalities.text.quality import run_text_checks as run_suite
 
 DATA = DataConfig(min_examples_per_class=4, min_text_chars=3, max_text_chars=200)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tlpipe.config import TrainConfig
-from tlpipe.models.text import TextPreprocessor, load_pretrained, load_tokenizer
+from tlpipe.modalities.text.model import TextPreprocessor, load_pretrained, load_tokenizer
 from tlpipe.strategies import STRATEGIES, Phase, apply_phase, block_learning_rates, parameter_groups
 from tlpipe.training import Callbacks, fine_tune, seed_everything
 

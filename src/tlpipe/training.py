@@ -27,7 +27,7 @@ from tlpipe.config import TrainConfig
 from tlpipe.contrastive import tune_body
 from tlpipe.errors import ConfigError
 from tlpipe.feature_cache import FeatureCache
-from tlpipe.models.text import TextClassifier
+from tlpipe.modalities.base import Classifier
 from tlpipe.strategies import (
     STRATEGIES,
     Phase,
@@ -60,7 +60,7 @@ class TrainResult:
 class Callbacks:
     """Hooks for the stage: keep the best model, log each epoch (replayed for resumed epochs too)."""
 
-    on_improvement: Callable[[TextClassifier, EpochRecord], None] = lambda model, record: None
+    on_improvement: Callable[[Classifier, EpochRecord], None] = lambda model, record: None
     on_epoch_end: Callable[[EpochRecord], None] = lambda record: None
 
 
@@ -103,7 +103,7 @@ def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 
 def fine_tune(
-    model: TextClassifier,
+    model: Classifier,
     preprocess: Preprocess,
     train_inputs: Sequence[Any],
     train_labels: Sequence[int],
@@ -113,8 +113,13 @@ def fine_tune(
     callbacks: Callbacks | None = None,
     state: TrainStateStore | None = None,
     feature_cache: FeatureCache | None = None,
+    augment: Preprocess | None = None,
 ) -> TrainResult:
-    """Train ``model`` with ``train.strategy``; resume from ``state`` when it holds this run's last epoch."""
+    """Train ``model`` with ``train.strategy``; resume from ``state`` when it holds this run's last epoch.
+
+    ``augment`` preprocesses training batches when the strategy trains on raw inputs (image
+    augmentation); validation, cached features and the contrastive pairs use ``preprocess``.
+    """
     callbacks = callbacks or Callbacks()
     seed_everything(train.seed)
     runtime = select_runtime(train)
@@ -145,8 +150,8 @@ def fine_tune(
         feature_cache = None  # the cache is keyed by the snapshot's body, not the tuned one
     if strategy.caches_features:
         apply_phase(model, Phase("head", 1, train.epochs, 0))
-    train_set = _examples(model, preprocess, train_inputs, train, runtime, feature_cache)
-    valid_set = _examples(model, preprocess, valid_inputs, train, runtime, feature_cache)
+    train_set = _examples(model, augment or preprocess, train_inputs, train, runtime, feature_cache, preprocess)
+    valid_set = _examples(model, preprocess, valid_inputs, train, runtime, feature_cache, preprocess)
     targets = torch.tensor(list(train_labels), dtype=torch.long)
     valid_targets = torch.tensor(list(valid_labels), dtype=torch.long)
     num_classes = model.head.out_features
@@ -183,6 +188,7 @@ def fine_tune(
             model.train()
             if strategy.caches_features:
                 model.body.eval()
+            keep_frozen_norms_in_eval(model)
             train_loss = _run_epoch(
                 model, train_set, targets, order, optimizer, scheduler, scaler, train, runtime, loss_weights
             )
@@ -228,7 +234,7 @@ def fine_tune(
 
 
 def _run_epoch(
-    model: TextClassifier,
+    model: Classifier,
     examples: _RawExamples | _CachedFeatures,
     targets: torch.Tensor,
     order: torch.Tensor,
@@ -261,7 +267,7 @@ def _run_epoch(
     return total_loss / len(order)
 
 
-def _log_phase(model: TextClassifier, phase: Phase, runtime: Runtime) -> None:
+def _log_phase(model: Classifier, phase: Phase, runtime: Runtime) -> None:
     log.info(
         "Phase '%s' (epochs %d-%d) on %s%s: %d trainable of %d parameters",
         phase.name,
@@ -274,21 +280,36 @@ def _log_phase(model: TextClassifier, phase: Phase, runtime: Runtime) -> None:
     )
 
 
+def keep_frozen_norms_in_eval(model: Classifier) -> None:
+    """Batch-norm layers whose parameters do not train keep their running statistics (eval mode).
+
+    A frozen pretrained block must compute what it computed in pretraining; in train mode its
+    batch norms would normalise with each small batch's statistics and overwrite the running ones.
+    Norms without running statistics (LayerNorm) behave the same in both modes and are left alone.
+    """
+    for module in model.body.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
+            p.requires_grad for p in module.parameters()
+        ):
+            module.eval()
+
+
 def _examples(
-    model: TextClassifier,
+    model: Classifier,
     preprocess: Preprocess,
     inputs: Sequence[Any],
     train: TrainConfig,
     runtime: Runtime,
     cache: FeatureCache | None,
+    encode_preprocess: Preprocess,
 ) -> _RawExamples | _CachedFeatures:
     if STRATEGIES[train.strategy].caches_features:
-        return _CachedFeatures(model, inputs, preprocess, train.batch_size, runtime.device, cache)
+        return _CachedFeatures(model, inputs, encode_preprocess, train.batch_size, runtime.device, cache)
     return _RawExamples(inputs, preprocess, runtime.device)
 
 
 def predict_logits(
-    model: TextClassifier,
+    model: Classifier,
     preprocess: Preprocess,
     inputs: Sequence[Any],
     batch_size: int,
@@ -324,10 +345,10 @@ class _RawExamples:
     def select(self, index: torch.Tensor) -> list[Any]:
         return [self.inputs[i] for i in index.tolist()]
 
-    def forward(self, model: TextClassifier, batch: list[Any]) -> torch.Tensor:
+    def forward(self, model: Classifier, batch: list[Any]) -> torch.Tensor:
         return model(**{name: tensor.to(self.device) for name, tensor in self.preprocess(batch).items()})
 
-    def logits(self, model: TextClassifier, batch_size: int) -> torch.Tensor:
+    def logits(self, model: Classifier, batch_size: int) -> torch.Tensor:
         return predict_logits(model, self.preprocess, self.inputs, batch_size)
 
 
@@ -336,7 +357,7 @@ class _CachedFeatures:
 
     def __init__(
         self,
-        model: TextClassifier,
+        model: Classifier,
         inputs: Sequence[Any],
         preprocess: Preprocess,
         batch_size: int,
@@ -355,17 +376,17 @@ class _CachedFeatures:
     def select(self, index: torch.Tensor) -> torch.Tensor:
         return self.features[index.to(self.device)]
 
-    def forward(self, model: TextClassifier, batch: torch.Tensor) -> torch.Tensor:
+    def forward(self, model: Classifier, batch: torch.Tensor) -> torch.Tensor:
         return model.classify(batch)
 
-    def logits(self, model: TextClassifier, batch_size: int) -> torch.Tensor:
+    def logits(self, model: Classifier, batch_size: int) -> torch.Tensor:
         model.eval()
         with torch.inference_mode():
             return model.classify(self.features).float().cpu()
 
 
 def encode_features(
-    model: TextClassifier, preprocess: Preprocess, inputs: Sequence[Any], batch_size: int, device: torch.device
+    model: Classifier, preprocess: Preprocess, inputs: Sequence[Any], batch_size: int, device: torch.device
 ) -> torch.Tensor:
     """Pooled body features of ``inputs`` in eval mode: (len(inputs), hidden)."""
     started = time.perf_counter()

@@ -8,12 +8,11 @@ from typing import Any
 import pandas as pd
 
 from tlpipe.artifacts import read_json, write_json, write_text
-from tlpipe.baseline import fit_tfidf_logreg
+from tlpipe.checkpoint import load_checkpoint
 from tlpipe.config import EvaluateConfig, PathsConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.metrics import classification_metrics
 from tlpipe.model_card import package_versions, render_model_card
-from tlpipe.models.text import TextPreprocessor, load_checkpoint
 from tlpipe.plots import plot_confusion_matrices
 from tlpipe.stages.prepare import DATA_VERSION, LABELS, TEST, TRAIN, VALID
 from tlpipe.stages.train import HISTORY
@@ -32,11 +31,12 @@ def run(paths: PathsConfig, evaluate: EvaluateConfig) -> dict[str, Any]:
     label_ids = {label: index for index, label in enumerate(labels)}
     actual = [label_ids[label] for label in test[LABEL]]
 
-    model, tokenizer, config = load_checkpoint(paths.checkpoint)
-    preprocess = TextPreprocessor(tokenizer, config["max_length"])
+    model, preprocess, config, modality = load_checkpoint(paths.checkpoint)
     finetuned = predict_logits(model, preprocess, test[INPUT].tolist(), evaluate.batch_size).argmax(dim=1).tolist()
-    baseline_model = fit_tfidf_logreg(fit[INPUT], [label_ids[label] for label in fit[LABEL]], evaluate, seed=0)
-    baseline = baseline_model.predict(test[INPUT].tolist()).tolist()
+    baseline_model = modality.fit_baseline(
+        fit[INPUT].tolist(), [label_ids[label] for label in fit[LABEL]], evaluate, seed=0
+    )
+    baseline = [int(i) for i in baseline_model.predict(test[INPUT].tolist())]
 
     results = {
         "finetuned": classification_metrics(finetuned, actual, labels),
@@ -51,7 +51,7 @@ def run(paths: PathsConfig, evaluate: EvaluateConfig) -> dict[str, Any]:
     write_json(paths.metrics, metrics)
     predictions = pd.DataFrame(
         {
-            "text": test[INPUT],
+            modality.input_column: test[INPUT],
             "actual": test[LABEL],
             "finetuned": [labels[i] for i in finetuned],
             "baseline": [labels[i] for i in baseline],
@@ -63,7 +63,7 @@ def run(paths: PathsConfig, evaluate: EvaluateConfig) -> dict[str, Any]:
             f"fine-tuned ({config['strategy']}): macro-F1 {results['finetuned']['macro_f1']:.3f}": results["finetuned"][
                 "confusion_matrix"
             ],
-            f"baseline (TF-IDF + logreg): macro-F1 {results['baseline']['macro_f1']:.3f}": results["baseline"][
+            f"baseline ({modality.baseline_title}): macro-F1 {results['baseline']['macro_f1']:.3f}": results["baseline"][
                 "confusion_matrix"
             ],
         },
@@ -80,6 +80,7 @@ def run(paths: PathsConfig, evaluate: EvaluateConfig) -> dict[str, Any]:
         },
         read_json(paths.prepared / DATA_VERSION, "prepare")["raw_sha256"],
         package_versions(),
+        modality,
     )
     write_text(paths.model_card, card)
     log.info(

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
 from tlpipe.artifacts import atomic_directory, read_json, write_json
+from tlpipe.checkpoint import load_checkpoint
 from tlpipe.config import ExportConfig, PathsConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.errors import ArtifactError, ExportParityError
 from tlpipe.model_card import package_versions
-from tlpipe.models.text import TextPreprocessor, load_checkpoint
+from tlpipe.modalities.base import Modality, Preprocessor
 from tlpipe.onnx_export import OUTPUT_NAME, ParityReport, check_parity, export_onnx
 from tlpipe.stages.prepare import DATA_VERSION, LABELS, TEST
 
@@ -25,14 +25,14 @@ def run(paths: PathsConfig, export: ExportConfig) -> ParityReport:
     """Export the checkpoint to ``paths.bundle``; raise ``ExportParityError`` (and publish nothing) on disagreement."""
     if not paths.model_card.is_file():
         raise ArtifactError(f"{paths.model_card}: missing. Run `tlpipe evaluate` (or `dvc repro`) first.")
-    model, tokenizer, config = load_checkpoint(paths.checkpoint)
-    preprocess = TextPreprocessor(tokenizer, config["max_length"])
+    model, preprocess, config, modality = load_checkpoint(paths.checkpoint)
     labels: list[str] = read_json(paths.prepared / LABELS, "prepare")
     test = read_examples(paths.prepared / TEST)
     label_ids = {label: index for index, label in enumerate(labels)}
 
     with atomic_directory(paths.bundle) as staging:
-        export_onnx(model, preprocess(test[INPUT].tolist()[:2]), staging / MODEL_FILE, export.opset)
+        shapes = preprocess.input_shapes()
+        export_onnx(model, preprocess(test[INPUT].tolist()[:2]), shapes, staging / MODEL_FILE, export.opset)
         parity = check_parity(
             model,
             staging / MODEL_FILE,
@@ -48,7 +48,7 @@ def run(paths: PathsConfig, export: ExportConfig) -> ParityReport:
             raise ExportParityError(
                 f"{parity.describe()}. No model was written to {paths.bundle}; see {paths.parity_report}."
             )
-        _write_bundle_files(staging, paths, preprocess, labels, config, parity, export)
+        _write_bundle_files(staging, paths, modality, preprocess, labels, config, parity, export)
     log.info("%s. Bundle written to %s", parity.describe(), paths.bundle)
     return parity
 
@@ -56,14 +56,15 @@ def run(paths: PathsConfig, export: ExportConfig) -> ParityReport:
 def _write_bundle_files(
     folder: Path,
     paths: PathsConfig,
-    preprocess: TextPreprocessor,
+    modality: Modality,
+    preprocess: Preprocessor,
     labels: list[str],
     config: dict[str, Any],
     parity: ParityReport,
     export: ExportConfig,
 ) -> None:
-    shutil.copyfile(paths.checkpoint / "tokenizer.json", folder / "tokenizer.json")
-    shutil.copyfile(paths.model_card, folder / MODEL_CARD)
+    preprocess.write_bundle_files(folder)
+    (folder / MODEL_CARD).write_text(paths.model_card.read_text(encoding="utf-8"), encoding="utf-8")
     write_json(folder / "labels.json", labels)
     write_json(
         folder / "preprocessing.json",
@@ -78,10 +79,11 @@ def _write_bundle_files(
     write_json(
         folder / "metadata.json",
         {
-            "task": "text-classification",
+            "task": modality.task,
+            "modality": modality.name,
             "model_file": MODEL_FILE,
             "opset": export.opset,
-            "inputs": {name: ["batch", "sequence"] for name in preprocess.describe()["inputs"]},
+            "inputs": preprocess.input_shapes(),
             "outputs": {OUTPUT_NAME: ["batch", len(labels)]},
             "source_model": config["source"],
             "source_model_resolved": config["source_resolved"],

@@ -6,8 +6,10 @@ import logging
 
 from tlpipe.artifacts import atomic_directory, read_json, sha256_files, write_json
 from tlpipe.config import DataConfig, PathsConfig, SplitConfig
-from tlpipe.datasets import LABEL, label_names, read_raw_table, stratified_split, to_examples, write_examples
+from tlpipe.datasets import LABEL, label_names, read_manifest, stratified_split, write_examples
 from tlpipe.errors import DataValidationError
+from tlpipe.modalities import get_modality
+from tlpipe.stages.validate import TEST_MANIFEST, TRAIN_MANIFEST
 
 log = logging.getLogger(__name__)
 
@@ -16,14 +18,15 @@ LABELS, DATA_VERSION = "labels.json", "data.json"
 
 
 def run(paths: PathsConfig, data: DataConfig, split: SplitConfig) -> None:
-    """Split the validated raw train file (stratified, seeded) and write everything under ``paths.prepared``."""
+    """Split the validated training manifest (stratified, seeded) and write everything under ``paths.prepared``."""
     report = read_json(paths.validation_report, "validate")
     if not report.get("success"):
         raise DataValidationError(
             f"{paths.validation_report} records failed data checks; fix the data and rerun `tlpipe validate`."
         )
-    train = to_examples(read_raw_table(paths.raw_train, data), data)
-    test = to_examples(read_raw_table(paths.raw_test, data), data)
+    modality = get_modality(data.modality)
+    manifests = [paths.manifest / TRAIN_MANIFEST, paths.manifest / TEST_MANIFEST]
+    train, test = (modality.to_examples(read_manifest(path), data) for path in manifests)
     fit, valid = stratified_split(train, split)
     labels = label_names(train)
     with atomic_directory(paths.prepared) as staging:
@@ -34,7 +37,8 @@ def run(paths: PathsConfig, data: DataConfig, split: SplitConfig) -> None:
         write_json(
             staging / DATA_VERSION,
             {
-                "raw_sha256": sha256_files([paths.raw_train, paths.raw_test]),
+                "modality": modality.name,
+                "raw_sha256": sha256_files(manifests),  # images: the manifests hold every file's sha256
                 "rows": {"train": len(fit), "valid": len(valid), "test": len(test)},
                 "class_counts": {
                     name: table[LABEL].value_counts().sort_index().to_dict()

@@ -21,19 +21,14 @@ import pandas as pd
 
 from tlpipe.artifacts import atomic_directory, read_json, sha256_file, write_json
 from tlpipe.auto import plan_strategy, settings_for
+from tlpipe.checkpoint import CLASSIFIER_CONFIG, save_checkpoint
 from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, TrainConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.feature_cache import FeatureCache
-from tlpipe.models.text import (
-    CLASSIFIER_CONFIG,
-    TextClassifier,
-    TextPreprocessor,
-    load_pretrained,
-    load_tokenizer,
-    save_checkpoint,
-)
+from tlpipe.modalities import get_modality
+from tlpipe.modalities.base import Classifier, Modality
 from tlpipe.sources import verify_snapshot
-from tlpipe.stages.prepare import LABELS, TRAIN, VALID
+from tlpipe.stages.prepare import DATA_VERSION, LABELS, TRAIN, VALID
 from tlpipe.strategies import STRATEGIES
 from tlpipe.train_state import BEST, TrainStateStore
 from tlpipe.training import Callbacks, TrainResult, fine_tune, seed_everything
@@ -46,12 +41,14 @@ HISTORY = "history.json"
 def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, train: TrainConfig) -> TrainResult:
     """Train ``train.strategy`` (or what ``auto`` plans); the best on validation lands in ``paths.checkpoint``."""
     manifest = verify_snapshot(paths.snapshot)
+    modality = get_modality(read_json(paths.prepared / DATA_VERSION, "prepare")["modality"])
+    modality.check_snapshot(paths.snapshot, manifest["source"])
     labels: list[str] = read_json(paths.prepared / LABELS, "prepare")
     fit, valid = read_examples(paths.prepared / TRAIN), read_examples(paths.prepared / VALID)
     plan = plan_strategy(train, fit[LABEL].tolist(), valid[LABEL].tolist())
     if train.strategy == "auto":
         log.info("Strategy auto: training %s. %s", " and ".join(plan.candidates), plan.reason)
-    candidate_run = _CandidateRun(paths, model, preprocess, manifest, labels, fit, valid)
+    candidate_run = _CandidateRun(paths, model, preprocess, modality, manifest, labels, fit, valid)
     results: dict[str, TrainResult] = {}
     with _TrainingLog(paths.training_log, train, plan.candidates[0]) as training_log:
         for strategy in plan.candidates:
@@ -89,16 +86,17 @@ class _CandidateRun:
         paths: PathsConfig,
         model: ModelConfig,
         preprocess: PreprocessConfig,
+        modality: Modality,
         manifest: dict[str, Any],
         labels: list[str],
         fit: pd.DataFrame,
         valid: pd.DataFrame,
     ) -> None:
         self.paths, self.model, self.preprocess, self.labels = paths, model, preprocess, labels
-        self.manifest, self.fit, self.valid = manifest, fit, valid
+        self.modality, self.manifest, self.fit, self.valid = modality, manifest, fit, valid
         self.label_ids = {label: index for index, label in enumerate(labels)}
-        self.tokenizer = load_tokenizer(paths.snapshot, model.trust_remote_code)
-        self.text_preprocessor = TextPreprocessor(self.tokenizer, preprocess.max_length)
+        self.preprocessor = modality.preprocessor(paths.snapshot, preprocess, model.trust_remote_code)
+        self.augmenter = modality.augmenter(paths.snapshot, preprocess)
         self.snapshot_key = json.dumps(manifest["files"], sort_keys=True)  # weights, tokenizer and config
 
     def state_folder(self, strategy: str) -> Path:
@@ -107,7 +105,7 @@ class _CandidateRun:
     def train(self, train: TrainConfig, training_log: _TrainingLog) -> TrainResult:
         strategy = STRATEGIES[train.strategy]
         seed_everything(train.seed)  # the new head's (and a scratch body's) initial weights come from this seed
-        classifier = load_pretrained(
+        classifier = self.modality.load_pretrained(
             self.paths.snapshot,
             len(self.labels),
             train.dropout,
@@ -121,18 +119,20 @@ class _CandidateRun:
             "source": self.manifest["source"],
             "source_resolved": self.manifest["resolved"],
             "source_weights_sha256": self.manifest["weights_sha256"],
-            "max_length": self.preprocess.max_length,
+            "preprocess": self.preprocess.model_dump(mode="json"),
             "strategy": train.strategy,
             "train_settings": train.model_dump(mode="json"),
         }
 
-        def keep_best(improved: TextClassifier, record: dict[str, Any]) -> None:
+        def keep_best(improved: Classifier, record: dict[str, Any]) -> None:
             with atomic_directory(state.best_dir) as staging:
-                save_checkpoint(improved, self.tokenizer, self.labels, staging, {**metadata, "best": record})
+                save_checkpoint(
+                    improved, self.preprocessor, self.modality, self.labels, staging, {**metadata, "best": record}
+                )
 
         return fine_tune(
             classifier,
-            self.text_preprocessor,
+            self.preprocessor,
             self.fit[INPUT].tolist(),
             [self.label_ids[label] for label in self.fit[LABEL]],
             self.valid[INPUT].tolist(),
@@ -140,7 +140,10 @@ class _CandidateRun:
             train,
             Callbacks(on_improvement=keep_best, on_epoch_end=training_log.epoch_logger(train.strategy)),
             state=state,
-            feature_cache=FeatureCache(self.paths.feature_cache, self.snapshot_key, self.text_preprocessor.describe()),
+            feature_cache=FeatureCache(
+                self.paths.feature_cache, self.snapshot_key, self.preprocessor.describe(), self.modality.content_key
+            ),
+            augment=self.augmenter,
         )
 
 

@@ -1,25 +1,37 @@
-"""Stage ``validate``: run the data-quality suite on the raw files and write its report."""
+"""Stage ``validate``: read the raw files with the modality's reader, check them, write the manifest and report."""
 
 from __future__ import annotations
 
 import logging
 
-from tlpipe.artifacts import write_json
+from tlpipe.artifacts import atomic_directory, write_json, write_text
 from tlpipe.config import DataConfig, PathsConfig
-from tlpipe.datasets import read_raw_table
 from tlpipe.errors import DataValidationError
-from tlpipe.quality import QualityReport, run_suite
+from tlpipe.modalities import get_modality
+from tlpipe.quality import QualityReport
 
 log = logging.getLogger(__name__)
 
+TRAIN_MANIFEST, TEST_MANIFEST = "train.csv", "test.csv"
+
 
 def run(paths: PathsConfig, data: DataConfig) -> QualityReport:
-    """Validate ``paths.raw_train`` and ``paths.raw_test``; raise ``DataValidationError`` if any check fails."""
-    train = read_raw_table(paths.raw_train, data)
-    test = read_raw_table(paths.raw_test, data)
-    report = run_suite(train, test, data, train_name=str(paths.raw_train), test_name=str(paths.raw_test))
+    """Validate ``paths.raw_train`` and ``paths.raw_test``; raise ``DataValidationError`` if any check fails.
+
+    The manifests (the raw tables as read: for images one row per file with its sha256, size and
+    mode) go to ``paths.manifest``; ``prepare`` builds the splits from them, so what was checked
+    is what is trained on.
+    """
+    modality = get_modality(data.modality)
+    train = modality.read_raw(paths.raw_train, data)
+    test = modality.read_raw(paths.raw_test, data)
+    report = modality.check_quality(train, test, data, str(paths.raw_train), str(paths.raw_test))
+    with atomic_directory(paths.manifest) as staging:
+        write_text(staging / TRAIN_MANIFEST, train.to_csv(index=False))
+        write_text(staging / TEST_MANIFEST, test.to_csv(index=False))
     write_json(paths.validation_report, report.to_dict())
     if not report.success:
         raise DataValidationError(f"{report.describe_failures()}\nFull report: {paths.validation_report}")
-    log.info("All %d data checks passed (%s)", len(report.checks), paths.validation_report)
+    skipped = f"; {len(report.skipped)} bad file(s) skipped, listed in the report" if report.skipped else ""
+    log.info("All %d data checks passed (%s)%s", len(report.checks), paths.validation_report, skipped)
     return report

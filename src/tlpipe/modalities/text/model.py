@@ -14,24 +14,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from tlpipe.artifacts import read_json, write_json
+from tlpipe.modalities.base import Classifier
 
-FAMILY = "text"
-WEIGHTS = "model.safetensors"
-CLASSIFIER_CONFIG = "classifier.json"
+TOKENIZER_FILE = "tokenizer.json"
 INPUT_NAMES = ("input_ids", "attention_mask")
 # Where Hugging Face encoders keep their stack of transformer blocks.
 BLOCK_PATHS = ("encoder.layer", "transformer.layer", "encoder.layers", "layers")
 
 
-class TextClassifier(nn.Module):
-    """Encoder body + linear head; ``forward(input_ids, attention_mask) -> logits``."""
+class TextClassifier(Classifier):
+    """Encoder body + mean pooling + linear head; ``forward(input_ids, attention_mask) -> logits``."""
 
     def __init__(self, encoder: nn.Module, num_labels: int, dropout: float = 0.1) -> None:
-        super().__init__()
-        self.body = encoder
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(encoder.config.hidden_size, num_labels)
+        super().__init__(encoder, encoder.config.hidden_size, num_labels, dropout)
 
     def body_blocks(self) -> list[nn.Module]:
         """The body split into blocks, bottom (embeddings) to top (last transformer layer).
@@ -47,18 +42,14 @@ class TextClassifier(nn.Module):
                 return [self.body.embeddings, *layers]
         raise TypeError(
             f"{type(self.body).__name__}: no embeddings and transformer blocks at {', '.join(BLOCK_PATHS)}; "
-            "add the architecture's block path to tlpipe.models.text.BLOCK_PATHS"
+            "add the architecture's block path to tlpipe.modalities.text.model.BLOCK_PATHS"
         )
 
-    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """Mean of the last hidden states over real (unpadded) tokens: (batch, hidden)."""
         hidden = self.body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-
-    def classify(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits from pooled features: (batch, num_labels)."""
-        return self.head(self.dropout(features))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.classify(self.features(input_ids, attention_mask))
@@ -66,6 +57,8 @@ class TextClassifier(nn.Module):
 
 class TextPreprocessor:
     """Turns raw texts into the model's input tensors, padded to the longest text in the batch."""
+
+    input_names = INPUT_NAMES
 
     def __init__(self, tokenizer: Any, max_length: int) -> None:
         self.tokenizer = tokenizer
@@ -81,16 +74,29 @@ class TextPreprocessor:
         )
         return {name: encoded[name] for name in INPUT_NAMES}
 
+    def input_shapes(self) -> dict[str, list[str | int]]:
+        """Each input's shape; names are dynamic axes."""
+        return {name: ["batch", "sequence"] for name in INPUT_NAMES}
+
     def describe(self) -> dict[str, Any]:
         """The preprocessing a serving team must reproduce, as plain data."""
         return {
-            "tokenizer": "tokenizer.json",
+            "modality": "text",
+            "tokenizer": TOKENIZER_FILE,
             "max_length": self.max_length,
             "truncation": "longest_first",
             "padding": "longest",
             "inputs": list(INPUT_NAMES),
             "input_dtype": "int64",
         }
+
+    def save(self, folder: Path) -> None:
+        """The tokenizer files, for a checkpoint."""
+        self.tokenizer.save_pretrained(folder)
+
+    def write_bundle_files(self, folder: Path) -> None:
+        """``tokenizer.json``, all a server needs (with the ``tokenizers`` package)."""
+        self.tokenizer.backend_tokenizer.save(str(folder / TOKENIZER_FILE))
 
 
 def load_pretrained(
@@ -114,37 +120,3 @@ def load_tokenizer(folder: Path, trust_remote_code: bool = False) -> Any:
     return AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
 
 
-def save_checkpoint(
-    model: TextClassifier, tokenizer: Any, labels: list[str], folder: Path, metadata: dict[str, Any]
-) -> None:
-    """Write weights (safetensors), encoder config, tokenizer and labels into ``folder``."""
-    from safetensors.torch import save_model
-
-    folder.mkdir(parents=True, exist_ok=True)
-    save_model(model, str(folder / WEIGHTS))
-    model.body.config.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    write_json(
-        folder / CLASSIFIER_CONFIG,
-        {
-            "family": FAMILY,
-            "labels": labels,
-            "dropout": model.dropout.p,
-            **metadata,
-        },
-    )
-
-
-def load_checkpoint(folder: Path, trust_remote_code: bool = False) -> tuple[TextClassifier, Any, dict[str, Any]]:
-    """Rebuild a trained classifier from ``folder``: (model in eval mode, tokenizer, classifier config)."""
-    from safetensors.torch import load_model
-    from transformers import AutoConfig, AutoModel
-
-    config = read_json(folder / CLASSIFIER_CONFIG, "train")
-    encoder = AutoModel.from_config(
-        AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code),
-        trust_remote_code=trust_remote_code,
-    )
-    model = TextClassifier(encoder, len(config["labels"]), config["dropout"])
-    load_model(model, str(folder / WEIGHTS))
-    return model.eval(), load_tokenizer(folder, trust_remote_code), config

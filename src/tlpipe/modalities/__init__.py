@@ -1,0 +1,28 @@
+"""Modalities (texts, images): everything that differs between kinds of input, behind one interface.
+
+A modality is one package exposing ``MODALITY``, an instance of ``tlpipe.modalities.base.Modality``:
+its reader, data checks, preprocessing, model family, baseline and export signature. Stages,
+strategies, training, evaluation and export only talk to that interface. Adding a modality is a
+new package and one line in ``MODALITIES``; ``data.modality`` in params.yaml names the entry.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tlpipe.modalities.base import Modality
+
+MODALITIES = {
+    "text": "tlpipe.modalities.text",
+}
+
+
+def get_modality(name: str) -> Modality:
+    """The plug-in registered as ``name`` (imported on first use, so texts never import image code)."""
+    if name not in MODALITIES:
+        from tlpipe.errors import ConfigError
+
+        raise ConfigError(f"unknown modality {name!r}; known: {', '.join(MODALITIES)}")
+    return importlib.import_module(MODALITIES[name]).MODALITY

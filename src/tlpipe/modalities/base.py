@@ -1,0 +1,156 @@
+"""The interface every modality implements, and the classifier shape every model family shares.
+
+Everything after a modality's reader works on one canonical table with two columns, ``input``
+(a text, or an image path relative to the project) and ``label``. A modality supplies:
+
+- data: ``read_raw`` (the user's files to a raw table, which ``check_quality`` validates and the
+  validate stage writes as the manifest, the data version), ``to_examples`` (raw table to
+  canonical table) and ``content_key`` (what identifies an input's content, for the feature cache);
+- the model family: ``load_pretrained`` / ``build_classifier`` give a ``Classifier`` (body
+  blocks, pooled features, linear head), ``preprocessor`` turns inputs into tensors and describes
+  itself for the bundle, ``augmenter`` perturbs training inputs;
+- evaluation: ``fit_baseline`` (the classic model every run must beat) and the model card's words.
+
+The training loop, strategies, export and stages are written against this module only.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import pandas as pd
+import torch
+from torch import nn
+
+from tlpipe.config import DataConfig, EvaluateConfig, PreprocessConfig
+from tlpipe.quality import QualityReport
+
+
+class Classifier(nn.Module, ABC):
+    """A body that pools an input into a feature vector, then dropout and a linear head.
+
+    Subclasses define ``features`` and ``forward`` with the input names their preprocessor
+    produces (ONNX takes its input names from ``forward``), and ``body_blocks``, the body split
+    bottom to top into the units strategies freeze, unfreeze and give learning rates.
+    """
+
+    def __init__(self, body: nn.Module, num_features: int, num_labels: int, dropout: float) -> None:
+        super().__init__()
+        self.body = body
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(num_features, num_labels)
+
+    @abstractmethod
+    def body_blocks(self) -> list[nn.Module]:
+        """The body's blocks, bottom (input side) to top."""
+
+    @abstractmethod
+    def features(self, **inputs: torch.Tensor) -> torch.Tensor:
+        """Pooled body features: (batch, num_features)."""
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from pooled features: (batch, num_labels)."""
+        return self.head(self.dropout(features))
+
+
+class Preprocessor(Protocol):
+    """Turns a list of inputs into the model's named tensors; what a server must redo, as data."""
+
+    input_names: tuple[str, ...]
+
+    def __call__(self, inputs: Sequence[Any]) -> dict[str, torch.Tensor]: ...
+
+    def input_shapes(self) -> dict[str, list[str | int]]:
+        """Each input's shape, a name for each axis that varies (``["batch", 3, 224, 224]``)."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """The preprocessing record the bundle carries (``preprocessing.json``)."""
+        ...
+
+    def save(self, folder: Path) -> None:
+        """Write the files this preprocessor is rebuilt from, next to a checkpoint."""
+        ...
+
+    def write_bundle_files(self, folder: Path) -> None:
+        """Write the files a server needs besides ``preprocessing.json`` (a tokenizer; nothing for images)."""
+        ...
+
+
+class Baseline(Protocol):
+    """A fitted classic model: class ids for inputs."""
+
+    def predict(self, inputs: Sequence[Any]) -> Sequence[int]: ...
+
+
+class Modality(ABC):
+    """One kind of input, end to end. Subclasses live in ``tlpipe.modalities.<name>``."""
+
+    name: ClassVar[str]
+    task: ClassVar[str]  # Hugging Face pipeline tag, for the model card and the bundle
+    input_column: ClassVar[str]  # how predictions.csv names an input ("text", "path")
+    baseline_name: ClassVar[str]  # the evaluate.baseline value this modality implements
+    baseline_title: ClassVar[str]  # how reports name it
+
+    # data
+
+    @abstractmethod
+    def read_raw(self, path: Path, data: DataConfig) -> pd.DataFrame:
+        """The user's raw file or folder as a table for the data checks (the manifest)."""
+
+    @abstractmethod
+    def check_quality(
+        self, train: pd.DataFrame, test: pd.DataFrame, data: DataConfig, train_name: str, test_name: str
+    ) -> QualityReport:
+        """Run the modality's data checks on raw train and test tables."""
+
+    @abstractmethod
+    def to_examples(self, raw: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
+        """The canonical ``input``/``label`` table of the usable rows of a checked raw table."""
+
+    @abstractmethod
+    def content_key(self, item: Any) -> str:
+        """What identifies an input's content (the text itself; an image file's sha256)."""
+
+    # model family
+
+    @abstractmethod
+    def load_pretrained(
+        self, snapshot: Path, num_labels: int, dropout: float, trust_remote_code: bool, pretrained: bool
+    ) -> Classifier:
+        """A classifier with the snapshot's body (random weights unless ``pretrained``) and a new head."""
+
+    @abstractmethod
+    def build_classifier(self, folder: Path, num_labels: int, dropout: float) -> Classifier:
+        """An untrained classifier of the architecture saved in a checkpoint ``folder`` (weights load after)."""
+
+    @abstractmethod
+    def save_body_config(self, model: Classifier, folder: Path) -> None:
+        """Write what ``build_classifier`` needs to rebuild the architecture."""
+
+    @abstractmethod
+    def preprocessor(self, folder: Path, preprocess: PreprocessConfig, trust_remote_code: bool) -> Preprocessor:
+        """The evaluation preprocessor of a snapshot or checkpoint ``folder``."""
+
+    def augmenter(self, folder: Path, preprocess: PreprocessConfig) -> Preprocessor | None:
+        """A training-time preprocessor that perturbs inputs, or ``None`` when the modality has none."""
+        return None
+
+    def check_snapshot(self, snapshot: Path, source: str) -> None:
+        """Raise ``ModelSourceError`` if the snapshot is not a model of this modality."""
+        return None
+
+    # evaluation
+
+    @abstractmethod
+    def fit_baseline(
+        self, inputs: Sequence[Any], labels: Sequence[int], evaluate: EvaluateConfig, seed: int
+    ) -> Baseline:
+        """The fitted classic baseline."""
+
+    @abstractmethod
+    def card_usage(self, classifier: dict[str, Any]) -> str:
+        """The model card's sentence on what a server must do to an input before ``model.onnx``."""

@@ -1,0 +1,35 @@
+"""Reading texts: a UTF-8 CSV with a text column and a label column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from tlpipe.config import DataConfig
+from tlpipe.datasets import INPUT, LABEL
+from tlpipe.errors import DataValidationError
+
+
+def read_raw_table(path: Path, data: DataConfig) -> pd.DataFrame:
+    """Read a raw CSV as strings, keeping the user's column names (the quality suite checks them)."""
+    if not path.is_file():
+        raise DataValidationError(
+            f"{path}: no such file. Point paths.raw_train / paths.raw_test in params.yaml at your CSV files."
+        )
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataValidationError(f"{path}: not UTF-8 text ({exc}); re-save it as UTF-8.") from None
+    except pd.errors.ParserError as exc:
+        raise DataValidationError(f"{path}: not a readable CSV file: {exc}") from None
+    except pd.errors.EmptyDataError:
+        raise DataValidationError(f"{path}: the file is empty; expected a header row.") from None
+
+
+def to_examples(raw: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
+    """Rename the user's text and label columns to the canonical ``input`` / ``label``."""
+    table = raw[[data.text_column, data.label_column]].rename(
+        columns={data.text_column: INPUT, data.label_column: LABEL}
+    )
+    return table.reset_index(drop=True)

