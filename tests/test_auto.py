@@ -50,7 +50,7 @@ def test_the_thresholds_and_comparisons_are_the_users() -> None:
     custom = AUTO.model_copy(
         update={
             "auto": AutoConfig(
-                contrastive_below=100, compare=("full", "linear_probe", "full"), compare_min_valid_per_class=1
+                few_labels_below=100, compare=("full", "linear_probe", "full"), compare_min_valid_per_class=1
             )
         }
     )

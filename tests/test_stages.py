@@ -70,7 +70,7 @@ def test_auto_with_few_labels_trains_contrastively_says_why_and_exports_with_par
     choice = metrics["strategy_choice"]
     assert metrics["strategy"] == choice["chosen"] == "contrastive"
     assert choice["candidates"] == ["contrastive"]  # 2 validation examples per class: too few to compare
-    assert "fewer than auto.contrastive_below (40)" in choice["reason"]
+    assert "fewer than auto.few_labels_below (40)" in choice["reason"]
     history = json.loads((project / "models" / "checkpoint" / "history.json").read_text())
     assert history["body_tuning"]["pairs"] == 20 * len(pd.read_csv(project / "data" / "prepared" / "train.csv"))
     assert len(history["epochs"]) == 30  # the contrastive recipe's head epochs, not params.yaml's 3
@@ -89,7 +89,7 @@ def test_auto_with_few_labels_trains_contrastively_says_why_and_exports_with_par
 def test_auto_compares_with_the_probe_on_validation_and_keeps_the_better(
     project: Path, tiny_model_dir: Path, train_table, test_table
 ) -> None:
-    auto = {"contrastive_below": 0, "compare": ["linear_probe"], "compare_min_valid_per_class": 1}
+    auto = {"few_labels_below": 0, "compare": ["linear_probe"], "compare_min_valid_per_class": 1}
     write_project(project, tiny_model_dir, train_table, test_table, {"train": {"strategy": "auto", "auto": auto}})
 
     run_all(until="evaluate")
@@ -208,7 +208,7 @@ def test_auto_interrupted_in_its_second_strategy_keeps_the_first_one_trained(
 ) -> None:
     import tlpipe.stages.train as train_stage
 
-    auto = {"contrastive_below": 0, "compare": ["linear_probe"], "compare_min_valid_per_class": 1}
+    auto = {"few_labels_below": 0, "compare": ["linear_probe"], "compare_min_valid_per_class": 1}
     write_project(project, tiny_model_dir, train_table, test_table, {"train": {"strategy": "auto", "auto": auto}})
     run_all(until="fetch_model")
     real_fine_tune = train_stage.fine_tune

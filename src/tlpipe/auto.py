@@ -39,6 +39,25 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 
 
+@dataclass(frozen=True)
+class AutoRule:
+    """What ``auto`` picks for one modality: ``few`` when a class has fewer than ``auto.few_labels_below``
+    training examples, else ``many``; each strategy with its measured recipe. ``evidence`` names the benchmark."""
+
+    few: str
+    many: str
+    recipes: dict[str, dict[str, Any]]
+    evidence: str
+
+
+TEXT_RULE = AutoRule(
+    few="contrastive",
+    many="freeze_unfreeze",
+    recipes=RECIPES,
+    evidence="benchmarks/strategies.py on the demo texts with all-MiniLM-L6-v2",
+)
+
+
 @dataclass
 class StrategyPlan:
     """The strategies to train, the rule's choice first, and why (``rule``; ``reason`` adds the comparison)."""
@@ -68,7 +87,9 @@ class StrategyPlan:
         return asdict(self)
 
 
-def plan_strategy(train: TrainConfig, train_labels: Sequence[Any], valid_labels: Sequence[Any]) -> StrategyPlan:
+def plan_strategy(
+    train: TrainConfig, train_labels: Sequence[Any], valid_labels: Sequence[Any], rule: AutoRule = TEXT_RULE
+) -> StrategyPlan:
     """Which strategies to train for ``train.strategy`` on data with these labels; a named strategy is kept as is."""
     fewest_train = min(Counter(train_labels).values())
     valid_counts = Counter(valid_labels)
@@ -78,17 +99,17 @@ def plan_strategy(train: TrainConfig, train_labels: Sequence[Any], valid_labels:
             train.strategy, [train.strategy], "set in params.yaml", fewest_train, fewest_valid, chosen=train.strategy
         )
     settings = train.auto
-    if fewest_train < settings.contrastive_below:
-        main = "contrastive"
+    if fewest_train < settings.few_labels_below:
+        main = rule.few
         reason = (
-            f"The smallest class has {fewest_train} training examples, fewer than auto.contrastive_below "
-            f"({settings.contrastive_below}): contrastive tuning does best with so few labels."
+            f"The smallest class has {fewest_train} training examples, fewer than auto.few_labels_below "
+            f"({settings.few_labels_below}): {main} did best with so few labels ({rule.evidence})."
         )
     else:
-        main = "freeze_unfreeze"
+        main = rule.many
         reason = (
-            f"Every class has at least {fewest_train} training examples (auto.contrastive_below is "
-            f"{settings.contrastive_below}): freeze-then-unfreeze fine-tuning does best with this many."
+            f"Every class has at least {fewest_train} training examples (auto.few_labels_below is "
+            f"{settings.few_labels_below}): {main} did best with this many ({rule.evidence})."
         )
     extra = [name for name in dict.fromkeys(settings.compare) if name != main]
     if extra and fewest_valid < settings.compare_min_valid_per_class:
@@ -100,8 +121,8 @@ def plan_strategy(train: TrainConfig, train_labels: Sequence[Any], valid_labels:
     return StrategyPlan("auto", [main, *extra], reason, fewest_train, fewest_valid)
 
 
-def settings_for(train: TrainConfig, strategy: str) -> TrainConfig:
-    """``train`` as it runs ``strategy``: unchanged for a named strategy, with the strategy's recipe under ``auto``."""
+def settings_for(train: TrainConfig, strategy: str, rule: AutoRule = TEXT_RULE) -> TrainConfig:
+    """``train`` as it runs ``strategy``: unchanged for a named strategy, with the rule's recipe under ``auto``."""
     if train.strategy != "auto":
         return train
-    return TrainConfig.model_validate({**train.model_dump(), **RECIPES[strategy], "strategy": strategy})
+    return TrainConfig.model_validate({**train.model_dump(), **rule.recipes[strategy], "strategy": strategy})

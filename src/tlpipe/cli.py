@@ -42,7 +42,7 @@ STAGE_HELP = {
     "train": (
         "Fine-tune the snapshot with train.strategy and keep the best checkpoint.",
         "Strategies: auto (the default: contrastive when the smallest class has fewer than "
-        "train.auto.contrastive_below training examples, else freeze_unfreeze, each with its benchmarked "
+        "train.auto.few_labels_below training examples, else freeze_unfreeze, each with its benchmarked "
         "recipe, compared on validation with train.auto.compare; the choice and why go to the metrics and "
         "model card), linear_probe (head on cached frozen features), contrastive (SetFit: the encoder tuned "
         "on same/different-class pairs, then the head), full, freeze_unfreeze (head, then all "

@@ -168,7 +168,7 @@ class ContrastiveConfig(Section):
 class AutoConfig(Section):
     """``auto``: choose the strategy from the data, with the recipe the benchmark validated (``tlpipe.auto``)."""
 
-    contrastive_below: int = Field(
+    few_labels_below: int = Field(
         40, ge=0, description="contrastive when a class has fewer training examples than this, else freeze_unfreeze"
     )
     compare: tuple[ConcreteStrategy, ...] = Field(
@@ -259,6 +259,17 @@ class Params(Section):
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     export: ExportConfig = ExportConfig()
+
+    @model_validator(mode="after")
+    def _strategies_fit_the_modality(self) -> Params:
+        from tlpipe.modalities import get_modality
+
+        refused = get_modality(self.data.modality).unsupported_strategies
+        named = [("train.strategy", self.train.strategy)] + [("train.auto.compare", s) for s in self.train.auto.compare]
+        for key, strategy in named:
+            if strategy in refused:
+                raise ValueError(f"{key}: {strategy} does not apply to data.modality {self.data.modality}: {refused[strategy]}")
+        return self
 
 
 def parse_params(raw: object, origin: str = "params.yaml") -> Params:

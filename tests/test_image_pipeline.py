@@ -1,0 +1,211 @@
+"""The image modality end to end: folders of PNG/JPEG in, a bundle that Pillow + numpy + onnxruntime serve out.
+
+A tiny timm model (``test_efficientnet``, random weights) saved as safetensors stands in for the
+pretrained backbone; it goes through the same source resolution, training, export and parity
+gate as EfficientNet-Lite0 does in the demo.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+import pytest
+import torch
+import yaml
+from factories import REPO
+from PIL import Image
+
+from tlpipe.cli import run_stage
+from tlpipe.config import AugmentConfig, TrainConfig, parse_params
+from tlpipe.errors import ConfigError, ModelSourceError
+from tlpipe.feature_cache import FeatureCache
+from tlpipe.modalities import get_modality
+from tlpipe.modalities.image.model import ImagePreprocessor
+from tlpipe.sources import fetch_snapshot
+from tlpipe.stages import STAGES
+from tlpipe.training import Callbacks, fine_tune, seed_everything
+
+ARCHITECTURE = "timm:test_efficientnet"
+COLOURS = {"blue": (30, 60, 220), "green": (40, 200, 60), "red": (220, 40, 40)}
+MODES = ("RGB", "L", "RGBA", "P")
+
+
+def write_images(folder: Path, per_class: int, offset: int) -> None:
+    """Class = dominant colour; files cycle through PNG/JPEG and RGB, grayscale, RGBA and palette modes."""
+    rng = np.random.default_rng(offset)
+    for label, colour in COLOURS.items():
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            size = (48 + 4 * (index % 3), 40 + 4 * (index % 4))
+            noise = rng.integers(-40, 40, size=(size[1], size[0], 3))
+            pixels = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
+            image = Image.fromarray(pixels)
+            mode = MODES[index % len(MODES)] if label != "red" else "RGB"  # grey would erase the colour
+            image = image.convert(mode) if mode != "P" else image.quantize(16)
+            suffix = ".jpg" if index % 2 and mode in ("RGB", "L") else ".png"
+            image.save(folder / label / f"{label}_{offset + index:03d}{suffix}")
+
+
+@pytest.fixture(scope="session")
+def tiny_image_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny timm model's full state dict (classifier included) in safetensors, as a user's own weights would be."""
+    import timm
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny-timm") / "weights.safetensors"
+    save_file(timm.create_model("test_efficientnet", pretrained=False).state_dict(), path)
+    return path
+
+
+@pytest.fixture
+def image_project(tmp_path: Path, tiny_image_weights: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    write_images(tmp_path / "data" / "raw" / "train", 10, 0)
+    write_images(tmp_path / "data" / "raw" / "test", 4, 100)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["paths"].update(raw_train="data/raw/train", raw_test="data/raw/test")
+    params["data"].update(modality="image", min_examples_per_class=4, min_image_size=16)
+    params["model"].update(source=str(tiny_image_weights), architecture=ARCHITECTURE)
+    params["train"].update(
+        strategy="freeze_unfreeze", epochs=2, batch_size=8, learning_rate=1e-3, head_learning_rate=1e-2, layer_decay=0.8
+    )
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return tmp_path
+
+
+def serve_from_bundle(bundle: Path, paths: list[str]) -> np.ndarray:
+    """Logits computed from the bundle's files only, with Pillow, numpy and onnxruntime, as a server would."""
+    prep = json.loads((bundle / "preprocessing.json").read_text())
+    resample = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}[prep["interpolation"]]
+    batch = []
+    for path in paths:
+        image = Image.open(path).convert("RGB")
+        width, height = image.size
+        short, crop = prep["resize_shorter_side"], prep["center_crop"]
+        size = (short, int(short * height / width)) if width <= height else (int(short * width / height), short)
+        image = image.resize(size, resample)
+        top, left = int(round((size[1] - crop) / 2.0)), int(round((size[0] - crop) / 2.0))
+        image = image.crop((left, top, left + crop, top + crop))
+        pixels = (np.asarray(image, dtype=np.float32) * prep["scale"] - prep["mean"]) / prep["std"]
+        batch.append(pixels.transpose(2, 0, 1))
+    session = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    return session.run([prep["output"]], {prep["inputs"][0]: np.stack(batch).astype(np.float32)})[0]
+
+
+def test_image_folders_become_a_bundle_that_pillow_numpy_and_onnxruntime_serve_alone(image_project: Path) -> None:
+    for stage in STAGES:
+        run_stage(stage)
+
+    bundle = image_project / "models" / "bundle"
+    assert sorted(p.name for p in bundle.iterdir()) == [
+        "README.md", "labels.json", "metadata.json", "model.onnx", "parity.json", "preprocessing.json",
+    ]  # fmt: skip
+    metadata = json.loads((bundle / "metadata.json").read_text())
+    assert metadata["task"] == "image-classification"
+    assert metadata["inputs"] == {"pixel_values": ["batch", 3, 160, 160]}
+    predictions = pd.read_csv(image_project / "reports" / "evaluation" / "predictions.csv")
+    labels = json.loads((bundle / "labels.json").read_text())
+
+    served = serve_from_bundle(bundle, predictions["path"].tolist())
+
+    assert [labels[i] for i in served.argmax(axis=1)] == predictions["finetuned"].tolist()
+    from tlpipe.checkpoint import load_checkpoint
+    from tlpipe.training import predict_logits
+
+    model, preprocess, _, _ = load_checkpoint(image_project / "models" / "checkpoint")
+    expected = predict_logits(model, preprocess, predictions["path"].tolist(), 8).numpy()
+    assert np.abs(served - expected).max() < 1e-4
+    metrics = json.loads((image_project / "reports" / "metrics.json").read_text())
+    assert set(metrics) >= {"finetuned", "baseline"}
+    card = (image_project / "reports" / "model_card.md").read_text()
+    assert "pipeline_tag: image-classification" in card
+    assert "logistic regression on downscaled pixels" in card
+    manifest = pd.read_csv(image_project / "data" / "manifest" / "train.csv")
+    assert len(manifest) == 30 and manifest["sha256"].str.len().eq(64).all()
+
+
+def snapshot(tmp_path: Path, weights: Path) -> Path:
+    folder = tmp_path / "snapshot"
+    fetch_snapshot(str(weights), folder, architecture=ARCHITECTURE)
+    return folder
+
+
+def test_frozen_batch_norms_keep_their_running_statistics_until_their_block_trains(
+    tmp_path: Path, tiny_image_weights: Path
+) -> None:
+    folder = snapshot(tmp_path, tiny_image_weights)
+    write_images(tmp_path / "images", 6, 0)
+    paths = sorted(str(p) for p in (tmp_path / "images").rglob("*.*"))
+    labels = [sorted(COLOURS).index(Path(p).parent.name) for p in paths]
+    modality = get_modality("image")
+    seed_everything(0)
+    model = modality.load_pretrained(folder, len(COLOURS), 0.0, False, pretrained=True)
+    norms = [m for m in model.body.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    before = [m.running_mean.clone() for m in norms]
+    after_epoch: dict[int, list[torch.Tensor]] = {}
+    train = TrainConfig(
+        strategy="freeze_unfreeze", epochs=2, batch_size=6, layer_decay=0.8, learning_rate=1e-3, warmup_ratio=0.0
+    )
+
+    fine_tune(
+        model,
+        modality.preprocessor(folder, None, False),  # type: ignore[arg-type]
+        paths, labels, paths, labels, train,
+        Callbacks(on_epoch_end=lambda r: after_epoch.__setitem__(r["epoch"], [m.running_mean.clone() for m in norms])),
+    )  # fmt: skip
+
+    assert all(torch.equal(a, b) for a, b in zip(before, after_epoch[1], strict=True))  # head phase
+    assert not all(torch.equal(a, b) for a, b in zip(before, after_epoch[2], strict=True))  # everything trains
+
+
+def test_augmentation_is_random_but_seeded(tmp_path: Path, tiny_image_weights: Path) -> None:
+    folder = snapshot(tmp_path, tiny_image_weights)
+    write_images(tmp_path / "images", 2, 0)
+    paths = sorted(str(p) for p in (tmp_path / "images").rglob("*.*"))
+    augmenter = get_modality("image").augmenter(folder, parse_params({}).preprocess)
+    assert isinstance(augmenter, ImagePreprocessor)
+
+    def batch(seed: int) -> torch.Tensor:
+        torch.manual_seed(seed)
+        return augmenter(paths)["pixel_values"]
+
+    assert torch.equal(batch(1), batch(1))
+    assert not torch.equal(batch(1), batch(2))
+    evaluation = get_modality("image").preprocessor(folder, parse_params({}).preprocess, False)
+    assert torch.equal(evaluation(paths)["pixel_values"], evaluation(paths)["pixel_values"])
+
+
+def test_augmentation_can_be_switched_off(tmp_path: Path, tiny_image_weights: Path) -> None:
+    folder = snapshot(tmp_path, tiny_image_weights)
+    preprocess = parse_params({"preprocess": {"augment": {"enabled": False}}}).preprocess
+
+    assert get_modality("image").augmenter(folder, preprocess) is None
+    assert AugmentConfig().enabled
+
+
+def test_feature_cache_keys_images_by_content_not_path(tmp_path: Path) -> None:
+    write_images(tmp_path / "a", 1, 0)
+    original = next((tmp_path / "a" / "blue").iterdir())
+    copy = tmp_path / "elsewhere.png"
+    shutil.copy(original, copy)
+    cache = FeatureCache(tmp_path / "cache", "snapshot", {}, get_modality("image").content_key)
+
+    assert cache.key([str(original)]) == cache.key([str(copy)])
+    copy.write_bytes(copy.read_bytes() + b"\0")
+    assert cache.key([str(original)]) != cache.key([str(copy)])
+
+
+def test_contrastive_is_refused_for_images_when_the_params_are_read() -> None:
+    with pytest.raises(ConfigError, match="contrastive does not apply to data.modality image"):
+        parse_params({"data": {"modality": "image"}, "train": {"strategy": "contrastive"}})
+
+
+def test_a_text_encoder_is_refused_for_image_data(tiny_model_dir: Path) -> None:
+    with pytest.raises(ModelSourceError, match="data.modality is image"):
+        get_modality("image").check_snapshot(tiny_model_dir, "path:tiny-bert")
