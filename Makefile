@@ -10,11 +10,16 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: demo test test-fast install lock clean-outputs
+.PHONY: demo demo-images test test-fast install lock clean-outputs
 
 ## demo: set up, then run the whole pipeline on the demo data as a Prefect flow (dvc stages)
 demo: $(STAMP)
 	tlpipe run
+
+## demo-images: set up, then generate shape photos in demo-images/ and run the image pipeline there (offline)
+demo-images: $(STAMP)
+	$(BIN)/python examples/image_demo.py demo-images
+	cd demo-images && tlpipe run
 
 ## test: set up, then run the whole test suite (fast and slow tiers)
 test: $(STAMP)

