@@ -155,13 +155,45 @@ def test_frozen_batch_norms_keep_their_running_statistics_until_their_block_trai
 
     fine_tune(
         model,
-        modality.preprocessor(folder, None, False),  # type: ignore[arg-type]
+        modality.preprocessor(folder, parse_params({}).preprocess, False),
         paths, labels, paths, labels, train,
         Callbacks(on_epoch_end=lambda r: after_epoch.__setitem__(r["epoch"], [m.running_mean.clone() for m in norms])),
     )  # fmt: skip
 
     assert all(torch.equal(a, b) for a, b in zip(before, after_epoch[1], strict=True))  # head phase
     assert not all(torch.equal(a, b) for a, b in zip(before, after_epoch[2], strict=True))  # everything trains
+
+
+@pytest.mark.parametrize(
+    ("strategy", "body_trains"),
+    [("linear_probe", False), ("full", True), ("freeze_unfreeze", True), ("gradual_unfreeze", True), ("scratch", True)],
+)
+def test_every_image_strategy_trains_and_only_the_probe_leaves_the_body_as_it_was(
+    tmp_path: Path, tiny_image_weights: Path, strategy: str, body_trains: bool
+) -> None:
+    folder = snapshot(tmp_path, tiny_image_weights)
+    write_images(tmp_path / "images", 4, 0)
+    paths = sorted(str(p) for p in (tmp_path / "images").rglob("*.*"))
+    labels = [sorted(COLOURS).index(Path(p).parent.name) for p in paths]
+    modality = get_modality("image")
+    preprocess = parse_params({}).preprocess
+    seed_everything(0)
+    model = modality.load_pretrained(folder, len(COLOURS), 0.0, False, pretrained=strategy != "scratch")
+    before = {name: p.detach().clone() for name, p in model.body.named_parameters()}
+    train = TrainConfig(
+        strategy=strategy, epochs=3, batch_size=6, learning_rate=1e-3, warmup_ratio=0.0,
+        layer_decay=0.8 if strategy == "freeze_unfreeze" else 1.0,
+    )  # fmt: skip
+
+    result = fine_tune(
+        model, modality.preprocessor(folder, preprocess, False), paths, labels, paths, labels, train,
+        feature_cache=FeatureCache(tmp_path / "cache", "tiny", {}, modality.content_key),
+        augment=modality.augmenter(folder, preprocess),
+    )  # fmt: skip
+
+    assert [record["epoch"] for record in result.history] == [1, 2, 3]
+    changed = any(not torch.equal(before[name], p) for name, p in model.body.named_parameters())
+    assert changed == body_trains
 
 
 def test_augmentation_is_random_but_seeded(tmp_path: Path, tiny_image_weights: Path) -> None:
