@@ -130,6 +130,13 @@ def test_image_folders_become_a_bundle_that_pillow_numpy_and_onnxruntime_serve_a
     assert len(manifest) == 30 and manifest["sha256"].str.len().eq(64).all()
 
 
+def labelled_images(folder: Path, per_class: int) -> tuple[list[str], list[int]]:
+    """Image paths under ``folder`` and their class ids."""
+    write_images(folder, per_class, 0)
+    paths = sorted(str(p) for p in folder.rglob("*.*"))
+    return paths, [sorted(COLOURS).index(Path(p).parent.name) for p in paths]
+
+
 def snapshot(tmp_path: Path, weights: Path) -> Path:
     folder = tmp_path / "snapshot"
     fetch_snapshot(str(weights), folder, architecture=ARCHITECTURE)
@@ -140,9 +147,7 @@ def test_frozen_batch_norms_keep_their_running_statistics_until_their_block_trai
     tmp_path: Path, tiny_image_weights: Path
 ) -> None:
     folder = snapshot(tmp_path, tiny_image_weights)
-    write_images(tmp_path / "images", 6, 0)
-    paths = sorted(str(p) for p in (tmp_path / "images").rglob("*.*"))
-    labels = [sorted(COLOURS).index(Path(p).parent.name) for p in paths]
+    paths, labels = labelled_images(tmp_path / "images", 6)
     modality = get_modality("image")
     seed_everything(0)
     model = modality.load_pretrained(folder, len(COLOURS), 0.0, False, pretrained=True)
@@ -172,9 +177,7 @@ def test_every_image_strategy_trains_and_only_the_probe_leaves_the_body_as_it_wa
     tmp_path: Path, tiny_image_weights: Path, strategy: str, body_trains: bool
 ) -> None:
     folder = snapshot(tmp_path, tiny_image_weights)
-    write_images(tmp_path / "images", 4, 0)
-    paths = sorted(str(p) for p in (tmp_path / "images").rglob("*.*"))
-    labels = [sorted(COLOURS).index(Path(p).parent.name) for p in paths]
+    paths, labels = labelled_images(tmp_path / "images", 4)
     modality = get_modality("image")
     preprocess = parse_params({}).preprocess
     seed_everything(0)
