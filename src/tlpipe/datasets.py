@@ -14,7 +14,7 @@ from sklearn.model_selection import train_test_split
 
 from tlpipe.artifacts import write_text
 from tlpipe.config import SplitConfig
-from tlpipe.errors import ArtifactError
+from tlpipe.errors import ArtifactError, DataValidationError
 
 INPUT = "input"
 LABEL = "label"
@@ -50,6 +50,18 @@ def read_examples(path: Path) -> pd.DataFrame:
     if list(table.columns) != [INPUT, LABEL]:
         raise ArtifactError(f"{path}: expected columns {INPUT},{LABEL}; rerun `tlpipe prepare`.")
     return table
+
+
+def read_csv_strings(path: Path, what: str = "CSV file") -> pd.DataFrame:
+    """A user's UTF-8 CSV with every cell a string (nothing turned into NaN); errors name the file and the fix."""
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataValidationError(f"{path}: not UTF-8 text ({exc}); re-save the {what} as UTF-8.") from None
+    except pd.errors.ParserError as exc:
+        raise DataValidationError(f"{path}: not a readable {what}: {exc}") from None
+    except pd.errors.EmptyDataError:
+        raise DataValidationError(f"{path}: the {what} is empty; expected a header row.") from None
 
 
 def read_manifest(path: Path) -> pd.DataFrame:

@@ -8,14 +8,14 @@ unusable, if any. The data checks (``tlpipe.modalities.image.quality``) judge th
 here raises for a bad file, so one broken JPEG is a line in the report, not a traceback.
 
 Every file is fully decoded (``Image.load()``), because Pillow's ``open`` only reads the header
-and a truncated JPEG would otherwise pass here and fail in the middle of training. Files are read
-from memory so that the hash and the decoded pixels come from the same bytes. The size is checked
-against ``data.max_image_pixels`` before any pixel is decoded, and Pillow's own decompression-bomb
-check (which plugins repeat for frames and tiles while decoding) runs with the same limit, its
-warning raised as an error; Pillow's global settings are restored afterwards. Symbolic links
-leading outside the data folder and manifest paths that are absolute or contain ``..`` are
-reported and never opened, so a manifest cannot make the pipeline read (or leak into a model)
-files it was not given.
+and a truncated JPEG would otherwise pass here and fail in the middle of training. Each file is
+read once, into memory, so that the hash and the decoded pixels come from the same bytes. The
+size is checked against ``data.max_image_pixels`` before any pixel is decoded, and Pillow's own
+decompression-bomb check (which plugins repeat for frames and tiles while decoding) runs with the
+same limit, its warning raised as an error; Pillow's global settings are restored afterwards.
+Symbolic links leading outside the data folder and manifest paths that are absolute or contain
+``..`` are reported and never opened, so a manifest cannot make the pipeline read (or leak into a
+model) files it was not given.
 
 ``load_rgb`` is the one way an image becomes pixels for training, evaluation and the exported
 bundle: ``Image.convert("RGB")`` whatever the mode. For palette and alpha images this drops the
@@ -40,6 +40,7 @@ import pandas as pd
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from tlpipe.config import DataConfig
+from tlpipe.datasets import read_csv_strings
 from tlpipe.errors import DataValidationError
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def read_image_manifest(path: Path, data: DataConfig) -> pd.DataFrame:
 def load_rgb(path: str | Path) -> Image.Image:
     """The image at ``path`` as RGB pixels, converted exactly as training, evaluation and the bundle do."""
     with Image.open(path, formats=PILLOW_FORMATS) as image:
-        background = Image.new("RGBA", image.size, "white"); return Image.alpha_composite(background, image.convert("RGBA")).convert("RGB")
+        return image.convert("RGB")
 
 
 @contextmanager
@@ -104,10 +105,11 @@ def _layout_help(data: DataConfig) -> str:
 
 
 def _folder_entries(root: Path, data: DataConfig) -> list[_Entry]:
-    classes = [child for child in _visible(root) if child.is_dir()]
+    children = _visible(root)
+    classes = [child for child in children if child.is_dir()]
     if not classes:
         raise DataValidationError(f"{root}: no class subfolders found. {_layout_help(data)}")
-    loose = [child for child in _visible(root) if child.is_file() and _is_image_name(child)]
+    loose = [child for child in children if child.is_file() and _is_image_name(child)]
     if loose:
         log.warning("%d images directly in %s are ignored: put each in the subfolder of its class", len(loose), root)
     boundary = root.resolve()
@@ -138,7 +140,7 @@ def _class_entries(folder: Path, boundary: Path) -> list[_Entry]:
 
 
 def _manifest_entries(manifest: Path, data: DataConfig) -> list[_Entry]:
-    table = _read_csv(manifest)
+    table = read_csv_strings(manifest, "CSV manifest")
     missing = [column for column in (data.path_column, data.label_column) if column not in table.columns]
     if missing:
         found = ", ".join(map(str, table.columns)) or "none"
@@ -150,17 +152,6 @@ def _manifest_entries(manifest: Path, data: DataConfig) -> list[_Entry]:
     boundary = base.resolve()
     pairs = zip(table[data.path_column], table[data.label_column], strict=True)
     return [_manifest_entry(base, boundary, given, label) for given, label in pairs]
-
-
-def _read_csv(manifest: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(manifest, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataValidationError(f"{manifest}: not UTF-8 text ({exc}); re-save the manifest as UTF-8.") from None
-    except pd.errors.ParserError as exc:
-        raise DataValidationError(f"{manifest}: not a readable CSV manifest: {exc}") from None
-    except pd.errors.EmptyDataError:
-        raise DataValidationError(f"{manifest}: the manifest is empty; expected a header row.") from None
 
 
 def _manifest_entry(base: Path, boundary: Path, given: str, label: str) -> _Entry:
@@ -225,7 +216,8 @@ def _read_problem(file: Path, exc: OSError) -> str:
 def _decode(content: bytes, max_pixels: int) -> dict[str, Any]:
     """Size, mode and problem of an image file's bytes, after a full decode."""
     try:
-        # Opening reads only the header; the limit is applied to its size just below, before decoding.
+        # Pillow's check in open() would refuse a bomb without saying its size. Opening reads only the
+        # header, and the same limit is applied to that size just below, before any pixel is decoded.
         with _pixel_limit(None):
             image = Image.open(io.BytesIO(content), formats=PILLOW_FORMATS)
         with image, _pixel_limit(max_pixels):

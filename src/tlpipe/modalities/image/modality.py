@@ -70,9 +70,7 @@ class ImageModality(Modality):
     def to_examples(self, raw: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
         from tlpipe.modalities.image.quality import usable_rows
 
-        # A manifest read back from CSV holds strings; the per-file checks compare numbers and flags.
-        typed = raw.astype({"width": int, "height": int}).assign(decodable=raw["decodable"].astype(str) == "True")
-        usable = usable_rows(typed, data)
+        usable = usable_rows(raw, data)
         return usable[["path", "label"]].rename(columns={"path": INPUT, "label": LABEL}).reset_index(drop=True)
 
     def content_key(self, item: Any) -> str:

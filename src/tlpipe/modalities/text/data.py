@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from tlpipe.config import DataConfig
-from tlpipe.datasets import INPUT, LABEL
+from tlpipe.datasets import INPUT, LABEL, read_csv_strings
 from tlpipe.errors import DataValidationError
 
 
@@ -17,14 +17,7 @@ def read_raw_table(path: Path, data: DataConfig) -> pd.DataFrame:
         raise DataValidationError(
             f"{path}: no such file. Point paths.raw_train / paths.raw_test in params.yaml at your CSV files."
         )
-    try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataValidationError(f"{path}: not UTF-8 text ({exc}); re-save it as UTF-8.") from None
-    except pd.errors.ParserError as exc:
-        raise DataValidationError(f"{path}: not a readable CSV file: {exc}") from None
-    except pd.errors.EmptyDataError:
-        raise DataValidationError(f"{path}: the file is empty; expected a header row.") from None
+    return read_csv_strings(path, "CSV file")
 
 
 def to_examples(raw: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
