@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pandas as pd
 import pytest
 import torch
@@ -20,6 +19,7 @@ import yaml
 from factories import REPO
 from PIL import Image
 
+from tlpipe import serving
 from tlpipe.cli import run_stage
 from tlpipe.config import AugmentConfig, TrainConfig, parse_params
 from tlpipe.errors import ConfigError, ModelSourceError
@@ -80,22 +80,9 @@ def image_project(tmp_path: Path, tiny_image_weights: Path, monkeypatch: pytest.
 
 
 def serve_from_bundle(bundle: Path, paths: list[str]) -> np.ndarray:
-    """Logits computed from the bundle's files only, with Pillow, numpy and onnxruntime, as a server would."""
-    prep = json.loads((bundle / "preprocessing.json").read_text())
-    resample = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}[prep["interpolation"]]
-    batch = []
-    for path in paths:
-        image = Image.open(path).convert("RGB")
-        width, height = image.size
-        short, crop = prep["resize_shorter_side"], prep["center_crop"]
-        size = (short, int(short * height / width)) if width <= height else (int(short * width / height), short)
-        image = image.resize(size, resample)
-        top, left = int(round((size[1] - crop) / 2.0)), int(round((size[0] - crop) / 2.0))
-        image = image.crop((left, top, left + crop, top + crop))
-        pixels = (np.asarray(image, dtype=np.float32) * prep["scale"] - prep["mean"]) / prep["std"]
-        batch.append(pixels.transpose(2, 0, 1))
-    session = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
-    return session.run([prep["output"]], {prep["inputs"][0]: np.stack(batch).astype(np.float32)})[0]
+    """Probabilities from the bundle's own predictor (onnxruntime, numpy and Pillow), as a server would compute them."""
+    predictor = serving.Predictor(bundle)
+    return np.array([list(p["probabilities"].values()) for p in predictor.predict(paths)])
 
 
 def test_image_folders_become_a_bundle_that_pillow_numpy_and_onnxruntime_serve_alone(image_project: Path) -> None:
@@ -103,9 +90,10 @@ def test_image_folders_become_a_bundle_that_pillow_numpy_and_onnxruntime_serve_a
         run_stage(stage)
 
     bundle = image_project / "models" / "bundle"
-    assert sorted(p.name for p in bundle.iterdir()) == [
-        "README.md", "labels.json", "metadata.json", "model.onnx", "parity.json", "preprocessing.json",
-    ]  # fmt: skip
+    assert {p.name for p in bundle.iterdir()} >= {
+        "README.md", "labels.json", "manifest.json", "metadata.json", "model.onnx", "parity.json", "predict.py",
+        "preprocessing.json", "requirements.txt",
+    }  # fmt: skip
     metadata = json.loads((bundle / "metadata.json").read_text())
     assert metadata["task"] == "image-classification"
     assert metadata["inputs"] == {"pixel_values": ["batch", 3, 160, 160]}
@@ -115,11 +103,12 @@ def test_image_folders_become_a_bundle_that_pillow_numpy_and_onnxruntime_serve_a
     served = serve_from_bundle(bundle, predictions["path"].tolist())
 
     assert [labels[i] for i in served.argmax(axis=1)] == predictions["finetuned"].tolist()
+    assert (bundle / "requirements.txt").read_text().split()[-1].startswith("pillow==")
     from tlpipe.checkpoint import load_checkpoint
     from tlpipe.training import predict_logits
 
     model, preprocess, _, _ = load_checkpoint(image_project / "models" / "checkpoint")
-    expected = predict_logits(model, preprocess, predictions["path"].tolist(), 8).numpy()
+    expected = torch.softmax(predict_logits(model, preprocess, predictions["path"].tolist(), 8), dim=1).numpy()
     assert np.abs(served - expected).max() < 1e-4
     metrics = json.loads((image_project / "reports" / "metrics.json").read_text())
     assert set(metrics) >= {"finetuned", "baseline"}

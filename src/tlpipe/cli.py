@@ -100,6 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
         "reports are published as Prefect artifacts.",
     )
     runner.add_argument("--force", action="store_true", help="rerun every stage even if DVC finds it up to date")
+    from tlpipe import serving
+
+    predictor = commands.add_parser(
+        "predict",
+        help="Classify texts or images with an exported bundle (onnxruntime only), as JSON lines.",
+        description="Verify the bundle's manifest, then classify the inputs with its model.onnx and print one JSON "
+        "line per input: the input, the label and every class's probability. Runs the same code as the "
+        "bundle's own predict.py, which needs only onnxruntime, numpy and tokenizers or Pillow.",
+    )
+    serving.add_arguments(predictor)
     return parser
 
 
@@ -115,6 +125,11 @@ def run_stage(stage: str, params_path: Path = Path("params.yaml")) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tlpipe`` console script; returns the process exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["predict"]:
+        from tlpipe import serving
+
+        return serving.main(argv[1:], prog="tlpipe predict")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "run" and args.params != Path("params.yaml"):

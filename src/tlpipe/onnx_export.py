@@ -85,6 +85,18 @@ def export_onnx(
     log.info("Exported ONNX (opset %d) to %s in %.1fs", opset, path, time.perf_counter() - started)
 
 
+def annotate(path: Path, metadata: dict[str, Any]) -> None:
+    """Store ``metadata`` in the ONNX file's ``metadata_props`` (values as JSON), for servers that read only the model."""
+    import json
+
+    import onnx
+
+    model = onnx.load(str(path))
+    for key, value in metadata.items():
+        model.metadata_props.add(key=key, value=value if isinstance(value, str) else json.dumps(value))
+    onnx.save(model, str(path))
+
+
 def check_parity(
     model: Classifier,
     onnx_path: Path,

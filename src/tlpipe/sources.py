@@ -161,16 +161,26 @@ def _write_manifest(
 
 def _from_path(reference: ModelReference, staging: Path, architecture: str | None) -> str:
     folder = Path(reference.name).expanduser()
+    # Only the name is recorded: the snapshot's checksums identify the content, and an absolute path of
+    # the training machine must not travel into model cards and bundles.
     if folder.is_file():
-        _image_snapshot_from_file(reference, folder, staging, architecture, {"file": str(folder.resolve())})
-        return str(folder.resolve())
+        _image_snapshot_from_file(reference, folder, staging, architecture, {"file": folder.name})
+        return f"local file {folder.name}"
     if not folder.is_dir():
         raise ModelSourceError(
             f"model.source '{reference.name}': no such directory or weights file. Give a local Hugging Face folder, "
             "an image state dict (.safetensors) with model.architecture, 'pip:<package>' or 'hf:<repo>@<revision>'."
         )
     shutil.copytree(folder, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns(MANIFEST, ".git"))
-    return str(folder.resolve())
+    return f"local folder {folder.resolve().name}"
+
+
+def shareable_source(source: str) -> str:
+    """``source`` as it may be shown outside the training machine: a local path reduced to its last part."""
+    reference = parse_reference(source)
+    if reference.kind != "path":
+        return source
+    return f"path:{Path(reference.name).expanduser().name}"
 
 
 def _from_pip(reference: ModelReference, staging: Path, architecture: str | None) -> str:

@@ -93,6 +93,7 @@ class Modality(ABC):
     name: ClassVar[str]
     task: ClassVar[str]  # Hugging Face pipeline tag, for the model card and the bundle
     input_column: ClassVar[str]  # how predictions.csv names an input ("text", "path")
+    serving_packages: ClassVar[tuple[str, ...]]  # what the bundle's predict.py needs besides onnxruntime, numpy
     baseline_name: ClassVar[str]  # the evaluate.baseline value this modality implements
     baseline_title: ClassVar[str]  # how reports name it
     auto_rule: ClassVar[AutoRule]  # what train.strategy auto picks, from this modality's benchmark

@@ -1,24 +1,34 @@
-"""Stage ``export``: an ONNX bundle that carries its labels and preprocessing, published only if it matches PyTorch."""
+"""Stage ``export``: a self-describing, checksummed ONNX bundle, published only if it matches PyTorch.
+
+The bundle (format: docs/bundle.md) carries the labels of the checkpoint it exports, the
+preprocessing a server must apply, the model card, a standalone ``predict.py`` with its
+``requirements.txt``, optionally an int8 model that passed its accuracy gate, and
+``manifest.json`` with the sha256 and size of every other file.
+"""
 
 from __future__ import annotations
 
 import logging
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from tlpipe.artifacts import atomic_directory, read_json, write_json
+from tlpipe import serving
+from tlpipe.artifacts import atomic_directory, read_json, sha256_file, write_json, write_text
 from tlpipe.checkpoint import load_checkpoint
 from tlpipe.config import ExportConfig, PathsConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.errors import ArtifactError, ExportParityError
-from tlpipe.model_card import package_versions
 from tlpipe.modalities.base import Modality, Preprocessor
-from tlpipe.onnx_export import OUTPUT_NAME, ParityReport, check_parity, export_onnx
+from tlpipe.model_card import package_versions
+from tlpipe.onnx_export import OUTPUT_NAME, ParityReport, annotate, check_parity, export_onnx
+from tlpipe.quantization import QuantizationReport, compare_int8, quantize_int8
 from tlpipe.stages.prepare import DATA_VERSION, LABELS, TEST
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE, MODEL_CARD = "model.onnx", "README.md"
+MODEL_FILE, INT8_MODEL_FILE, MODEL_CARD = "model.onnx", "model.int8.onnx", "README.md"
+PREDICTOR, REQUIREMENTS = "predict.py", "requirements.txt"
 
 
 def run(paths: PathsConfig, export: ExportConfig) -> ParityReport:
@@ -26,31 +36,71 @@ def run(paths: PathsConfig, export: ExportConfig) -> ParityReport:
     if not paths.model_card.is_file():
         raise ArtifactError(f"{paths.model_card}: missing. Run `tlpipe evaluate` (or `dvc repro`) first.")
     model, preprocess, config, modality = load_checkpoint(paths.checkpoint)
-    labels: list[str] = read_json(paths.prepared / LABELS, "prepare")
+    labels = _checked_labels(paths, config, model.head.out_features)
     test = read_examples(paths.prepared / TEST)
     label_ids = {label: index for index, label in enumerate(labels)}
+    inputs, targets = test[INPUT].tolist(), [label_ids[label] for label in test[LABEL]]
 
     with atomic_directory(paths.bundle) as staging:
-        shapes = preprocess.input_shapes()
-        export_onnx(model, preprocess(test[INPUT].tolist()[:2]), shapes, staging / MODEL_FILE, export.opset)
+        export_onnx(model, preprocess(inputs[:2]), preprocess.input_shapes(), staging / MODEL_FILE, export.opset)
+        annotate(staging / MODEL_FILE, _onnx_metadata(labels, preprocess, export))
         parity = check_parity(
-            model,
-            staging / MODEL_FILE,
-            preprocess,
-            test[INPUT].tolist(),
-            [label_ids[label] for label in test[LABEL]],
-            export.batch_size,
-            export.atol,
-            export.min_top1_agreement,
+            model, staging / MODEL_FILE, preprocess, inputs, targets,
+            export.batch_size, export.atol, export.min_top1_agreement,
+        )  # fmt: skip
+        quantization = _quantize(staging, preprocess, inputs, targets, export) if parity.passed else None
+        write_json(
+            paths.parity_report, {**parity.to_dict(), "int8": quantization.to_dict() if quantization else None}
         )
-        write_json(paths.parity_report, parity.to_dict())
         if not parity.passed:
             raise ExportParityError(
                 f"{parity.describe()}. No model was written to {paths.bundle}; see {paths.parity_report}."
             )
-        _write_bundle_files(staging, paths, modality, preprocess, labels, config, parity, export)
+        _write_bundle_files(staging, paths, modality, preprocess, labels, config, parity, quantization, export)
     log.info("%s. Bundle written to %s", parity.describe(), paths.bundle)
     return parity
+
+
+def _checked_labels(paths: PathsConfig, config: dict[str, Any], outputs: int) -> list[str]:
+    """The exported checkpoint's own labels, refused if they disagree with its head or the prepared data."""
+    labels: list[str] = config["labels"]
+    if len(labels) != outputs:
+        raise ArtifactError(
+            f"{paths.checkpoint}: {len(labels)} labels but a head of {outputs} outputs; rerun `tlpipe train`."
+        )
+    prepared: list[str] = read_json(paths.prepared / LABELS, "prepare")
+    if prepared != labels:
+        raise ArtifactError(
+            f"{paths.checkpoint} was trained on labels {labels}, but {paths.prepared / LABELS} has {prepared}: "
+            "the checkpoint is from other data. Rerun `tlpipe train` (or `dvc repro`)."
+        )
+    return labels
+
+
+def _onnx_metadata(labels: list[str], preprocess: Preprocessor, export: ExportConfig) -> dict[str, Any]:
+    """What the ONNX file itself carries, so a server holding only model.onnx still has labels and preprocessing."""
+    return {
+        "tlpipe.bundle_format": str(serving.FORMAT_VERSION),
+        "labels": labels,
+        "preprocessing": preprocess.describe(),
+        "versions": {**package_versions(), "opset": export.opset},
+    }
+
+
+def _quantize(
+    folder: Path, preprocess: Preprocessor, inputs: list[Any], targets: list[int], export: ExportConfig
+) -> QuantizationReport | None:
+    if export.quantize == "none":
+        return None
+    quantize_int8(folder / MODEL_FILE, folder / INT8_MODEL_FILE)
+    report = compare_int8(
+        folder / MODEL_FILE, folder / INT8_MODEL_FILE, preprocess, inputs, targets,
+        export.batch_size, export.max_quantization_drop,
+    )  # fmt: skip
+    log.info("Quantisation: %s; top-1 agreement %.4f", report.reason, report.top1_agreement)
+    if not report.kept:
+        (folder / INT8_MODEL_FILE).unlink()
+    return report
 
 
 def _write_bundle_files(
@@ -61,10 +111,11 @@ def _write_bundle_files(
     labels: list[str],
     config: dict[str, Any],
     parity: ParityReport,
+    quantization: QuantizationReport | None,
     export: ExportConfig,
 ) -> None:
     preprocess.write_bundle_files(folder)
-    (folder / MODEL_CARD).write_text(paths.model_card.read_text(encoding="utf-8"), encoding="utf-8")
+    write_text(folder / MODEL_CARD, paths.model_card.read_text(encoding="utf-8"))
     write_json(folder / "labels.json", labels)
     write_json(
         folder / "preprocessing.json",
@@ -76,12 +127,15 @@ def _write_bundle_files(
         },
     )
     write_json(folder / "parity.json", parity.to_dict())
+    models = {"fp32": MODEL_FILE, **({"int8": INT8_MODEL_FILE} if quantization and quantization.kept else {})}
     write_json(
         folder / "metadata.json",
         {
+            "format_version": serving.FORMAT_VERSION,
             "task": modality.task,
             "modality": modality.name,
             "model_file": MODEL_FILE,
+            "models": models,
             "opset": export.opset,
             "inputs": preprocess.input_shapes(),
             "outputs": {OUTPUT_NAME: ["batch", len(labels)]},
@@ -92,6 +146,38 @@ def _write_bundle_files(
             "strategy_choice": config.get("strategy_choice"),
             "data_version": read_json(paths.prepared / DATA_VERSION, "prepare")["raw_sha256"],
             "metrics": read_json(paths.metrics, "evaluate"),
+            "quantization": quantization.to_dict() if quantization else None,
             "versions": package_versions(),
         },
     )
+    write_text(folder / PREDICTOR, Path(serving.__file__).read_text(encoding="utf-8"))
+    write_text(
+        folder / REQUIREMENTS,
+        "".join(f"{name}=={version(name)}\n" for name in ("onnxruntime", "numpy", *modality.serving_packages)),
+    )
+    _refuse_machine_paths(folder)
+    write_json(
+        folder / serving.MANIFEST,
+        {
+            "format_version": serving.FORMAT_VERSION,
+            "model_file": MODEL_FILE,
+            "files": {
+                path.name: {"sha256": sha256_file(path), "size": path.stat().st_size}
+                for path in sorted(folder.iterdir())
+                if path.is_file() and path.name != serving.MANIFEST
+            },
+        },
+    )
+
+
+def _refuse_machine_paths(folder: Path) -> None:
+    """A bundle travels: no text file in it may name a path of the machine that trained it."""
+    machine_paths = {str(Path.cwd().resolve()), str(Path.home())} - {"/"}
+    for path in folder.iterdir():
+        if path.suffix in (".json", ".md", ".txt"):
+            text = path.read_text(encoding="utf-8")
+            found = [p for p in machine_paths if p in text]
+            if found:
+                raise ArtifactError(
+                    f"{path.name} would carry the training machine's path {found[0]}; report this as a tlpipe bug."
+                )

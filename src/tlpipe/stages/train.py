@@ -27,7 +27,7 @@ from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.modalities import get_modality
 from tlpipe.modalities.base import Classifier, Modality
-from tlpipe.sources import verify_snapshot
+from tlpipe.sources import shareable_source, verify_snapshot
 from tlpipe.stages.prepare import DATA_VERSION, LABELS, TRAIN, VALID
 from tlpipe.strategies import STRATEGIES
 from tlpipe.train_state import BEST, TrainStateStore
@@ -116,7 +116,7 @@ class _CandidateRun:
             self.state_folder(train.strategy), _fingerprint(self.paths, self.snapshot_key, self.preprocess, train)
         )
         metadata: dict[str, Any] = {
-            "source": self.manifest["source"],
+            "source": shareable_source(self.manifest["source"]),
             "source_resolved": self.manifest["resolved"],
             "source_weights_sha256": self.manifest["weights_sha256"],
             "preprocess": self.preprocess.model_dump(mode="json"),

@@ -47,6 +47,7 @@ class ImageModality(Modality):
     name = "image"
     task = "image-classification"
     input_column = "path"
+    serving_packages = ("pillow",)  # what the bundle's predict.py imports besides onnxruntime and numpy
     baseline_name = "pixel_logreg"
     baseline_title = "logistic regression on downscaled pixels"
     auto_rule = IMAGE_RULE

@@ -24,6 +24,7 @@ class TextModality(Modality):
     name = "text"
     task = "text-classification"
     input_column = "text"
+    serving_packages = ("tokenizers",)  # what the bundle's predict.py imports besides onnxruntime and numpy
     baseline_name = "tfidf_logreg"
     baseline_title = "TF-IDF + logistic regression"
     auto_rule = TEXT_RULE

@@ -1,0 +1,246 @@
+"""Serve a tlpipe bundle with onnxruntime alone: verify its files, preprocess, predict.
+
+This module imports nothing from tlpipe, torch or transformers: the export copies it into every
+bundle as ``predict.py``, next to a ``requirements.txt`` naming exactly what it imports
+(onnxruntime and numpy; tokenizers for a text bundle, Pillow for an image bundle), and
+``tlpipe predict`` runs the same code. Before loading anything it checks every file against the
+bundle's ``manifest.json`` (sha256 and size), so a file changed or lost in transit is refused by
+name. The bundle format is documented in docs/bundle.md.
+
+    python predict.py BUNDLE --text "my card was charged twice"      # texts as arguments
+    python predict.py BUNDLE texts.txt                               # one text per line
+    python predict.py BUNDLE tickets.csv --column text               # a CSV column
+    python predict.py BUNDLE photo.jpg photos/                       # image files and folders
+
+Each prediction is one JSON line on stdout: the input, the label and every class's probability.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+PROGRESS_EVERY_S = 5.0
+
+
+class BundleError(Exception):
+    """The bundle is incomplete, altered, or cannot take the input it was given."""
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_bundle(bundle: Path) -> dict[str, Any]:
+    """Check every file the manifest lists (present, same size, same sha256); return the manifest."""
+    path = bundle / MANIFEST
+    if not path.is_file():
+        raise BundleError(f"{path}: missing; this is not a tlpipe bundle (or it was not copied whole).")
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"{path}: bundle format {manifest.get('format_version')!r}; this predictor reads format {FORMAT_VERSION}."
+        )
+    for name, expected in manifest["files"].items():
+        file = bundle / name
+        if not file.is_file():
+            raise BundleError(f"{file}: listed in {MANIFEST} but missing; copy the whole bundle again.")
+        if file.stat().st_size != expected["size"] or sha256_of(file) != expected["sha256"]:
+            raise BundleError(
+                f"{file}: differs from {MANIFEST} (size or sha256); the file was altered or damaged in transit. "
+                "Copy the bundle again from its source."
+            )
+    return manifest
+
+
+class Predictor:
+    """A verified bundle, loaded: ``predict(inputs)`` gives each input's label and class probabilities."""
+
+    def __init__(self, bundle: Path, model_file: str | None = None, verify: bool = True) -> None:
+        import onnxruntime as ort
+
+        manifest = verify_bundle(bundle) if verify else {}
+        self.bundle = bundle
+        self.labels: list[str] = json.loads((bundle / "labels.json").read_text(encoding="utf-8"))
+        self.preprocessing: dict[str, Any] = json.loads((bundle / "preprocessing.json").read_text(encoding="utf-8"))
+        self.modality: str = self.preprocessing["modality"]
+        model_file = model_file or manifest.get("model_file", "model.onnx")
+        self.session = ort.InferenceSession(str(bundle / model_file), providers=["CPUExecutionProvider"])
+        outputs = self.session.get_outputs()[0].shape[-1]
+        if isinstance(outputs, int) and outputs != len(self.labels):
+            raise BundleError(
+                f"{bundle / 'labels.json'}: {len(self.labels)} labels, but {model_file} has {outputs} outputs; "
+                "the files come from different exports."
+            )
+        self._encode = self._text_encoder() if self.modality == "text" else self._image_encoder()
+
+    def predict(self, inputs: Sequence[str]) -> list[dict[str, Any]]:
+        """One dict per input: ``input``, ``label`` and ``probabilities`` (label to probability)."""
+        logits = self.session.run([self.preprocessing["output"]], self._encode(inputs))[0]
+        import numpy as np
+
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+        return [
+            {
+                "input": item,
+                "label": self.labels[int(row.argmax())],
+                "probabilities": {label: round(float(p), 6) for label, p in zip(self.labels, row, strict=True)},
+            }
+            for item, row in zip(inputs, probabilities, strict=True)
+        ]
+
+    def _text_encoder(self) -> Any:
+        import numpy as np
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(self.bundle / self.preprocessing["tokenizer"]))
+        tokenizer.enable_truncation(self.preprocessing["max_length"])
+        tokenizer.enable_padding()
+
+        def encode(texts: Sequence[str]) -> dict[str, Any]:
+            encodings = tokenizer.encode_batch(list(texts))
+            return {
+                "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            }
+
+        return encode
+
+    def _image_encoder(self) -> Any:
+        import numpy as np
+        from PIL import Image
+
+        prep = self.preprocessing
+        resample = getattr(Image.Resampling, prep["interpolation"].upper())
+        mean, std = np.array(prep["mean"], np.float32), np.array(prep["std"], np.float32)
+
+        def pixels(path: str) -> Any:
+            with Image.open(path) as opened:
+                image = opened.convert("RGB")
+            width, height = image.size
+            short, crop = prep["resize_shorter_side"], prep["center_crop"]
+            size = (short, int(short * height / width)) if width <= height else (int(short * width / height), short)
+            image = image.resize(size, resample)
+            top, left = int(round((size[1] - crop) / 2.0)), int(round((size[0] - crop) / 2.0))
+            array = np.asarray(image.crop((left, top, left + crop, top + crop)), dtype=np.float32) * prep["scale"]
+            return ((array - mean) / std).transpose(2, 0, 1)
+
+        def encode(paths: Sequence[str]) -> dict[str, Any]:
+            return {prep["inputs"][0]: np.stack([pixels(path) for path in paths]).astype(np.float32)}
+
+        return encode
+
+
+def read_inputs(paths: Sequence[str], texts: Sequence[str], column: str | None, modality: str) -> list[str]:
+    """The inputs named on the command line, checked against what the bundle classifies."""
+    if modality == "text":
+        return list(texts) + [text for path in paths for text in _texts_in(Path(path), column)]
+    if texts:
+        raise BundleError("--text given, but this bundle classifies images; pass image files or folders.")
+    return [str(image) for path in paths for image in _images_in(Path(path))]
+
+
+def _texts_in(path: Path, column: str | None) -> list[str]:
+    if not path.is_file():
+        raise BundleError(f"{path}: no such file; give a text file (one text per line) or a CSV with --column.")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise BundleError(f"{path}: an image, but this bundle classifies texts.")
+    if path.suffix.lower() == ".csv":
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            if not column or column not in (reader.fieldnames or []):
+                raise BundleError(f"{path}: name the text column with --column (columns: {reader.fieldnames}).")
+            texts = [row[column] for row in reader]
+    else:
+        texts = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not texts:
+        raise BundleError(f"{path}: holds no text to classify.")
+    return texts
+
+
+def _images_in(path: Path) -> list[Path]:
+    if path.is_dir():
+        images = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise BundleError(f"{path}: a folder with no image files ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+        return images
+    if not path.is_file():
+        raise BundleError(f"{path}: no such file or folder.")
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise BundleError(f"{path}: not an image file ({', '.join(sorted(IMAGE_SUFFIXES))}); this bundle classifies images.")
+    if path.stat().st_size == 0:
+        raise BundleError(f"{path}: an empty file.")
+    return [path]
+
+
+def batches(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    """``items`` in consecutive slices of ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The predictor's command-line arguments (shared by predict.py and `tlpipe predict`)."""
+    parser.add_argument("bundle", type=Path, help="the bundle folder (models/bundle after `tlpipe export`)")
+    parser.add_argument(
+        "inputs", nargs="*", help="text files (one text per line), CSV files (with --column), image files or folders"
+    )
+    parser.add_argument("--text", action="append", default=[], help="a text to classify (repeatable)")
+    parser.add_argument("--column", help="the text column of CSV inputs")
+    parser.add_argument("--batch-size", type=int, default=32, help="inputs per onnxruntime call (default 32)")
+    parser.add_argument(
+        "--model", help="the ONNX file in the bundle to use (default: the manifest's model_file, model.onnx)"
+    )
+
+
+def predict_command(args: argparse.Namespace, out: Any = None) -> int:
+    """Run a parsed command line: JSON lines on ``out`` (stdout), progress and errors on stderr; the exit status."""
+    out = out or sys.stdout
+    try:
+        predictor = Predictor(args.bundle, args.model)
+        inputs = read_inputs(args.inputs, args.text, args.column, predictor.modality)
+        if not inputs:
+            raise BundleError("nothing to classify: give --text, or text/CSV/image files.")
+        started = last_report = time.perf_counter()
+        for done, batch in enumerate(batches(inputs, args.batch_size), start=1):
+            for prediction in predictor.predict(batch):
+                out.write(json.dumps(prediction, ensure_ascii=False) + "\n")
+            if time.perf_counter() - last_report > PROGRESS_EVERY_S:
+                last_report = time.perf_counter()
+                count = min(done * args.batch_size, len(inputs))
+                rate = count / (last_report - started)
+                print(f"predict: {count}/{len(inputs)} inputs ({rate:.0f}/s)", file=sys.stderr, flush=True)
+    except (BundleError, OSError, ValueError) as exc:
+        print(f"predict: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "predict.py") -> int:
+    """Entry point of the bundle's ``predict.py`` (and of ``tlpipe predict``)."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Classify texts or images with a tlpipe bundle, using onnxruntime alone."
+    )
+    add_arguments(parser)
+    # Intermixed, so that files may follow options: `predict.py BUNDLE --text "a" more.txt`.
+    return predict_command(parser.parse_intermixed_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

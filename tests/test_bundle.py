@@ -1,0 +1,207 @@
+"""The production hand-off: a checksummed, self-describing bundle that serves without the training stack."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pandas as pd
+import pytest
+from factories import make_table, write_project
+
+from tlpipe import serving
+from tlpipe.cli import main, run_stage
+from tlpipe.quantization import compare_int8
+from tlpipe.stages import STAGES
+
+BLOCK_TRAINING_STACK = (
+    "import sys, runpy\n"
+    "for name in ('torch', 'transformers', 'tlpipe', 'sklearn', 'pandas', 'sentence_transformers'):\n"
+    "    sys.modules[name] = None  # importing any of them now fails\n"
+    "sys.argv = sys.argv[1:]\n"
+    "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """A text project run through every stage once (tiny model): the project folder."""
+    root = tmp_path_factory.mktemp("bundle-project")
+    write_project(root, tiny_model_dir, make_table(12), make_table(4, offset=100))
+    with contextlib.chdir(root):
+        for stage in STAGES:
+            run_stage(stage)
+    return root
+
+
+@pytest.fixture
+def bundle(exported: Path, tmp_path: Path) -> Path:
+    """A private copy of the bundle, free to tamper with."""
+    import shutil
+
+    return Path(shutil.copytree(exported / "models" / "bundle", tmp_path / "bundle"))
+
+
+def run_standalone(bundle: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python predict.py`` from the bundle, in a process where torch, transformers and tlpipe cannot be imported."""
+    command = [sys.executable, "-c", BLOCK_TRAINING_STACK, str(bundle / "predict.py"), str(bundle), *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=bundle.parent)
+
+
+def test_manifest_lists_every_other_file_with_its_sha256_and_size(bundle: Path) -> None:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+
+    assert manifest["format_version"] == serving.FORMAT_VERSION
+    assert set(manifest["files"]) == {p.name for p in bundle.iterdir()} - {"manifest.json"}
+    for name, entry in manifest["files"].items():
+        assert entry == {"sha256": serving.sha256_of(bundle / name), "size": (bundle / name).stat().st_size}
+
+
+def test_the_onnx_file_carries_labels_preprocessing_and_versions(bundle: Path) -> None:
+    props = {p.key: p.value for p in onnx.load(str(bundle / "model.onnx")).metadata_props}
+
+    assert json.loads(props["labels"]) == json.loads((bundle / "labels.json").read_text())
+    assert json.loads(props["preprocessing"])["tokenizer"] == "tokenizer.json"
+    assert set(json.loads(props["versions"])) >= {"tlpipe", "torch", "onnx", "opset"}
+
+
+def test_no_file_names_a_path_of_the_training_machine(exported: Path, bundle: Path, tiny_model_dir: Path) -> None:
+    for path in bundle.iterdir():
+        if path.suffix in (".json", ".md", ".txt"):
+            text = path.read_text()
+            assert str(exported) not in text and str(tiny_model_dir) not in text, path.name
+
+
+def test_standalone_predictor_runs_without_the_training_stack_and_agrees_with_evaluate(
+    exported: Path, bundle: Path
+) -> None:
+    test = pd.read_csv(exported / "data" / "prepared" / "test.csv")
+    texts_file = bundle.parent / "texts.txt"
+    texts_file.write_text("\n".join(test["input"]) + "\n")
+
+    result = run_standalone(bundle, str(texts_file))
+
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    predictions = pd.read_csv(exported / "reports" / "evaluation" / "predictions.csv")
+    assert [line["label"] for line in lines] == predictions["finetuned"].tolist()
+    assert all(abs(sum(line["probabilities"].values()) - 1) < 1e-4 for line in lines)
+    requirements = (bundle / "requirements.txt").read_text().split()
+    assert [r.split("==")[0] for r in requirements] == ["onnxruntime", "numpy", "tokenizers"]
+
+
+def test_blocking_the_training_stack_really_blocks_it(bundle: Path, tmp_path: Path) -> None:
+    script = tmp_path / "imports_torch.py"
+    script.write_text("import torch\n")
+
+    result = subprocess.run([sys.executable, "-c", BLOCK_TRAINING_STACK, str(script)], capture_output=True, text=True)
+
+    assert result.returncode != 0 and "import of torch halted" in result.stderr
+
+
+def change_one_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def relabel(bundle: Path) -> None:
+    """labels.json with one label more than the model has outputs, and a manifest updated to match."""
+    labels = json.loads((bundle / "labels.json").read_text()) + ["extra"]
+    (bundle / "labels.json").write_text(json.dumps(labels))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    path = bundle / "labels.json"
+    manifest["files"]["labels.json"] = {"sha256": serving.sha256_of(path), "size": path.stat().st_size}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        (lambda b: change_one_byte(b / "model.onnx"), "model.onnx: differs from manifest.json"),
+        (lambda b: (b / "labels.json").unlink(), "labels.json: listed in manifest.json but missing"),
+        (lambda b: (b / "manifest.json").unlink(), "manifest.json: missing"),
+        (relabel, "4 labels, but model.onnx has 3 outputs"),
+    ],
+    ids=["one byte of model.onnx changed", "labels.json deleted", "manifest deleted", "labels mismatch outputs"],
+)
+def test_a_tampered_bundle_is_refused_by_name(bundle: Path, tamper, message: str) -> None:
+    tamper(bundle)
+
+    result = run_standalone(bundle, "--text", "my invoice")
+
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_tlpipe_predict_reads_texts_from_arguments_text_files_and_csv_columns(
+    bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "one.txt").write_text("my invoice\n\nlogin reset\n")
+    pd.DataFrame({"body": ["parcel late"], "other": ["x"]}).to_csv(tmp_path / "rows.csv", index=False)
+
+    status = main(
+        ["predict", str(bundle), "--text", "refund please", str(tmp_path / "one.txt"), str(tmp_path / "rows.csv"),
+         "--column", "body"]
+    )  # fmt: skip
+
+    assert status == 0
+    inputs = [json.loads(line)["input"] for line in capsys.readouterr().out.splitlines()]
+    assert inputs == ["refund please", "my invoice", "login reset", "parcel late"]
+
+
+@pytest.mark.parametrize(
+    ("make_input", "message"),
+    [
+        (lambda d: d / "empty.txt", "holds no text to classify"),
+        (lambda d: d / "photo.png", "an image, but this bundle classifies texts"),
+        (lambda d: d / "rows.csv", "name the text column with --column"),
+        (lambda d: d / "missing.txt", "no such file"),
+    ],
+    ids=["empty file", "image to a text bundle", "csv without --column", "missing file"],
+)
+def test_tlpipe_predict_refuses_inputs_the_bundle_cannot_take(
+    bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], make_input, message: str
+) -> None:
+    (tmp_path / "empty.txt").write_text("\n")
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG\r\n")
+    (tmp_path / "rows.csv").write_text("body\nparcel late\n")
+
+    status = main(["predict", str(bundle), str(make_input(tmp_path))])
+
+    assert status == 2
+    assert message in capsys.readouterr().err
+
+
+def test_int8_model_ships_only_with_its_gate_passed_and_serves(exported: Path, bundle: Path) -> None:
+    metadata = json.loads((bundle / "metadata.json").read_text())
+    report = metadata["quantization"]
+
+    assert report["kept"] == (report["macro_f1_drop"] <= report["max_quantization_drop"])
+    assert (bundle / "model.int8.onnx").is_file() == report["kept"]
+    assert 0.0 <= report["top1_agreement"] <= 1.0
+    if report["kept"]:
+        result = run_standalone(bundle, "--model", "model.int8.onnx", "--text", "my invoice")
+        assert result.returncode == 0, result.stderr
+
+
+def test_int8_gate_refuses_a_model_that_loses_accuracy(exported: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from tlpipe import quantization
+
+    outputs = {"fp32": np.eye(3)[[0, 1, 2, 0]], "int8": np.eye(3)[[0, 0, 0, 0]]}
+    monkeypatch.setattr(quantization, "onnx_logits", lambda path, *a: outputs["int8" if "int8" in str(path) else "fp32"])
+    for name in ("fp32.onnx", "int8.onnx"):
+        (exported / name).write_bytes(b"x")
+
+    report = compare_int8(exported / "fp32.onnx", exported / "int8.onnx", None, [0] * 4, [0, 1, 2, 0], 2, 0.01)
+
+    assert not report.kept and report.macro_f1_drop > 0.01
+    assert report.top1_agreement == 0.5
+    assert "left out" in report.reason
