@@ -27,3 +27,32 @@ def test_bad_params_exit_with_status_1_and_name_the_key(tmp_path: Path, capsys: 
 
     assert status == 1
     assert "unknown key 'epoch' in section 'train'" in capsys.readouterr().err
+
+
+def test_an_unexpected_error_is_one_line_naming_the_traceback_file(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tlpipe.cli
+
+    def boom(stage: str, params: Path) -> None:
+        raise KeyError("label")
+
+    monkeypatch.setattr(tlpipe.cli, "run_stage", boom)
+
+    status = main(["prepare"])
+
+    error = capsys.readouterr().err
+    assert status == 1
+    assert error.count("\n") == 1 and "unexpected KeyError: 'label'" in error
+    trace = Path(error.split("traceback is in ")[1].split(";")[0])
+    assert "raise KeyError" in trace.read_text()
+    with pytest.raises(KeyError):
+        main(["--debug", "prepare"])
+
+
+def test_predict_explains_itself(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", "--help"])
+
+    assert exit_.value.code == 0
+    assert "--column" in capsys.readouterr().out

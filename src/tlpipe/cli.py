@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--params", type=Path, default=Path("params.yaml"), help="the params file (default: params.yaml)"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="only print warnings and errors")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback of an unexpected error instead of one line"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for stage in STAGES:
         summary, details = STAGE_HELP[stage]
@@ -150,7 +153,29 @@ def main(argv: list[str] | None = None) -> int:
     except TlpipeError as exc:
         print(f"tlpipe {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # noqa: BLE001 - anything else is a bug or an environment problem: say so in one line
+        if args.debug:
+            raise
+        trace = _write_traceback(args.command)
+        print(
+            f"tlpipe {args.command}: unexpected {type(exc).__name__}: {exc}. The full traceback is in {trace}; "
+            "rerun with --debug to see it here, and report it if the message does not say what to fix.",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _write_traceback(command: str) -> Path:
+    """The current exception's traceback in a file under the temporary folder; its path."""
+    import tempfile
+    import time
+    import traceback
+
+    handle, name = tempfile.mkstemp(prefix=f"tlpipe-{command}-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log")
+    with open(handle, "w", encoding="utf-8") as file:
+        traceback.print_exc(file=file)
+    return Path(name)
 
 
 if __name__ == "__main__":
