@@ -77,7 +77,7 @@ def render_model_card(
         "",
         *_strategy_lines(classifier, history),
         "",
-        f"Data version (sha256 of the raw files): `{data_version}`.",
+        f"Data version (sha256 of the data manifests validate wrote): `{data_version}`.",
         "",
         "| label | " + " | ".join(class_counts) + " |",
         "|---|" + "---:|" * len(class_counts),

