@@ -205,3 +205,35 @@ def test_int8_gate_refuses_a_model_that_loses_accuracy(exported: Path, monkeypat
     assert not report.kept and report.macro_f1_drop > 0.01
     assert report.top1_agreement == 0.5
     assert "left out" in report.reason
+
+
+@pytest.mark.parametrize(
+    ("paths", "texts", "message"),
+    [
+        ([], ["a text"], "--text given, but this bundle classifies images"),
+        (["notes.txt"], [], "not an image file"),
+        (["empty.png"], [], "an empty file"),
+        (["nothing"], [], "a folder with no image files"),
+        (["missing.png"], [], "no such file or folder"),
+    ],
+    ids=["text to an image bundle", "text file to an image bundle", "empty image", "empty folder", "missing"],
+)
+def test_image_inputs_the_bundle_cannot_take_are_refused(
+    tmp_path: Path, paths: list[str], texts: list[str], message: str
+) -> None:
+    (tmp_path / "notes.txt").write_text("hello\n")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "nothing").mkdir()
+
+    with pytest.raises(serving.BundleError, match=message):
+        serving.read_inputs([str(tmp_path / p) for p in paths], texts, None, "image")
+
+
+def test_image_folders_are_read_recursively_in_order(tmp_path: Path) -> None:
+    for name in ("b/2.jpg", "a/1.PNG", "a/readme.md"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+
+    inputs = serving.read_inputs([str(tmp_path)], [], None, "image")
+
+    assert inputs == [str(tmp_path / "a/1.PNG"), str(tmp_path / "b/2.jpg")]
