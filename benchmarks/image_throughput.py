@@ -37,8 +37,6 @@ import math
 import platform
 import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from timing import interleaved  # benchmarks/timing.py (this folder is on sys.path when run as a script)
 from tlpipe.artifacts import write_json
 from tlpipe.config import PreprocessConfig, TrainConfig
 from tlpipe.modalities import get_modality
@@ -185,18 +184,6 @@ class Workload:
         optimizer_step(self.optimizer, self.scheduler, self.scaler, self.trainable, train.max_grad_norm)
 
 
-def interleaved(tasks: dict[str, Callable[[], None]], warmup: int, repeats: int) -> dict[str, list[float]]:
-    """Seconds of each task's timed runs, the tasks taking turns (A, B, A, B) after ``warmup`` untimed turns."""
-    for _ in range(warmup):
-        for task in tasks.values():
-            task()
-    seconds: dict[str, list[float]] = {name: [] for name in tasks}
-    for _ in range(repeats):
-        for name, task in tasks.items():
-            started = time.perf_counter()
-            task()
-            seconds[name].append(time.perf_counter() - started)
-    return seconds
 
 
 def measure(

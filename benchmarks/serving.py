@@ -58,6 +58,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from timing import interleaved  # benchmarks/timing.py (this folder is on sys.path when run as a script)
 from tlpipe.artifacts import write_json
 from tlpipe.config import PreprocessConfig
 from tlpipe.modalities import get_modality
@@ -241,18 +242,6 @@ def session_runner(path: Path, threads: int) -> Callable[[dict[str, np.ndarray]]
     return lambda feed: session.run([OUTPUT_NAME], feed)[0]
 
 
-def interleaved(tasks: dict[str, Callable[[], None]], warmup: int, repeats: int) -> dict[str, list[float]]:
-    """Seconds of each task's timed runs, the tasks taking turns (A, B, C, A, ...) after ``warmup`` untimed turns."""
-    for _ in range(warmup):
-        for task in tasks.values():
-            task()
-    seconds: dict[str, list[float]] = {name: [] for name in tasks}
-    for _ in range(repeats):
-        for name, task in tasks.items():
-            started = time.perf_counter()
-            task()
-            seconds[name].append(time.perf_counter() - started)
-    return seconds
 
 
 def measure(workload: Workload, warmup: int, repeats: int) -> dict[str, Any]:

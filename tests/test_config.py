@@ -94,3 +94,11 @@ def test_unknown_key_in_a_strategy_section_names_the_nested_section() -> None:
 def test_strategy_settings_are_checked_against_the_strategy(train: dict, expected: str) -> None:
     with pytest.raises(ConfigError, match=expected):
         parse_params({"train": train})
+
+
+@pytest.mark.parametrize(
+    ("modality", "baseline"), [("text", "pixel_logreg"), ("image", "tfidf_logreg")], ids=["text", "image"]
+)
+def test_a_baseline_of_the_other_modality_is_refused_when_params_are_read(modality: str, baseline: str) -> None:
+    with pytest.raises(ConfigError, match=f"evaluate.baseline: {baseline} is not a baseline for data.modality"):
+        parse_params({"data": {"modality": modality}, "evaluate": {"baseline": baseline}})

@@ -267,10 +267,16 @@ class Params(Section):
     export: ExportConfig = ExportConfig()
 
     @model_validator(mode="after")
-    def _strategies_fit_the_modality(self) -> Params:
+    def _settings_fit_the_modality(self) -> Params:
         from tlpipe.modalities import get_modality
 
-        refused = get_modality(self.data.modality).unsupported_strategies
+        modality = get_modality(self.data.modality)
+        if self.evaluate.baseline not in ("auto", modality.baseline_name):
+            raise ValueError(
+                f"evaluate.baseline: {self.evaluate.baseline} is not a baseline for data.modality {modality.name}; "
+                f"use auto or {modality.baseline_name}"
+            )
+        refused = modality.unsupported_strategies
         named = [("train.strategy", self.train.strategy)] + [("train.auto.compare", s) for s in self.train.auto.compare]
         for key, strategy in named:
             if strategy in refused:

@@ -11,7 +11,7 @@ import pandas as pd
 from tlpipe.artifacts import read_json
 from tlpipe.auto import TEXT_RULE
 from tlpipe.config import DataConfig, EvaluateConfig, PreprocessConfig
-from tlpipe.errors import ConfigError, ModelSourceError
+from tlpipe.errors import ModelSourceError
 from tlpipe.modalities.base import Baseline, Classifier, Modality
 from tlpipe.modalities.text import data as text_data
 from tlpipe.modalities.text import model as text_model
@@ -73,8 +73,6 @@ class TextModality(Modality):
     def fit_baseline(self, inputs: Sequence[Any], labels: Sequence[int], evaluate: EvaluateConfig, seed: int) -> Baseline:
         from tlpipe.modalities.text.baseline import fit_tfidf_logreg
 
-        if evaluate.baseline not in ("auto", self.baseline_name):
-            raise ConfigError(f"evaluate.baseline {evaluate.baseline!r} is not a text baseline; use tfidf_logreg")
         return fit_tfidf_logreg(inputs, labels, evaluate, seed)
 
     def card_usage(self, classifier: dict[str, Any]) -> str:
