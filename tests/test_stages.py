@@ -227,3 +227,15 @@ def test_auto_interrupted_in_its_second_strategy_keeps_the_first_one_trained(
 
     assert resumed_after == {"freeze_unfreeze": 5, "linear_probe": 0}  # all 5 recipe epochs restored, none rerun
     assert (project / "models" / "checkpoint" / "model.safetensors").is_file()
+
+
+def test_prepare_refuses_a_validation_report_written_for_other_data(project: Path) -> None:
+    run_all(until="prepare")
+    prepared = snapshot_of(project / "data" / "prepared")
+    manifest = project / "data" / "manifest" / "train.csv"
+    manifest.write_text(manifest.read_text().replace("invoice", "invoices", 1))
+
+    with pytest.raises(DataValidationError, match="is not the report of the data in data/manifest"):
+        run_stage("prepare")
+
+    assert snapshot_of(project / "data" / "prepared") == prepared

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from tlpipe.artifacts import atomic_directory, read_json, sha256_files, write_json
+from tlpipe.artifacts import atomic_directory, read_json, write_json
 from tlpipe.config import DataConfig, PathsConfig, SplitConfig
 from tlpipe.datasets import LABEL, label_names, read_manifest, stratified_split, write_examples
 from tlpipe.errors import DataValidationError
 from tlpipe.modalities import get_modality
-from tlpipe.stages.validate import TEST_MANIFEST, TRAIN_MANIFEST
+from tlpipe.stages.validate import manifest_files, manifest_version
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +24,14 @@ def run(paths: PathsConfig, data: DataConfig, split: SplitConfig) -> None:
         raise DataValidationError(
             f"{paths.validation_report} records failed data checks; fix the data and rerun `tlpipe validate`."
         )
+    version = manifest_version(paths) if all(p.is_file() for p in manifest_files(paths)) else None
+    if report.get("manifest_sha256") != version:
+        raise DataValidationError(
+            f"{paths.validation_report} is not the report of the data in {paths.manifest} (it was written for other "
+            "files, or the manifests changed since). Run `tlpipe validate` (or `dvc repro`) again."
+        )
     modality = get_modality(data.modality)
-    manifests = [paths.manifest / TRAIN_MANIFEST, paths.manifest / TEST_MANIFEST]
-    train, test = (modality.to_examples(read_manifest(path), data) for path in manifests)
+    train, test = (modality.to_examples(read_manifest(path), data) for path in manifest_files(paths))
     fit, valid = stratified_split(train, split)
     labels = label_names(train)
     with atomic_directory(paths.prepared) as staging:
@@ -38,7 +43,7 @@ def run(paths: PathsConfig, data: DataConfig, split: SplitConfig) -> None:
             staging / DATA_VERSION,
             {
                 "modality": modality.name,
-                "raw_sha256": sha256_files(manifests),  # images: the manifests hold every file's sha256
+                "raw_sha256": version,  # images: the manifests hold every file's sha256
                 "rows": {"train": len(fit), "valid": len(valid), "test": len(test)},
                 "class_counts": {
                     name: table[LABEL].value_counts().sort_index().to_dict()

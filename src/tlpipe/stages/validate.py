@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from tlpipe.artifacts import atomic_directory, write_json, write_text
+from pathlib import Path
+
+from tlpipe.artifacts import atomic_directory, sha256_files, write_json, write_text
 from tlpipe.config import DataConfig, PathsConfig
 from tlpipe.errors import DataValidationError
 from tlpipe.modalities import get_modality
@@ -29,9 +31,20 @@ def run(paths: PathsConfig, data: DataConfig) -> QualityReport:
     with atomic_directory(paths.manifest) as staging:
         write_text(staging / TRAIN_MANIFEST, train.to_csv(index=False))
         write_text(staging / TEST_MANIFEST, test.to_csv(index=False))
-    write_json(paths.validation_report, report.to_dict())
+    # The report names the manifests it judged, so prepare can refuse a report left from other data.
+    write_json(paths.validation_report, {**report.to_dict(), "manifest_sha256": manifest_version(paths)})
     if not report.success:
         raise DataValidationError(f"{report.describe_failures()}\nFull report: {paths.validation_report}")
     skipped = f"; {len(report.skipped)} bad file(s) skipped, listed in the report" if report.skipped else ""
     log.info("All %d data checks passed (%s)%s", len(report.checks), paths.validation_report, skipped)
     return report
+
+
+def manifest_files(paths: PathsConfig) -> list[Path]:
+    """The manifests validate writes, train first."""
+    return [paths.manifest / TRAIN_MANIFEST, paths.manifest / TEST_MANIFEST]
+
+
+def manifest_version(paths: PathsConfig) -> str:
+    """One sha256 over both manifests: the data version."""
+    return sha256_files(manifest_files(paths))
