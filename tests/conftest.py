@@ -16,6 +16,9 @@ import pandas as pd
 import pytest
 from factories import CLASS_WORDS, FILLER, SPECIAL, make_table, write_project
 
+# The suite's bit-equality tests hold on CPU; on a GPU machine they would compare nondeterministic kernels.
+# Set before torch is imported, and inherited by the dvc/tlpipe subprocesses of the slow tier.
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["DVC_NO_ANALYTICS"] = "1"
 os.environ["TRANSFORMERS_VERBOSITY"] = "error"

@@ -208,6 +208,9 @@ class TrainConfig(Section):
     seed: int = Field(42, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     mixed_precision: Literal["auto", "off"] = "auto"
+    deterministic: bool = Field(
+        False, description="deterministic PyTorch/cuBLAS kernels: bit-equal GPU reruns, slower (CPU runs already are)"
+    )
 
     @model_validator(mode="after")
     def _strategy_settings_fit(self) -> TrainConfig:

@@ -69,6 +69,7 @@ class TrainStateStore:
         scheduler: Any,
         scaler: torch.amp.GradScaler,
         generator: torch.Generator,
+        precision: str = "fp32",
     ) -> None:
         """Write the state after ``progress.epoch``, replacing the previous one atomically."""
         from safetensors.torch import save_model
@@ -79,6 +80,7 @@ class TrainStateStore:
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
+            "precision": precision,
             "rng": _rng_states(generator),
         }
         with atomic_directory(self.folder / LAST) as staging:
@@ -92,7 +94,8 @@ class TrainStateStore:
         path = self.folder / LAST / TRAINER
         if not path.is_file():
             return None
-        trainer = torch.load(path, weights_only=True)
+        # map_location: a state saved on a GPU (or another device index) resumes on whatever this machine has.
+        trainer = torch.load(path, map_location="cpu", weights_only=True)
         if trainer["fingerprint"] != self.fingerprint:
             log.info("Discarding the training state in %s: settings or inputs changed since it was saved", self.folder)
             self.clear()

@@ -28,6 +28,7 @@ from tlpipe.contrastive import tune_body
 from tlpipe.errors import ConfigError
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.modalities.base import Classifier
+from tlpipe.runtime import Runtime, device_report, make_deterministic, select_runtime
 from tlpipe.strategies import (
     STRATEGIES,
     Phase,
@@ -64,29 +65,14 @@ class Callbacks:
     on_epoch_end: Callable[[EpochRecord], None] = lambda record: None
 
 
-@dataclass(frozen=True)
-class Runtime:
-    """Where training runs and in which precision."""
-
-    device: torch.device
-    autocast_dtype: torch.dtype | None
-
-    @property
-    def uses_scaler(self) -> bool:
-        return self.autocast_dtype == torch.float16
-
-
-def select_runtime(train: TrainConfig) -> Runtime:
-    """CUDA with bf16 (or fp16 + loss scaling) when present and allowed, else CPU in fp32."""
-    use_cuda = train.device == "cuda" or (train.device == "auto" and torch.cuda.is_available())
-    if use_cuda and not torch.cuda.is_available():
-        raise ConfigError("train.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'.")
-    if not use_cuda:
-        return Runtime(torch.device("cpu"), None)
-    if train.mixed_precision == "off":
-        return Runtime(torch.device("cuda"), None)
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return Runtime(torch.device("cuda"), dtype)
+def restore_scaler(scaler: torch.amp.GradScaler, trainer: dict[str, Any], runtime: Runtime) -> None:
+    """Load the saved loss-scaler state, or restart the scaler when the precision changed since the save."""
+    saved = trainer.get("scaler") or {}
+    if runtime.uses_scaler and saved:
+        scaler.load_state_dict(saved)
+    elif runtime.uses_scaler:
+        log.info("The training state was saved without fp16 loss scaling (%s); starting a fresh scaler",
+                 trainer.get("precision", "unknown precision"))  # fmt: skip
 
 
 def seed_everything(seed: int) -> None:
@@ -121,8 +107,10 @@ def fine_tune(
     augmentation); validation, cached features and the contrastive pairs use ``preprocess``.
     """
     callbacks = callbacks or Callbacks()
+    make_deterministic(train.deterministic)
     seed_everything(train.seed)
     runtime = select_runtime(train)
+    log.info(device_report(runtime, train))
     if train.strategy not in STRATEGIES:
         raise ConfigError(f"train.strategy {train.strategy!r} must be resolved to a strategy first (tlpipe.auto)")
     strategy = STRATEGIES[train.strategy]
@@ -173,7 +161,7 @@ def fine_tune(
         if resumed and phase.first_epoch <= progress.epoch:
             optimizer.load_state_dict(resumed.trainer["optimizer"])
             scheduler.load_state_dict(resumed.trainer["scheduler"])
-            scaler.load_state_dict(resumed.trainer["scaler"])
+            restore_scaler(scaler, resumed.trainer, runtime)
         if resumed:
             restore_rng(resumed.trainer, generator)
             resumed = None
@@ -216,7 +204,7 @@ def fine_tune(
             )  # fmt: skip
             stop = 0 < train.early_stopping_patience <= progress.epochs_without_improvement
             if state:
-                state.save(model, progress, optimizer, scheduler, scaler, generator)
+                state.save(model, progress, optimizer, scheduler, scaler, generator, runtime.precision)
             if stop:
                 log.info(
                     "Early stopping: no better validation macro-F1 for %d epochs", progress.epochs_without_improvement

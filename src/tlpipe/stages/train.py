@@ -27,6 +27,7 @@ from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.modalities import get_modality
 from tlpipe.modalities.base import Classifier, Modality
+from tlpipe.runtime import select_runtime
 from tlpipe.sources import shareable_source, verify_snapshot
 from tlpipe.stages.prepare import DATA_VERSION, LABELS, TRAIN, VALID
 from tlpipe.strategies import STRATEGIES
@@ -121,6 +122,7 @@ class _CandidateRun:
             "source_weights_sha256": self.manifest["weights_sha256"],
             "preprocess": self.preprocess.model_dump(mode="json"),
             "strategy": train.strategy,
+            "precision": select_runtime(train).precision,
             "train_settings": train.model_dump(mode="json"),
         }
 

@@ -1,0 +1,86 @@
+"""Where training runs and in which precision, chosen from what the machine really has, and said out loud.
+
+bf16 autocast is used only on GPUs that compute in bf16 in hardware (compute capability 8.0 and
+up: Ampere and later). ``torch.cuda.is_bf16_supported()`` is not asked, because it also answers
+yes where bf16 is only emulated, slowly, and then the fp16 path, the one such GPUs need, would
+never be taken. Other GPUs get fp16 autocast with a gradient scaler; a CPU trains in fp32.
+``train.deterministic`` sets the PyTorch and cuBLAS switches for bit-equal reruns on a GPU; CPU
+runs are deterministic without them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+
+from tlpipe.config import TrainConfig
+from tlpipe.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+BF16_MIN_CAPABILITY = (8, 0)
+NO_GPU_HINT = (
+    "no CUDA GPU is visible, so training runs on the CPU. The usual reasons: no NVIDIA driver, a driver "
+    "older than this torch build's CUDA {cuda} needs, CUDA_VISIBLE_DEVICES set to nothing, or a CPU-only "
+    "torch build (README: GPU drivers)."
+)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where training runs and in which precision."""
+
+    device: torch.device
+    autocast_dtype: torch.dtype | None
+
+    @property
+    def uses_scaler(self) -> bool:
+        """fp16 needs loss scaling; bf16 and fp32 do not."""
+        return self.autocast_dtype == torch.float16
+
+    @property
+    def precision(self) -> str:
+        """``bf16``, ``fp16`` or ``fp32``, as recorded in checkpoints and training states."""
+        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.autocast_dtype, "fp32")
+
+
+def select_runtime(train: TrainConfig) -> Runtime:
+    """CUDA with bf16 where the hardware has it, fp16 with loss scaling on older GPUs, else CPU in fp32."""
+    cuda_visible = torch.cuda.is_available()
+    if train.device == "cuda" and not cuda_visible:
+        raise ConfigError("train.device is 'cuda' but " + NO_GPU_HINT.format(cuda=torch.version.cuda))
+    if train.device == "cpu" or not cuda_visible:
+        return Runtime(torch.device("cpu"), None)
+    if train.mixed_precision == "off":
+        return Runtime(torch.device("cuda"), None)
+    bf16 = torch.cuda.get_device_capability() >= BF16_MIN_CAPABILITY
+    return Runtime(torch.device("cuda"), torch.bfloat16 if bf16 else torch.float16)
+
+
+def device_report(runtime: Runtime, train: TrainConfig) -> str:
+    """One line on what training found and chose; with a hint when ``device: auto`` found no GPU."""
+    if runtime.device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability()
+        return (
+            f"Training on {torch.cuda.get_device_name()} (compute capability {major}.{minor}, torch {torch.__version__} "
+            f"built for CUDA {torch.version.cuda}) in {runtime.precision}"
+            + (" with a gradient scaler" if runtime.uses_scaler else "")
+        )
+    line = f"Training on the CPU ({torch.get_num_threads()} threads) in fp32"
+    if train.device == "auto":
+        line += "; " + NO_GPU_HINT.format(cuda=torch.version.cuda or "none")
+    return line
+
+
+def make_deterministic(enabled: bool) -> None:
+    """Switch PyTorch and cuBLAS to deterministic kernels (slower on a GPU; some ops then refuse to run)."""
+    if not enabled:
+        return
+    # cuBLAS reads this when it creates its handle: it must be set before the first GPU matmul.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
