@@ -207,6 +207,41 @@ def test_interrupted_run_resumes_from_its_last_epoch_and_ends_like_an_uninterrup
     assert without_timing(resumed.history) == without_timing(reference.history)
 
 
+def test_a_kill_between_the_state_and_the_best_checkpoint_is_repaired_on_resume(
+    tiny_model_dir, train_table, test_table, tmp_path
+) -> None:
+    config = FAST.model_copy(update={"epochs": 3})
+    store = TrainStateStore(tmp_path / "state", "same-settings")
+    saved: dict[str, int] = {}
+
+    def keep(model, record) -> None:
+        saved["epoch"] = record["epoch"]
+
+    def killed_while_keeping_epoch_2(model, record) -> None:
+        if record["epoch"] == 2:
+            raise KeyboardInterrupt  # the state of epoch 2 is already on disk; its best checkpoint is not
+        keep(model, record)
+
+    with pytest.raises(KeyboardInterrupt):
+        first = Callbacks(on_improvement=killed_while_keeping_epoch_2, saved_best_epoch=lambda: saved.get("epoch"))
+        train_once_with_state(tiny_model_dir, train_table, test_table, config, store, first)
+    assert saved == {"epoch": 1} and store.load(build(tiny_model_dir)[0]).progress.best_epoch == 2
+
+    written: list[int] = []
+
+    def keep_and_note(model, record) -> None:
+        written.append(record["epoch"])
+        keep(model, record)
+
+    result = train_once_with_state(
+        tiny_model_dir, train_table, test_table, config, store,
+        Callbacks(on_improvement=keep_and_note, saved_best_epoch=lambda: saved.get("epoch")),
+    )  # fmt: skip
+
+    assert written[0] == 2  # written from the restored state before training went on
+    assert saved["epoch"] == result.best_epoch
+
+
 def test_state_saved_with_other_settings_is_not_resumed(tiny_model_dir, train_table, test_table, tmp_path) -> None:
     config = FAST.model_copy(update={"epochs": 2})
     train_once_with_state(tiny_model_dir, train_table, test_table, config, TrainStateStore(tmp_path, "first"))

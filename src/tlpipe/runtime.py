@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 BF16_MIN_CAPABILITY = (8, 0)
 NO_GPU_HINT = (
-    "no CUDA GPU is visible, so training runs on the CPU. The usual reasons: no NVIDIA driver, a driver "
+    "no CUDA GPU is visible. The usual reasons: no NVIDIA driver, a driver "
     "older than this torch build's CUDA {cuda} needs, CUDA_VISIBLE_DEVICES set to nothing, or a CPU-only "
     "torch build (README: GPU drivers)."
 )
@@ -71,7 +71,7 @@ def device_report(runtime: Runtime, train: TrainConfig) -> str:
         )
     line = f"Training on the CPU ({torch.get_num_threads()} threads) in fp32"
     if train.device == "auto":
-        line += "; " + NO_GPU_HINT.format(cuda=torch.version.cuda or "none")
+        line += ": " + NO_GPU_HINT.format(cuda=torch.version.cuda or "none")
     return line
 
 

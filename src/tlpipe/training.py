@@ -63,6 +63,14 @@ class Callbacks:
 
     on_improvement: Callable[[Classifier, EpochRecord], None] = lambda model, record: None
     on_epoch_end: Callable[[EpochRecord], None] = lambda record: None
+    saved_best_epoch: Callable[[], int | None] = lambda: None  # the epoch the kept best checkpoint holds
+
+
+def _recover_best(model: Classifier, progress: Progress, callbacks: Callbacks) -> None:
+    """Write the best checkpoint a kill prevented: the restored weights are it when the last epoch was the best."""
+    if progress.best_epoch == progress.epoch and callbacks.saved_best_epoch() != progress.best_epoch:
+        log.info("Writing the best checkpoint of epoch %d, which the interruption prevented", progress.best_epoch)
+        callbacks.on_improvement(model, progress.history[-1])
 
 
 def restore_scaler(scaler: torch.amp.GradScaler, trainer: dict[str, Any], runtime: Runtime) -> None:
@@ -128,6 +136,7 @@ def fine_tune(
             train.epochs,
             progress.best_macro_f1,
         )
+        _recover_best(model, progress, callbacks)
 
     if strategy.tunes_body_on_pairs:
         if progress.epoch == 0:  # a resumed run restored the tuned body with its weights
@@ -193,7 +202,6 @@ def fine_tune(
             progress.history.append(record)
             if improved:
                 progress.best_epoch, progress.best_macro_f1, progress.epochs_without_improvement = epoch, macro_f1, 0
-                callbacks.on_improvement(model, record)
             else:
                 progress.epochs_without_improvement += 1
             callbacks.on_epoch_end(record)
@@ -205,6 +213,10 @@ def fine_tune(
             stop = 0 < train.early_stopping_patience <= progress.epochs_without_improvement
             if state:
                 state.save(model, progress, optimizer, scheduler, scaler, generator, runtime.precision)
+            # After the state: a kill between the two leaves a state that knows its best epoch, and a resume
+            # writes the best checkpoint from it (_recover_best); never a best checkpoint the state disowns.
+            if improved:
+                callbacks.on_improvement(model, record)
             if stop:
                 log.info(
                     "Early stopping: no better validation macro-F1 for %d epochs", progress.epochs_without_improvement

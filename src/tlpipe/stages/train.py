@@ -132,6 +132,10 @@ class _CandidateRun:
                     improved, self.preprocessor, self.modality, self.labels, staging, {**metadata, "best": record}
                 )
 
+        def saved_best_epoch() -> int | None:
+            saved = state.best_dir / CLASSIFIER_CONFIG
+            return read_json(saved, "train")["best"]["epoch"] if saved.is_file() else None
+
         return fine_tune(
             classifier,
             self.preprocessor,
@@ -140,7 +144,11 @@ class _CandidateRun:
             self.valid[INPUT].tolist(),
             [self.label_ids[label] for label in self.valid[LABEL]],
             train,
-            Callbacks(on_improvement=keep_best, on_epoch_end=training_log.epoch_logger(train.strategy)),
+            Callbacks(
+                on_improvement=keep_best,
+                on_epoch_end=training_log.epoch_logger(train.strategy),
+                saved_best_epoch=saved_best_epoch,
+            ),
             state=state,
             feature_cache=FeatureCache(
                 self.paths.feature_cache, self.snapshot_key, self.preprocessor.describe(), self.modality.content_key
