@@ -173,10 +173,11 @@ def test_gradient_accumulation_steps_the_optimiser_once_per_n_batches(tiny_model
     assert len(steps) == 3  # 36 examples / 4 per batch = 9 batches, 3 per step
 
 
+@pytest.mark.parametrize("loader_workers", [0, 2])
 def test_interrupted_run_resumes_from_its_last_epoch_and_ends_like_an_uninterrupted_one(
-    tiny_model_dir, train_table, test_table, tmp_path
+    tiny_model_dir, train_table, test_table, tmp_path, loader_workers
 ) -> None:
-    config = FAST.model_copy(update={"epochs": 5, "dropout": 0.1})
+    config = FAST.model_copy(update={"epochs": 5, "dropout": 0.1, "loader_workers": loader_workers})
     fingerprint = "same-settings"
     reference = train_once_with_state(
         tiny_model_dir, train_table, test_table, config, TrainStateStore(tmp_path / "a", fingerprint)
@@ -205,6 +206,20 @@ def test_interrupted_run_resumes_from_its_last_epoch_and_ends_like_an_uninterrup
     assert resumed.resumed_after_epoch == 2
     assert replayed == [1, 2, 3, 4, 5]
     assert without_timing(resumed.history) == without_timing(reference.history)
+
+
+def test_batches_prepared_by_loader_workers_train_the_same_model_as_in_process_ones(
+    tiny_model_dir, train_table, test_table
+) -> None:
+    # One epoch: its order is drawn before the loader seeds its workers, so the batches are the same.
+    config = FAST.model_copy(update={"epochs": 1, "dropout": 0.1})
+    in_process, preprocess, _, _ = train_once(tiny_model_dir, train_table, test_table, config)
+    with_workers, _, _, _ = train_once(
+        tiny_model_dir, train_table, test_table, config.model_copy(update={"loader_workers": 2})
+    )
+
+    texts = test_table["text"].tolist()
+    assert torch.equal(predict_logits(in_process, preprocess, texts, 8), predict_logits(with_workers, preprocess, texts, 8))
 
 
 def test_a_kill_between_the_state_and_the_best_checkpoint_is_repaired_on_resume(

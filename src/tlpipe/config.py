@@ -9,7 +9,7 @@ how ``dvc.yaml`` knows which sections each stage depends on.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -210,6 +210,9 @@ class TrainConfig(Section):
     mixed_precision: Literal["auto", "off"] = "auto"
     deterministic: bool = Field(
         False, description="deterministic PyTorch/cuBLAS kernels: bit-equal GPU reruns, slower (CPU runs already are)"
+    )
+    loader_workers: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = Field(
+        "auto", description="DataLoader processes preparing batches (auto: 0 on a CPU, up to 4 per GPU process)"
     )
 
     @model_validator(mode="after")

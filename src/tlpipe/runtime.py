@@ -47,25 +47,29 @@ class Runtime:
         return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.autocast_dtype, "fp32")
 
 
-def select_runtime(train: TrainConfig) -> Runtime:
-    """CUDA with bf16 where the hardware has it, fp16 with loss scaling on older GPUs, else CPU in fp32."""
+def select_runtime(train: TrainConfig, local_rank: int = 0) -> Runtime:
+    """CUDA with bf16 where the hardware has it, fp16 with loss scaling on older GPUs, else CPU in fp32.
+
+    ``local_rank``: the GPU of this process among several on one machine (``tlpipe.distributed``).
+    """
     cuda_visible = torch.cuda.is_available()
     if train.device == "cuda" and not cuda_visible:
         raise ConfigError("train.device is 'cuda' but " + NO_GPU_HINT.format(cuda=torch.version.cuda))
     if train.device == "cpu" or not cuda_visible:
         return Runtime(torch.device("cpu"), None)
+    device = torch.device("cuda", local_rank)
     if train.mixed_precision == "off":
-        return Runtime(torch.device("cuda"), None)
-    bf16 = torch.cuda.get_device_capability() >= BF16_MIN_CAPABILITY
-    return Runtime(torch.device("cuda"), torch.bfloat16 if bf16 else torch.float16)
+        return Runtime(device, None)
+    bf16 = torch.cuda.get_device_capability(device) >= BF16_MIN_CAPABILITY
+    return Runtime(device, torch.bfloat16 if bf16 else torch.float16)
 
 
 def device_report(runtime: Runtime, train: TrainConfig) -> str:
     """One line on what training found and chose; with a hint when ``device: auto`` found no GPU."""
     if runtime.device.type == "cuda":
-        major, minor = torch.cuda.get_device_capability()
+        major, minor = torch.cuda.get_device_capability(runtime.device)
         return (
-            f"Training on {torch.cuda.get_device_name()} (compute capability {major}.{minor}, torch {torch.__version__} "
+            f"Training on {torch.cuda.get_device_name(runtime.device)} (compute capability {major}.{minor}, torch {torch.__version__} "
             f"built for CUDA {torch.version.cuda}) in {runtime.precision}"
             + (" with a gradient scaler" if runtime.uses_scaler else "")
         )

@@ -6,16 +6,23 @@ epoch it can balance classes (weighted loss or a weighted sampler), smooth label
 gradients over several batches and clip their norm. After each epoch it scores validation
 macro-F1, keeps the best epoch, stops early when patience runs out, and saves a resumable state.
 Everything is seeded, so two CPU runs with the same seed give the same model, and a run resumed
-after a kill ends where an uninterrupted one would.
+after a kill ends where an uninterrupted one would. Under ``torchrun`` each process trains on its
+shard of every epoch with DistributedDataParallel (``tlpipe.distributed``).
+
+Decoded inputs (texts tokenised and padded to the batch's longest, images decoded and augmented)
+are prepared in ``train.loader_workers`` DataLoader processes while the model computes, pinned
+for the copy when training on a GPU. The workers start afresh each epoch, seeded from the loop's
+saved generator, so a resumed run still draws the augmentations an uninterrupted one would.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +32,7 @@ from torch import nn
 
 from tlpipe.config import TrainConfig
 from tlpipe.contrastive import tune_body
+from tlpipe.distributed import Workers, join_process_group
 from tlpipe.errors import ConfigError
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.modalities.base import Classifier
@@ -115,9 +123,10 @@ def fine_tune(
     augmentation); validation, cached features and the contrastive pairs use ``preprocess``.
     """
     callbacks = callbacks or Callbacks()
+    workers = join_process_group()
     make_deterministic(train.deterministic)
     seed_everything(train.seed)
-    runtime = select_runtime(train)
+    runtime = select_runtime(train, workers.local_rank)
     log.info(device_report(runtime, train))
     if train.strategy not in STRATEGIES:
         raise ConfigError(f"train.strategy {train.strategy!r} must be resolved to a strategy first (tlpipe.auto)")
@@ -125,8 +134,11 @@ def fine_tune(
     model.to(runtime.device)
     generator = torch.Generator().manual_seed(train.seed)
     resumed = state.load(model) if state else None
+    workers.barrier()  # every process has read the state before rank 0 writes the next one
     progress = resumed.progress if resumed else Progress()
     resumed_after_epoch = progress.epoch
+    if not workers.is_main:
+        callbacks = Callbacks()  # rank 0 writes every output
     for record in progress.history:
         callbacks.on_epoch_end(record)
     if resumed:
@@ -136,7 +148,8 @@ def fine_tune(
             train.epochs,
             progress.best_macro_f1,
         )
-        _recover_best(model, progress, callbacks)
+        if workers.is_main:
+            _recover_best(model, progress, callbacks)
 
     if strategy.tunes_body_on_pairs:
         if progress.epoch == 0:  # a resumed run restored the tuned body with its weights
@@ -156,7 +169,9 @@ def fine_tune(
         class_weights(targets, num_classes).to(runtime.device) if train.class_balance == "weighted_loss" else None
     )
     sample_weights = class_weights(targets, num_classes)[targets] if train.class_balance == "sampler" else None
-    steps_per_epoch = math.ceil(math.ceil(len(train_set) / train.batch_size) / train.gradient_accumulation)
+    batch_size = workers.batch_size(train.batch_size)
+    shard_size = len(workers.shard(torch.arange(len(train_set))))
+    steps_per_epoch = math.ceil(math.ceil(shard_size / batch_size) / train.gradient_accumulation)
     scaler = torch.amp.GradScaler("cuda", enabled=runtime.uses_scaler)
     stop = 0 < train.early_stopping_patience <= progress.epochs_without_improvement
 
@@ -165,6 +180,7 @@ def fine_tune(
             continue
         apply_phase(model, phase)
         _log_phase(model, phase, runtime)
+        step = workers.wrap(_TrainingStep(model, train_set), runtime.device)  # DDP over what trains in this phase
         optimizer = torch.optim.AdamW(parameter_groups(model, train))
         scheduler = warmup_then_linear_decay(optimizer, train.warmup_ratio, steps_per_epoch * phase.epochs)
         if resumed and phase.first_epoch <= progress.epoch:
@@ -187,8 +203,9 @@ def fine_tune(
                 model.body.eval()
             keep_frozen_norms_in_eval(model)
             train_loss = _run_epoch(
-                model, train_set, targets, order, optimizer, scheduler, scaler, train, runtime, loss_weights
-            )
+                step, train_set, targets, workers.shard(order), batch_size, optimizer, scheduler, scaler,
+                train, runtime, loss_weights, workers, generator,
+            )  # fmt: skip
             macro_f1 = macro_f1_score(valid_set.logits(model, train.batch_size), valid_targets, num_classes)
             record = {
                 "epoch": epoch,
@@ -211,7 +228,7 @@ def fine_tune(
                 "  best so far" if improved else "", record["seconds"],
             )  # fmt: skip
             stop = 0 < train.early_stopping_patience <= progress.epochs_without_improvement
-            if state:
+            if state and workers.is_main:
                 state.save(model, progress, optimizer, scheduler, scaler, generator, runtime.precision)
             # After the state: a kill between the two leaves a state that knows its best epoch, and a resume
             # writes the best checkpoint from it (_recover_best); never a best checkpoint the state disowns.
@@ -234,37 +251,54 @@ def fine_tune(
 
 
 def _run_epoch(
-    model: Classifier,
+    step: nn.Module,
     examples: _RawExamples | _CachedFeatures,
     targets: torch.Tensor,
     order: torch.Tensor,
+    batch_size: int,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     scaler: torch.amp.GradScaler,
     train: TrainConfig,
     runtime: Runtime,
     loss_weights: torch.Tensor | None,
+    workers: Workers,
+    generator: torch.Generator,
 ) -> float:
-    batches = order.split(train.batch_size)
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    """One pass over ``order`` in batches; returns the mean training loss (over every process)."""
+    batch_count = math.ceil(len(order) / batch_size)
+    trainable = [p for p in step.parameters() if p.requires_grad]
     total_loss = 0.0
     optimizer.zero_grad(set_to_none=True)
-    for step, index in enumerate(batches, start=1):
-        with torch.autocast(
-            runtime.device.type, dtype=runtime.autocast_dtype, enabled=runtime.autocast_dtype is not None
-        ):
-            logits = examples.forward(model, examples.select(index))
-            loss = nn.functional.cross_entropy(
-                logits.float(),
-                targets[index].to(runtime.device),
-                weight=loss_weights,
-                label_smoothing=train.label_smoothing,
-            )
-        scaler.scale(loss / train.gradient_accumulation).backward()
+    for number, (batch, index) in enumerate(examples.batches(order, batch_size, generator), start=1):
+        stepping = number % train.gradient_accumulation == 0 or number == batch_count
+        with workers.accumulating(step, stepping):
+            with torch.autocast(
+                runtime.device.type, dtype=runtime.autocast_dtype, enabled=runtime.autocast_dtype is not None
+            ):
+                logits = step(batch)
+                loss = nn.functional.cross_entropy(
+                    logits.float(),
+                    targets[index].to(runtime.device),
+                    weight=loss_weights,
+                    label_smoothing=train.label_smoothing,
+                )
+            scaler.scale(loss / train.gradient_accumulation).backward()
         total_loss += loss.item() * len(index)
-        if step % train.gradient_accumulation == 0 or step == len(batches):
+        if stepping:
             optimizer_step(optimizer, scheduler, scaler, trainable, train.max_grad_norm)
-    return total_loss / len(order)
+    return workers.mean(total_loss, len(order))
+
+
+class _TrainingStep(nn.Module):
+    """The forward pass of a training batch as one module, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: Classifier, examples: _RawExamples | _CachedFeatures) -> None:
+        super().__init__()
+        self.model, self.examples = model, examples
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        return self.examples.forward(self.model, batch)
 
 
 def _log_phase(model: Classifier, phase: Phase, runtime: Runtime) -> None:
@@ -305,7 +339,18 @@ def _examples(
 ) -> _RawExamples | _CachedFeatures:
     if STRATEGIES[train.strategy].caches_features:
         return _CachedFeatures(model, inputs, encode_preprocess, train.batch_size, runtime.device, cache)
-    return _RawExamples(inputs, preprocess, runtime.device)
+    return _RawExamples(inputs, preprocess, runtime.device, loader_workers(train, runtime))
+
+
+def loader_workers(train: TrainConfig, runtime: Runtime) -> int:
+    """DataLoader processes preparing batches: ``train.loader_workers``, or with ``auto`` none on a CPU
+    (the cores are busy computing) and up to 4 per GPU process on a GPU."""
+    if train.loader_workers != "auto":
+        return train.loader_workers
+    if runtime.device.type != "cuda":
+        return 0
+    processes_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, min(4, (os.cpu_count() or 1) // processes_here - 1))
 
 
 def predict_logits(
@@ -336,17 +381,35 @@ def macro_f1_score(logits: torch.Tensor, targets: torch.Tensor, num_classes: int
 class _RawExamples:
     """Full fine-tune: inputs are preprocessed batch by batch and run through body and head."""
 
-    def __init__(self, inputs: Sequence[Any], preprocess: Preprocess, device: torch.device) -> None:
-        self.inputs, self.preprocess, self.device = list(inputs), preprocess, device
+    def __init__(self, inputs: Sequence[Any], preprocess: Preprocess, device: torch.device, workers: int = 0) -> None:
+        self.inputs, self.preprocess, self.device, self.workers = list(inputs), preprocess, device, workers
 
     def __len__(self) -> int:
         return len(self.inputs)
 
-    def select(self, index: torch.Tensor) -> list[Any]:
-        return [self.inputs[i] for i in index.tolist()]
+    def batches(
+        self, order: torch.Tensor, batch_size: int, generator: torch.Generator
+    ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
+        """Preprocessed batches of ``order`` with their indices; prepared by worker processes when there are any."""
+        index_batches = order.split(batch_size)
+        if self.workers == 0:
+            for index in index_batches:
+                yield self.preprocess([self.inputs[i] for i in index.tolist()]), index
+            return
+        from torch.utils.data import DataLoader
 
-    def forward(self, model: Classifier, batch: list[Any]) -> torch.Tensor:
-        return model(**{name: tensor.to(self.device) for name, tensor in self.preprocess(batch).items()})
+        loader = DataLoader(
+            self.inputs,
+            batch_sampler=[index.tolist() for index in index_batches],
+            collate_fn=self.preprocess,
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+            generator=generator,  # seeds the workers' augmentation draws, resumably
+        )
+        yield from zip(loader, index_batches, strict=True)
+
+    def forward(self, model: Classifier, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return model(**{name: tensor.to(self.device, non_blocking=True) for name, tensor in batch.items()})
 
     def logits(self, model: Classifier, batch_size: int) -> torch.Tensor:
         return predict_logits(model, self.preprocess, self.inputs, batch_size)
@@ -373,8 +436,12 @@ class _CachedFeatures:
     def __len__(self) -> int:
         return len(self.features)
 
-    def select(self, index: torch.Tensor) -> torch.Tensor:
-        return self.features[index.to(self.device)]
+    def batches(
+        self, order: torch.Tensor, batch_size: int, generator: torch.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches of cached features in ``order``, with their indices."""
+        for index in order.split(batch_size):
+            yield self.features[index.to(self.device)], index
 
     def forward(self, model: Classifier, batch: torch.Tensor) -> torch.Tensor:
         return model.classify(batch)

@@ -4,12 +4,14 @@ With ``train.strategy: auto`` the stage trains the strategies ``tlpipe.auto`` pl
 best on validation; the checkpoint's ``classifier.json`` records what was chosen and why. Every
 epoch of every strategy leaves a resumable state in ``paths.train_state/<strategy>``; rerunning
 the stage after an interruption continues from it. Per-epoch metrics go to DVCLive in
-``paths.training_log``.
+``paths.training_log``. Under ``torchrun`` every process trains and rank 0 alone writes
+(``tlpipe.distributed``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import contextlib
 import json
 import logging
 import shutil
@@ -24,6 +26,7 @@ from tlpipe.auto import plan_strategy, settings_for
 from tlpipe.checkpoint import CLASSIFIER_CONFIG, save_checkpoint
 from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, TrainConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
+from tlpipe.distributed import Workers, process_group
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.modalities import get_modality
 from tlpipe.modalities.base import Classifier, Modality
@@ -51,16 +54,34 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
         log.info("Strategy auto: training %s. %s", " and ".join(plan.candidates), plan.reason)
     candidate_run = _CandidateRun(paths, model, preprocess, modality, manifest, labels, fit, valid)
     results: dict[str, TrainResult] = {}
-    with _TrainingLog(paths.training_log, train, plan.candidates[0]) as training_log:
+    with (
+        process_group() as workers,
+        _training_log(workers, paths.training_log, train, plan.candidates[0]) as training_log,
+    ):
         for strategy in plan.candidates:
             results[strategy] = candidate_run.train(settings_for(train, strategy, modality.auto_rule), training_log)
         chosen = plan.settle({name: result.best_macro_f1 for name, result in results.items()})
-        training_log.live.log_params({"chosen_strategy": chosen})
+        if training_log:
+            training_log.live.log_params({"chosen_strategy": chosen})
+        if workers.is_main:
+            _keep_checkpoint(paths, candidate_run.state_folder(chosen), plan.to_dict(), chosen, results[chosen])
+        workers.barrier()  # the others end after rank 0 has written (a launcher reads success from every exit)
     result = results[chosen]
+    log.info(
+        "Best validation macro-F1 %.4f at epoch %d with %s -> %s",
+        result.best_macro_f1, result.best_epoch, chosen, paths.checkpoint,
+    )  # fmt: skip
+    return result
+
+
+def _keep_checkpoint(
+    paths: PathsConfig, state_folder: Path, choice: dict[str, Any], chosen: str, result: TrainResult
+) -> None:
+    """Copy the chosen strategy's best epoch to ``paths.checkpoint`` with its history, then drop the states."""
     with atomic_directory(paths.checkpoint) as staging:
-        shutil.copytree(candidate_run.state_folder(chosen) / BEST, staging, dirs_exist_ok=True)
+        shutil.copytree(state_folder / BEST, staging, dirs_exist_ok=True)
         config = read_json(staging / CLASSIFIER_CONFIG, "train")
-        write_json(staging / CLASSIFIER_CONFIG, {**config, "strategy_choice": plan.to_dict()})
+        write_json(staging / CLASSIFIER_CONFIG, {**config, "strategy_choice": choice})
         write_json(
             staging / HISTORY,
             {
@@ -72,11 +93,13 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
             },
         )
     shutil.rmtree(paths.train_state, ignore_errors=True)
-    log.info(
-        "Best validation macro-F1 %.4f at epoch %d with %s -> %s",
-        result.best_macro_f1, result.best_epoch, chosen, paths.checkpoint,
-    )  # fmt: skip
-    return result
+
+
+def _training_log(
+    workers: Workers, folder: Path, train: TrainConfig, main_strategy: str
+) -> contextlib.AbstractContextManager[_TrainingLog | None]:
+    """The DVCLive log on rank 0; nothing on the other processes."""
+    return _TrainingLog(folder, train, main_strategy) if workers.is_main else contextlib.nullcontext()
 
 
 class _CandidateRun:
@@ -103,7 +126,7 @@ class _CandidateRun:
     def state_folder(self, strategy: str) -> Path:
         return self.paths.train_state / strategy
 
-    def train(self, train: TrainConfig, training_log: _TrainingLog) -> TrainResult:
+    def train(self, train: TrainConfig, training_log: _TrainingLog | None) -> TrainResult:
         strategy = STRATEGIES[train.strategy]
         seed_everything(train.seed)  # the new head's (and a scratch body's) initial weights come from this seed
         classifier = self.modality.load_pretrained(
@@ -146,7 +169,7 @@ class _CandidateRun:
             train,
             Callbacks(
                 on_improvement=keep_best,
-                on_epoch_end=training_log.epoch_logger(train.strategy),
+                on_epoch_end=training_log.epoch_logger(train.strategy) if training_log else lambda record: None,
                 saved_best_epoch=saved_best_epoch,
             ),
             state=state,
