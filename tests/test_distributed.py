@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 import torch
 
+from tlpipe.cli import run_stage
 from tlpipe.config import TrainConfig
 from tlpipe.distributed import Workers, join_process_group
+from tlpipe.errors import TrainingError
 from tlpipe.runtime import Runtime
 from tlpipe.training import loader_workers
 
@@ -52,3 +56,38 @@ def test_loader_workers_are_none_on_a_cpu_and_some_on_a_gpu_unless_set(monkeypat
     assert loader_workers(TrainConfig(loader_workers=3), cpu) == 3
     monkeypatch.setattr("os.cpu_count", lambda: 4)
     assert loader_workers(TrainConfig(), gpu) == 1
+
+
+def test_train_processes_above_one_launch_the_stage_under_torchrun(project, monkeypatch) -> None:
+    launched: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "run", lambda command, check: launched.append(command) or _Exit(0))
+    for var in ("RANK", "TORCHELASTIC_RUN_ID"):
+        monkeypatch.delenv(var, raising=False)
+    _set_processes(project, 3)
+
+    run_stage("train")
+
+    [command] = launched
+    assert command[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=3"]
+    assert command[-5:] == ["-m", "tlpipe", "--params", "params.yaml", "train"]
+
+
+def test_failed_training_processes_are_one_error_that_says_how_to_train_in_one(project, monkeypatch) -> None:
+    monkeypatch.setattr(subprocess, "run", lambda command, check: _Exit(1))
+    _set_processes(project, 2)
+
+    with pytest.raises(TrainingError, match="2 training processes .* failed with exit status 1.*train.processes: 1"):
+        run_stage("train")
+
+
+class _Exit:
+    def __init__(self, returncode: int) -> None:
+        self.returncode = returncode
+
+
+def _set_processes(project, processes: int) -> None:
+    import yaml
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["processes"] = processes
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

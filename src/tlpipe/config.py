@@ -214,6 +214,9 @@ class TrainConfig(Section):
     loader_workers: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = Field(
         "auto", description="DataLoader processes preparing batches (auto: 0 on a CPU, up to 4 per GPU process)"
     )
+    processes: int = Field(
+        1, ge=1, le=64, description="training processes on this machine (>1: DistributedDataParallel under torchrun)"
+    )
 
     @model_validator(mode="after")
     def _strategy_settings_fit(self) -> TrainConfig:

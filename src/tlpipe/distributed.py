@@ -1,8 +1,10 @@
 """Data-parallel training across processes with PyTorch's DistributedDataParallel, launched by ``torchrun``.
 
-``torchrun --nproc-per-node N -m tlpipe train`` starts N copies of the train stage and tells each
-its rank through the environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``); without it there is
-one process and nothing here does anything. Each process joins the group (NCCL on GPUs, one GPU
+``train.processes: N`` makes ``tlpipe train`` (and so ``dvc repro`` and the Prefect flow) start
+itself under ``torchrun --standalone --nproc-per-node N``; ``torchrun -m tlpipe train`` does the
+same by hand, across machines too. torchrun tells each process its rank through the environment
+(``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``); without it there is one process and nothing here does
+anything. Each process joins the group (NCCL on GPUs, one GPU
 per process; gloo on CPUs), trains the same model on its shard of every epoch's batches, and
 DDP averages the gradients, so every process takes the same optimiser step.
 
@@ -20,11 +22,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
+
+from tlpipe.errors import TrainingError
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +103,26 @@ class Workers:
             import torch.distributed as dist
 
             dist.barrier()
+
+
+def launched_by_torchrun() -> bool:
+    """Whether this process is one of several that torchrun started."""
+    return "TORCHELASTIC_RUN_ID" in os.environ or "RANK" in os.environ
+
+
+def launch_training(processes: int, params_path: Path) -> None:
+    """Run ``tlpipe train`` as ``processes`` torchrun processes on this machine and wait for them."""
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+        "-m", "tlpipe", "--params", str(params_path), "train",
+    ]  # fmt: skip
+    log.info("Starting %d training processes: %s", processes, " ".join(command[1:]))
+    status = subprocess.run(command, check=False).returncode
+    if status != 0:
+        raise TrainingError(
+            f"the {processes} training processes (train.processes) failed with exit status {status}; their "
+            "messages are above. Set train.processes: 1 to train in this process."
+        )
 
 
 def join_process_group() -> Workers:

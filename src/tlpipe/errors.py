@@ -31,3 +31,7 @@ class ArtifactError(TlpipeError):
 
 class ExportParityError(TlpipeError):
     """The exported ONNX model disagrees with PyTorch beyond the configured tolerance."""
+
+
+class TrainingError(TlpipeError):
+    """Training could not run to its end (the processes it started failed)."""

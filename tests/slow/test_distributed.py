@@ -1,4 +1,4 @@
-"""Two gloo processes under torchrun train the demo to the single process's test macro-F1."""
+"""Two gloo processes under torchrun (``train.processes: 2``) train the demo to the single process's test macro-F1."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ def demo_project(root: Path) -> Path:
     return root
 
 
-def train_and_evaluate(root: Path, launcher: list[str]) -> dict:
-    trained = subprocess.run([*launcher, "train"], cwd=root, capture_output=True, text=True)
+def train_and_evaluate(root: Path) -> dict:
+    trained = subprocess.run(["tlpipe", "train"], cwd=root, capture_output=True, text=True)
     assert trained.returncode == 0, trained.stderr[-3000:]
     subprocess.run(["tlpipe", "-q", "evaluate"], cwd=root, check=True, capture_output=True)
     return {
@@ -45,9 +45,12 @@ def test_two_gloo_processes_reach_the_single_process_macro_f1_on_the_demo(tmp_pa
         run_stage(stage)
     pair = tmp_path / "pair"
     shutil.copytree(single, pair)
+    params = yaml.safe_load((pair / "params.yaml").read_text())
+    params["train"]["processes"] = 2
+    (pair / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
-    alone = train_and_evaluate(single, ["tlpipe"])
-    together = train_and_evaluate(pair, ["torchrun", "--nproc-per-node", "2", "-m", "tlpipe"])
+    alone = train_and_evaluate(single)
+    together = train_and_evaluate(pair)
 
     assert "Process group: 2 processes (gloo)" in together["log"]
     assert "Process group" not in alone["log"]
