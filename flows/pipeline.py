@@ -8,13 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow
-from tlpipe.tasks.dvc_stage import reproduce_stage
+from tlpipe.tasks.dvc_stage import reproduce_stage, retry_on_transient_failure
 from tlpipe.tasks.publish import publish_metrics, publish_model_card, publish_parity, publish_validation
 
 from tlpipe.config import load_params
 from tlpipe.stages import STAGES
 
-# The hub download is the only step that talks to a network; the others fail for good reasons.
+# The hub download is the only step that talks to a network; the others fail for good reasons. It is
+# retried only when it failed for a reason a retry can fix (the stage exits with EX_TEMPFAIL).
 RETRIES = {"fetch_model": 2}
 
 
@@ -25,7 +26,9 @@ def pipeline(root: str = ".", force: bool = False) -> dict[str, str]:
     base = Path(root)
     outcomes: dict[str, str] = {}
     for stage in STAGES:
-        task = reproduce_stage.with_options(retries=RETRIES.get(stage, 0), retry_delay_seconds=5)
+        task = reproduce_stage.with_options(
+            retries=RETRIES.get(stage, 0), retry_delay_seconds=5, retry_condition_fn=retry_on_transient_failure
+        )
         try:
             # The task returns its final state (named Skipped when DVC had nothing to do).
             outcomes[stage] = task(stage, root, force).result()

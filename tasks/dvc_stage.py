@@ -7,17 +7,39 @@ and a ``dvc repro`` leave the workspace in the same state, and an up-to-date sta
 from __future__ import annotations
 
 import contextlib
+import re
 from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, State
 
-from tlpipe.errors import TlpipeError
+from tlpipe.errors import EX_TEMPFAIL, TlpipeError
 
 
 class StageFailedError(TlpipeError):
     """A DVC stage exited with an error; its own message is in the log above."""
+
+    def __init__(self, message: str, stage_exit_status: int | None = None) -> None:
+        super().__init__(message)
+        self.stage_exit_status = stage_exit_status
+
+    @property
+    def retryable(self) -> bool:
+        """The stage said a rerun may succeed (a network failure or timeout), not that its input is wrong."""
+        return self.stage_exit_status == EX_TEMPFAIL
+
+
+def retry_on_transient_failure(task: object, task_run: object, state: State) -> bool:
+    """Prefect ``retry_condition_fn``: retry a failed stage only if a retry can fix what stopped it."""
+    error = state.result(raise_on_failure=False)
+    return isinstance(error, StageFailedError) and error.retryable
+
+
+def stage_exit_status(error: BaseException) -> int | None:
+    """The exit status of the stage command DVC ran, from its ``StageCmdFailedError`` ("..., exited with 75")."""
+    match = re.search(r"exited with (-?\d+)", str(error))
+    return int(match.group(1)) if match else None
 
 
 @task(task_run_name="{stage}", cache_policy=NO_CACHE)
@@ -35,7 +57,8 @@ def reproduce_stage(stage: str, root: str, force: bool = False) -> State:
         reason = exc.__cause__ or exc
         raise StageFailedError(
             f"stage '{stage}' failed: {reason}. Its error, if any, is printed above; "
-            f"outputs of the stages before it are unchanged in {Path(root).resolve()}."
+            f"outputs of the stages before it are unchanged in {Path(root).resolve()}.",
+            stage_exit_status(reason),
         ) from None
     if not reproduced:
         logger.info("Stage %s is up to date: skipped", stage)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from itertools import count
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -16,6 +18,7 @@ CLASS_WORDS = {
 }
 FILLER = ["the", "my", "is", "was", "i", "a", "please", "help", "with", "today", "again", "now"]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+_image_seeds = count()
 
 
 def make_texts(label: str, count: int, offset: int = 0) -> list[str]:
@@ -54,3 +57,13 @@ def write_project(
     for section, values in (overrides or {}).items():
         params[section].update(values)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def write_image(path: Path, mode: str = "RGB", size: tuple[int, int] = (24, 24)) -> Path:
+    """A noise image (different on every call) saved in the format its suffix names."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(next(_image_seeds)).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).convert(mode).save(path)
+    return path

@@ -6,12 +6,12 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable
-from itertools import count
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from factories import write_image
 from PIL import Image, ImageFile
 
 from tlpipe.config import DataConfig
@@ -21,15 +21,6 @@ from tlpipe.modalities.image.quality import run_image_checks, usable_rows
 
 DATA = DataConfig(min_examples_per_class=3, min_image_size=8)
 TRAIN, TEST = Path("data/train"), Path("data/test")
-_seeds = count()
-
-
-def write_image(path: Path, mode: str = "RGB", size: tuple[int, int] = (24, 24)) -> Path:
-    """A noise image (different on every call) saved in the format its suffix names."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(next(_seeds)).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    Image.fromarray(pixels).convert(mode).save(path)
-    return path
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ def test_clean_data_passes_every_check(train_table: pd.DataFrame, test_table: pd
     report = run_suite(train_table, test_table, DATA)
 
     assert report.success, report.describe_failures()
-    assert len(report.checks) == 16
+    assert len(report.checks) == 24
     assert report.rows == {"train": len(train_table), "test": len(test_table)}
 
 

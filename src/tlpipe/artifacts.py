@@ -27,17 +27,24 @@ def write_json(path: Path, payload: Any) -> None:
 
 def write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path``, atomically."""
+    with atomic_file(path) as staging:
+        staging.write_text(text, encoding="utf-8")
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a unique temporary sibling of ``path`` to write; it becomes ``path`` only if the block succeeds."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # The real suffix last, for writers that pick the format from it (a PNG figure, a safetensors file).
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    staging = Path(name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; artifacts are shared like any file
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        yield staging
+        os.chmod(staging, 0o666 & ~_umask())  # mkstemp creates 0600; artifacts are shared like any file
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
 
 
 def read_json(path: Path, produced_by: str) -> Any:
@@ -54,7 +61,8 @@ def read_json(path: Path, produced_by: str) -> Any:
 def atomic_directory(target: Path) -> Iterator[Path]:
     """Yield an empty staging directory that replaces ``target`` only if the block succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.staging."))
+    recover_directory(target)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=_sibling_prefix(target, "staging")))
     os.chmod(staging, 0o777 & ~_umask())  # mkdtemp creates 0700
     try:
         yield staging
@@ -65,17 +73,44 @@ def atomic_directory(target: Path) -> Iterator[Path]:
 
 def replace_directory(source: Path, target: Path) -> None:
     """Move ``source`` onto ``target``, keeping the old ``target`` until the move has happened."""
-    previous = target.with_name(f".{target.name}.previous")
-    shutil.rmtree(previous, ignore_errors=True)
+    previous = Path(tempfile.mkdtemp(dir=target.parent, prefix=_sibling_prefix(target, "previous")))
     if target.exists():
-        os.replace(target, previous)
+        os.replace(target, previous)  # onto the empty folder mkdtemp made
     try:
         os.replace(source, target)
     except BaseException:
-        if previous.exists():
+        if not target.exists():
             os.replace(previous, target)
         raise
-    shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(previous, ignore_errors=True)
+
+
+def recover_directory(target: Path) -> None:
+    """Clear what killed writers of ``target`` left beside it; if one died mid-swap, put the old ``target`` back."""
+    for sibling in sorted(target.parent.glob(f".{target.name}.*.*.*")):
+        head, role, pid, _ = sibling.name.rsplit(".", 3)
+        if head != f".{target.name}" or role not in ("staging", "previous") or not pid.isdigit() or _alive(int(pid)):
+            continue
+        if role == "previous" and not target.exists() and any(sibling.iterdir()):
+            os.replace(sibling, target)
+        else:
+            shutil.rmtree(sibling, ignore_errors=True)
+
+
+def _sibling_prefix(target: Path, role: str) -> str:
+    # The writer's pid in the name tells a later run whether the writer is still alive.
+    return f".{target.name}.{role}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 from tlpipe.artifacts import read_json, write_json
 from tlpipe.config import PreprocessConfig
+from tlpipe.errors import ArtifactError
 from tlpipe.modalities import get_modality
 from tlpipe.modalities.base import Classifier, Modality, Preprocessor
 
@@ -49,3 +50,17 @@ def load_checkpoint(folder: Path) -> tuple[Classifier, Preprocessor, dict[str, A
     load_model(model, str(folder / WEIGHTS))
     preprocess = PreprocessConfig.model_validate(config["preprocess"])
     return model.eval(), modality.preprocessor(folder, preprocess, trust_remote_code=False), config, modality
+
+
+def checked_labels(folder: Path, config: dict[str, Any], outputs: int, prepared_labels: Path) -> list[str]:
+    """The checkpoint's own labels, refused if they disagree with its head or with the prepared data's label map."""
+    labels: list[str] = config["labels"]
+    if len(labels) != outputs:
+        raise ArtifactError(f"{folder}: {len(labels)} labels but a head of {outputs} outputs; rerun `tlpipe train`.")
+    prepared: list[str] = read_json(prepared_labels, "prepare")
+    if prepared != labels:
+        raise ArtifactError(
+            f"{folder} was trained on labels {labels}, but {prepared_labels} has {prepared}: the checkpoint is from "
+            "other data. Rerun `tlpipe train` (or `dvc repro`)."
+        )
+    return labels

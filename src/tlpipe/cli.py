@@ -17,6 +17,7 @@ from typing import Any
 
 from tlpipe.errors import TlpipeError
 from tlpipe.stages import STAGES
+from tlpipe.workspace_lock import hold_workspace
 
 log = logging.getLogger("tlpipe")
 
@@ -144,18 +145,19 @@ def main(argv: list[str] | None = None) -> int:
             "cd to the project instead of passing --params"
         )
     try:
-        if args.command == "run":
-            # Prefect configures logging for the flow; the stages log from their own processes.
-            from tlpipe.flows.pipeline import pipeline
+        with hold_workspace(args.params, args.command):
+            if args.command == "run":
+                # Prefect configures logging for the flow; the stages log from their own processes.
+                from tlpipe.flows.pipeline import pipeline
 
-            pipeline(root=str(Path.cwd()), force=args.force)
-        else:
-            logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-            log.setLevel(logging.WARNING if args.quiet else logging.INFO)
-            run_stage(args.command.replace("-", "_"), args.params)
+                pipeline(root=str(Path.cwd()), force=args.force)
+            else:
+                logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+                log.setLevel(logging.WARNING if args.quiet else logging.INFO)
+                run_stage(args.command.replace("-", "_"), args.params)
     except TlpipeError as exc:
         print(f"tlpipe {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_status
     except Exception as exc:  # noqa: BLE001 - anything else is a bug or an environment problem: say so in one line
         if args.debug:
             raise

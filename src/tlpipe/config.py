@@ -314,7 +314,15 @@ def load_params(path: Path | str = "params.yaml") -> Params:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_params(raw, origin=str(path))
+    params = parse_params(raw, origin=str(path))
+    # dvc.yaml reads every section from the file, so a section left out is an error here too, not a silent default.
+    missing = [name for name in Params.model_fields if name not in (raw or {})]
+    if missing:
+        raise ConfigError(
+            f"{path}: missing section(s) {', '.join(repr(name) for name in missing)}; copy it from the params.yaml "
+            "that ships with tlpipe (every key there has its default value)."
+        )
+    return params
 
 
 def _describe(exc: ValidationError, origin: str) -> str:

@@ -14,7 +14,7 @@ from sklearn.model_selection import train_test_split
 
 from tlpipe.artifacts import write_text
 from tlpipe.config import SplitConfig
-from tlpipe.errors import ArtifactError, DataValidationError
+from tlpipe.errors import ArtifactError, DataError, DataValidationError
 
 INPUT = "input"
 LABEL = "label"
@@ -26,14 +26,30 @@ def label_names(train: pd.DataFrame) -> list[str]:
 
 
 def stratified_split(train: pd.DataFrame, split: SplitConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split into (train, validation) keeping class proportions; same seed, same split."""
-    fit, valid = train_test_split(
-        train,
-        test_size=split.validation_fraction,
-        random_state=split.seed,
-        stratify=train[LABEL],
-        shuffle=True,
-    )
+    """Split into (train, validation) keeping class proportions; same seed, same split.
+
+    Raises ``DataError`` when a class would get no validation example (or none left to train on),
+    since its validation scores, and the choice of the best epoch, would then ignore it.
+    """
+    try:
+        fit, valid = train_test_split(
+            train,
+            test_size=split.validation_fraction,
+            random_state=split.seed,
+            stratify=train[LABEL],
+            shuffle=True,
+        )
+    except ValueError:  # sklearn: fewer validation (or training) rows than classes
+        fit, valid = train.iloc[:0], train.iloc[:0]
+    counts = train[LABEL].value_counts()
+    left_out = sorted(set(counts.index) - set(valid[LABEL]) | set(counts.index) - set(fit[LABEL]))
+    if left_out:
+        shown = ", ".join(f"'{label}' ({counts[label]} examples)" for label in left_out[:10])
+        raise DataError(
+            f"split.validation_fraction {split.validation_fraction} of {len(train)} training examples leaves "
+            f"{len(left_out)} class(es) without a validation or a training example: {shown}. Raise "
+            "split.validation_fraction in params.yaml, or add examples to the smallest classes."
+        )
     return fit.reset_index(drop=True), valid.reset_index(drop=True)
 
 
@@ -54,14 +70,40 @@ def read_examples(path: Path) -> pd.DataFrame:
 
 def read_csv_strings(path: Path, what: str = "CSV file") -> pd.DataFrame:
     """A user's UTF-8 CSV with every cell a string (nothing turned into NaN); errors name the file and the fix."""
+    _require_utf8(path, what)
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataValidationError(f"{path}: not UTF-8 text ({exc}); re-save the {what} as UTF-8.") from None
+        # utf-8-sig: spreadsheet programs start UTF-8 files with a byte-order mark, which is not part of the header.
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8-sig")
     except pd.errors.ParserError as exc:
         raise DataValidationError(f"{path}: not a readable {what}: {exc}") from None
     except pd.errors.EmptyDataError:
         raise DataValidationError(f"{path}: the {what} is empty; expected a header row.") from None
+    _require_commas(path, what, table)
+    return table
+
+
+def _require_utf8(path: Path, what: str) -> None:
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise DataValidationError(
+            f"{path}: line {line} is not UTF-8 text (byte {raw[exc.start:exc.start + 1]!r} at offset {exc.start}); "
+            f"re-save the {what} as UTF-8."
+        ) from None
+
+
+def _require_commas(path: Path, what: str, table: pd.DataFrame) -> None:
+    if len(table.columns) != 1:
+        return
+    header = str(table.columns[0])
+    for delimiter, name in ((";", "';'"), ("\t", "tab"), ("|", "'|'")):
+        if delimiter in header:
+            raise DataValidationError(
+                f"{path}: line 1 has one column '{header}', which looks {name}-separated; tlpipe reads "
+                f"comma-separated files. Save the {what} with commas as the delimiter."
+            )
 
 
 def read_manifest(path: Path) -> pd.DataFrame:

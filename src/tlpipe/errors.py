@@ -1,8 +1,13 @@
 """Domain errors: each message says what went wrong, where, and what to do about it."""
 
 
+EX_TEMPFAIL = 75  # sysexits.h: a temporary failure; the same command may succeed later
+
+
 class TlpipeError(Exception):
     """Base class for errors the CLI reports as a message rather than a traceback."""
+
+    exit_status = 1
 
 
 class ConfigError(TlpipeError):
@@ -21,6 +26,12 @@ class ModelSourceError(TlpipeError):
     """A pretrained model reference cannot be resolved into a local snapshot."""
 
 
+class SourceUnavailableError(ModelSourceError):
+    """The model source could not be reached just now (network, timeout, server error): a retry may succeed."""
+
+    exit_status = EX_TEMPFAIL
+
+
 class ChecksumError(TlpipeError):
     """A file no longer matches the sha256 recorded when it was fetched."""
 
@@ -31,6 +42,10 @@ class ArtifactError(TlpipeError):
 
 class ExportParityError(TlpipeError):
     """The exported ONNX model disagrees with PyTorch beyond the configured tolerance."""
+
+
+class WorkspaceBusyError(TlpipeError):
+    """Another tlpipe run holds the workspace lock."""
 
 
 class TrainingError(TlpipeError):

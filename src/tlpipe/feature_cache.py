@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from tlpipe.artifacts import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +56,7 @@ class FeatureCache:
             log.info("Features of %d examples loaded from the cache (%s)", len(inputs), path.name[:12])
             return load_file(path)["features"]
         features = compute()
-        self.folder.mkdir(parents=True, exist_ok=True)
         # A unique staging name: two runs filling the same entry must not write into one file.
-        fd, staging = tempfile.mkstemp(dir=self.folder, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file({"features": features.contiguous().cpu()}, staging)
-            os.replace(staging, path)
-        finally:
-            Path(staging).unlink(missing_ok=True)
+        with atomic_file(path) as staging:
+            save_file({"features": features.contiguous().cpu()}, str(staging))
         return features

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tlpipe.artifacts import atomic_file
+
 
 def plot_confusion_matrices(matrices: dict[str, list[list[int]]], labels: list[str], path: Path) -> None:
     """Draw one row-normalised confusion matrix per model into a PNG at ``path``, atomically."""
@@ -34,8 +36,8 @@ def plot_confusion_matrices(matrices: dict[str, list[list[int]]], labels: list[s
         axis.set_ylabel("actual")
         axis.set_title(title)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(staging, dpi=120)
-    plt.close(figure)
-    staging.replace(path)
+    try:
+        with atomic_file(path) as staging:
+            figure.savefig(staging, dpi=120, format="png")
+    finally:
+        plt.close(figure)

@@ -40,7 +40,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from tlpipe.artifacts import atomic_directory, read_json, sha256_file, write_json
-from tlpipe.errors import ChecksumError, ModelSourceError
+from tlpipe.errors import ChecksumError, ModelSourceError, SourceUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,9 @@ def _write_manifest(
         pickles = sorted(p.name for p in folder.rglob("*.bin"))
         hint = f" (found pickle weights {pickles}: convert them to safetensors)" if pickles else ""
         raise ModelSourceError(f"{reference}: no .safetensors weights{hint}; tlpipe never loads pickled weights.")
+    for path in weights:
+        _require_readable_safetensors(reference, path)
+    _require_no_remote_code(reference, folder, trust_remote_code)
     files = {
         path.relative_to(folder).as_posix(): sha256_file(path) for path in sorted(folder.rglob("*")) if path.is_file()
     }
@@ -157,6 +160,30 @@ def _write_manifest(
     }
     write_json(folder / MANIFEST, manifest)
     return manifest
+
+
+def _require_readable_safetensors(reference: ModelReference, path: Path) -> None:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as weights:
+            weights.keys()
+    except (SafetensorError, OSError) as exc:
+        raise ModelSourceError(
+            f"model.source '{reference}': {path.name} is not a readable safetensors file ({exc}); it is truncated "
+            "or corrupted. Copy or download the model again."
+        ) from None
+
+
+def _require_no_remote_code(reference: ModelReference, folder: Path, trust_remote_code: bool) -> None:
+    """A model whose config maps its classes to its own Python files runs that code when loaded: refused unless trusted."""
+    code = read_json(folder / "config.json", "fetch-model").get("auto_map") or {}
+    if code and not trust_remote_code:
+        classes = ", ".join(sorted({str(value) for value in code.values()}))
+        raise ModelSourceError(
+            f"model.source '{reference}' asks to run its own code (auto_map in config.json: {classes}). tlpipe "
+            "refuses it unless you read that code and set model.trust_remote_code: true in params.yaml."
+        )
 
 
 def _from_path(reference: ModelReference, staging: Path, architecture: str | None) -> str:
@@ -248,6 +275,7 @@ def _extract_model_zip(archive: Path, staging: Path) -> None:
 
 
 def _from_hub(reference: ModelReference, staging: Path, architecture: str | None) -> str:
+    import httpx2
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
@@ -268,7 +296,14 @@ def _from_hub(reference: ModelReference, staging: Path, architecture: str | None
             f"Hugging Face cache. {OFFLINE_HINT}"
         ) from None
     except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        if status is not None and (status >= 500 or status == 429):
+            raise SourceUnavailableError(
+                f"model.source '{reference}': the hub could not serve the download just now: {exc}"
+            ) from None
         raise ModelSourceError(f"model.source '{reference}': the hub refused the download: {exc}") from None
+    except (TimeoutError, ConnectionError, httpx2.TransportError) as exc:  # the hub client's timeouts and network errors
+        raise SourceUnavailableError(f"model.source '{reference}': the download from the hub broke off: {exc}") from None
     shutil.copytree(folder, staging, dirs_exist_ok=True)
     return f"{reference.name}@{Path(folder).name}"
 
@@ -321,8 +356,10 @@ def _from_torchvision(reference: ModelReference, staging: Path, architecture: st
         state = torch.hub.load_state_dict_from_url(
             weights.url, map_location="cpu", progress=False, check_hash=True, weights_only=True
         )
-    except (OSError, RuntimeError) as exc:
+    except RuntimeError as exc:  # torch.hub: the download's sha256 does not match its published name
         raise ModelSourceError(f"model.source '{reference}': could not fetch {weights.url}: {exc}") from None
+    except OSError as exc:  # urllib: the network or the server failed
+        raise SourceUnavailableError(f"model.source '{reference}': could not fetch {weights.url}: {exc}") from None
     full_name = f"{type(weights).__name__}.{weights.name}"
     provenance = {
         "library": f"torchvision=={torchvision.__version__}",
@@ -422,7 +459,7 @@ def _require_reachable(reference: ModelReference, url: str, what: str, hint: str
     try:
         socket.create_connection((host, port), timeout=HUB_CONNECT_TIMEOUT_S).close()
     except OSError as exc:
-        raise ModelSourceError(
+        raise SourceUnavailableError(
             f"model.source '{reference}': cannot reach {what} at {host}:{port} ({exc}). {hint}"
         ) from None
 

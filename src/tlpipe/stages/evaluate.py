@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from tlpipe.artifacts import read_json, write_json, write_text
-from tlpipe.checkpoint import load_checkpoint
+from tlpipe.artifacts import atomic_directory, read_json, write_json, write_text
+from tlpipe.checkpoint import checked_labels, load_checkpoint
 from tlpipe.config import EvaluateConfig, PathsConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.metrics import classification_metrics
@@ -24,14 +24,18 @@ PREDICTIONS, CONFUSION_PNG = "predictions.csv", "confusion_matrix.png"
 
 
 def run(paths: PathsConfig, evaluate: EvaluateConfig) -> dict[str, Any]:
-    """Write ``paths.metrics``, ``paths.model_card`` and, under ``paths.evaluation``, predictions and confusion PNG."""
-    labels: list[str] = read_json(paths.prepared / LABELS, "prepare")
+    """Write ``paths.metrics``, ``paths.model_card`` and, under ``paths.evaluation``, predictions and confusion PNG.
+
+    Everything is computed before anything is written, so a failure leaves the previous outputs as
+    they were. The metrics go first out and last in: a run killed while publishing leaves no
+    metrics, which export refuses, rather than new predictions beside the old metrics.
+    """
+    model, preprocess, config, modality = load_checkpoint(paths.checkpoint)
+    labels = checked_labels(paths.checkpoint, config, model.head.out_features, paths.prepared / LABELS)
     fit, test = read_examples(paths.prepared / TRAIN), read_examples(paths.prepared / TEST)
     valid = read_examples(paths.prepared / VALID)
     label_ids = {label: index for index, label in enumerate(labels)}
     actual = [label_ids[label] for label in test[LABEL]]
-
-    model, preprocess, config, modality = load_checkpoint(paths.checkpoint)
     finetuned = predict_logits(model, preprocess, test[INPUT].tolist(), evaluate.batch_size).argmax(dim=1).tolist()
     baseline_model = modality.fit_baseline(
         fit[INPUT].tolist(), [label_ids[label] for label in fit[LABEL]], evaluate, seed=0
@@ -48,7 +52,6 @@ def run(paths: PathsConfig, evaluate: EvaluateConfig) -> dict[str, Any]:
         "strategy_choice": config.get("strategy_choice"),
         **{name: {k: v for k, v in scores.items() if k != "confusion_matrix"} for name, scores in results.items()},
     }
-    write_json(paths.metrics, metrics)
     predictions = pd.DataFrame(
         {
             modality.input_column: test[INPUT],
@@ -56,19 +59,6 @@ def run(paths: PathsConfig, evaluate: EvaluateConfig) -> dict[str, Any]:
             "finetuned": [labels[i] for i in finetuned],
             "baseline": [labels[i] for i in baseline],
         }
-    )
-    write_text(paths.evaluation / PREDICTIONS, predictions.to_csv(index=False))
-    plot_confusion_matrices(
-        {
-            f"fine-tuned ({config['strategy']}): macro-F1 {results['finetuned']['macro_f1']:.3f}": results["finetuned"][
-                "confusion_matrix"
-            ],
-            f"baseline ({modality.baseline_title}): macro-F1 {results['baseline']['macro_f1']:.3f}": results["baseline"][
-                "confusion_matrix"
-            ],
-        },
-        labels,
-        paths.evaluation / CONFUSION_PNG,
     )
     card = render_model_card(
         config,
@@ -82,7 +72,23 @@ def run(paths: PathsConfig, evaluate: EvaluateConfig) -> dict[str, Any]:
         package_versions(),
         modality,
     )
+    with atomic_directory(paths.evaluation) as staging:
+        write_text(staging / PREDICTIONS, predictions.to_csv(index=False))
+        plot_confusion_matrices(
+            {
+                f"fine-tuned ({config['strategy']}): macro-F1 {results['finetuned']['macro_f1']:.3f}": results[
+                    "finetuned"
+                ]["confusion_matrix"],
+                f"baseline ({modality.baseline_title}): macro-F1 {results['baseline']['macro_f1']:.3f}": results[
+                    "baseline"
+                ]["confusion_matrix"],
+            },
+            labels,
+            staging / CONFUSION_PNG,
+        )
+        paths.metrics.unlink(missing_ok=True)
     write_text(paths.model_card, card)
+    write_json(paths.metrics, metrics)
     log.info(
         "Test macro-F1: fine-tuned %.4f vs baseline %.4f (accuracy %.4f vs %.4f)",
         metrics["finetuned"]["macro_f1"],

@@ -15,7 +15,7 @@ from typing import Any
 
 from tlpipe import serving
 from tlpipe.artifacts import atomic_directory, read_json, sha256_file, write_json, write_text
-from tlpipe.checkpoint import load_checkpoint
+from tlpipe.checkpoint import checked_labels, load_checkpoint
 from tlpipe.config import ExportConfig, PathsConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.errors import ArtifactError, ExportParityError
@@ -36,7 +36,7 @@ def run(paths: PathsConfig, export: ExportConfig) -> ParityReport:
     if not paths.model_card.is_file():
         raise ArtifactError(f"{paths.model_card}: missing. Run `tlpipe evaluate` (or `dvc repro`) first.")
     model, preprocess, config, modality = load_checkpoint(paths.checkpoint)
-    labels = _checked_labels(paths, config, model.head.out_features)
+    labels = checked_labels(paths.checkpoint, config, model.head.out_features, paths.prepared / LABELS)
     test = read_examples(paths.prepared / TEST)
     label_ids = {label: index for index, label in enumerate(labels)}
     inputs, targets = test[INPUT].tolist(), [label_ids[label] for label in test[LABEL]]
@@ -59,22 +59,6 @@ def run(paths: PathsConfig, export: ExportConfig) -> ParityReport:
         _write_bundle_files(staging, paths, modality, preprocess, labels, config, parity, quantization, export)
     log.info("%s. Bundle written to %s", parity.describe(), paths.bundle)
     return parity
-
-
-def _checked_labels(paths: PathsConfig, config: dict[str, Any], outputs: int) -> list[str]:
-    """The exported checkpoint's own labels, refused if they disagree with its head or the prepared data."""
-    labels: list[str] = config["labels"]
-    if len(labels) != outputs:
-        raise ArtifactError(
-            f"{paths.checkpoint}: {len(labels)} labels but a head of {outputs} outputs; rerun `tlpipe train`."
-        )
-    prepared: list[str] = read_json(paths.prepared / LABELS, "prepare")
-    if prepared != labels:
-        raise ArtifactError(
-            f"{paths.checkpoint} was trained on labels {labels}, but {paths.prepared / LABELS} has {prepared}: "
-            "the checkpoint is from other data. Rerun `tlpipe train` (or `dvc repro`)."
-        )
-    return labels
 
 
 def _onnx_metadata(labels: list[str], preprocess: Preprocessor, export: ExportConfig) -> dict[str, Any]:

@@ -21,20 +21,22 @@ def run(paths: PathsConfig, data: DataConfig) -> QualityReport:
     """Validate ``paths.raw_train`` and ``paths.raw_test``; raise ``DataValidationError`` if any check fails.
 
     The manifests (the raw tables as read: for images one row per file with its sha256, size and
-    mode) go to ``paths.manifest``; ``prepare`` builds the splits from them, so what was checked
-    is what is trained on.
+    mode) go to ``paths.manifest`` when every check passes; ``prepare`` builds the splits from
+    them, so what was checked is what is trained on. Failing data leaves the last good manifests.
     """
     modality = get_modality(data.modality)
     train = modality.read_raw(paths.raw_train, data)
     test = modality.read_raw(paths.raw_test, data)
     report = modality.check_quality(train, test, data, str(paths.raw_train), str(paths.raw_test))
+    if not report.success:
+        # The manifests of the last good data stay; the report says why this data was refused.
+        write_json(paths.validation_report, {**report.to_dict(), "manifest_sha256": None})
+        raise DataValidationError(f"{report.describe_failures()}\nFull report: {paths.validation_report}")
     with atomic_directory(paths.manifest) as staging:
         write_text(staging / TRAIN_MANIFEST, train.to_csv(index=False))
         write_text(staging / TEST_MANIFEST, test.to_csv(index=False))
     # The report names the manifests it judged, so prepare can refuse a report left from other data.
     write_json(paths.validation_report, {**report.to_dict(), "manifest_sha256": manifest_version(paths)})
-    if not report.success:
-        raise DataValidationError(f"{report.describe_failures()}\nFull report: {paths.validation_report}")
     skipped = f"; {len(report.skipped)} bad file(s) skipped, listed in the report" if report.skipped else ""
     log.info("All %d data checks passed (%s)%s", len(report.checks), paths.validation_report, skipped)
     return report

@@ -61,7 +61,9 @@ class TextModality(Modality):
     def preprocessor(
         self, folder: Path, preprocess: PreprocessConfig, trust_remote_code: bool
     ) -> text_model.TextPreprocessor:
-        return text_model.TextPreprocessor(text_model.load_tokenizer(folder, trust_remote_code), preprocess.max_length)
+        tokenizer = text_model.load_tokenizer(folder, trust_remote_code)
+        text_model.check_max_length(folder, tokenizer, preprocess.max_length)
+        return text_model.TextPreprocessor(tokenizer, preprocess.max_length)
 
     def check_snapshot(self, snapshot: Path, source: str) -> None:
         if "model_type" not in read_json(snapshot / "config.json", "fetch-model"):
