@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import inspect
 import re
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 import yaml
 
 from tlpipe.config import PathsConfig
+from tlpipe.modalities import MODALITIES
 from tlpipe.stages import STAGES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,3 +60,53 @@ def test_core_and_stages_never_import_prefect_or_dvc() -> None:
             continue
         source = path.read_text()
         assert not re.search(r"^\s*(from|import) (prefect|dvc)\b", source, re.M), path
+
+
+def module_file(name: str) -> Path | None:
+    """The source file of project module ``name``, or None when ``name`` is not a module (a function, say)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except ModuleNotFoundError:
+        return None
+    return Path(spec.origin) if spec and spec.origin else None
+
+
+def project_imports(root: str) -> set[Path]:
+    """Files of the project modules ``root`` imports, transitively: every import statement, also inside
+    functions, every package ``__init__`` on the way, and every registered modality (imported by name)."""
+    files: set[Path] = set()
+    pending = [root]
+    while pending:
+        name = pending.pop()
+        path = module_file(name)
+        if path is None or path in files:
+            continue
+        files.add(path)
+        parent = name.rpartition(".")[0]
+        pending += [parent] if parent else []
+        if name == "tlpipe.modalities":
+            pending += list(MODALITIES.values())
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                pending += [alias.name for alias in node.names if alias.name.startswith("tlpipe")]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("tlpipe"):
+                pending += [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+    return {path.relative_to(REPO) for path in files}
+
+
+def covered_by(path: Path, entry: str) -> bool:
+    return path == Path(entry) or Path(entry) in path.parents
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_stage_code_dependencies_are_exactly_the_modules_it_imports(stage: str) -> None:
+    imported = project_imports(f"tlpipe.stages.{stage}")
+    code_deps = [entry for entry in DVC[stage]["deps"] if entry.startswith("src/")]
+
+    missing = sorted(str(path) for path in imported if not any(covered_by(path, entry) for entry in code_deps))
+    unused = [entry for entry in code_deps if not any(covered_by(path, entry) for path in imported)]
+
+    assert not missing, f"dvc.yaml stages.{stage}.deps lacks modules the stage imports; add:\n" + "\n".join(
+        f"      - {path}" for path in missing
+    )
+    assert not unused, f"dvc.yaml stages.{stage}.deps lists code the stage does not import; remove: {unused}"
