@@ -180,7 +180,7 @@ def fine_tune(
             continue
         apply_phase(model, phase)
         _log_phase(model, phase, runtime)
-        step = workers.wrap(_TrainingStep(model, train_set), runtime.device)  # DDP over what trains in this phase
+        step = workers.wrap(TrainingStep(model, train_set), runtime.device)  # DDP over what trains in this phase
         optimizer = torch.optim.AdamW(parameter_groups(model, train))
         scheduler = warmup_then_linear_decay(optimizer, train.warmup_ratio, steps_per_epoch * phase.epochs)
         if resumed and phase.first_epoch <= progress.epoch:
@@ -202,7 +202,7 @@ def fine_tune(
             if strategy.caches_features:
                 model.body.eval()
             keep_frozen_norms_in_eval(model)
-            train_loss = _run_epoch(
+            train_loss = train_epoch(
                 step, train_set, targets, workers.shard(order), batch_size, optimizer, scheduler, scaler,
                 train, runtime, loss_weights, workers, generator,
             )  # fmt: skip
@@ -250,9 +250,9 @@ def fine_tune(
     )
 
 
-def _run_epoch(
+def train_epoch(
     step: nn.Module,
-    examples: _RawExamples | _CachedFeatures,
+    examples: RawExamples | CachedFeatures,
     targets: torch.Tensor,
     order: torch.Tensor,
     batch_size: int,
@@ -268,7 +268,7 @@ def _run_epoch(
     """One pass over ``order`` in batches; returns the mean training loss (over every process)."""
     batch_count = math.ceil(len(order) / batch_size)
     trainable = [p for p in step.parameters() if p.requires_grad]
-    total_loss = 0.0
+    total_loss = torch.zeros((), dtype=torch.float64, device=runtime.device)  # summed on the device: no sync per step
     optimizer.zero_grad(set_to_none=True)
     for number, (batch, index) in enumerate(examples.batches(order, batch_size, generator), start=1):
         stepping = number % train.gradient_accumulation == 0 or number == batch_count
@@ -284,16 +284,16 @@ def _run_epoch(
                     label_smoothing=train.label_smoothing,
                 )
             scaler.scale(loss / train.gradient_accumulation).backward()
-        total_loss += loss.item() * len(index)
+        total_loss += loss.detach() * len(index)
         if stepping:
             optimizer_step(optimizer, scheduler, scaler, trainable, train.max_grad_norm)
-    return workers.mean(total_loss, len(order))
+    return workers.mean(total_loss.item(), len(order))
 
 
-class _TrainingStep(nn.Module):
+class TrainingStep(nn.Module):
     """The forward pass of a training batch as one module, so DistributedDataParallel can wrap it."""
 
-    def __init__(self, model: Classifier, examples: _RawExamples | _CachedFeatures) -> None:
+    def __init__(self, model: Classifier, examples: RawExamples | CachedFeatures) -> None:
         super().__init__()
         self.model, self.examples = model, examples
 
@@ -336,10 +336,10 @@ def _examples(
     runtime: Runtime,
     cache: FeatureCache | None,
     encode_preprocess: Preprocess,
-) -> _RawExamples | _CachedFeatures:
+) -> RawExamples | CachedFeatures:
     if STRATEGIES[train.strategy].caches_features:
-        return _CachedFeatures(model, inputs, encode_preprocess, train.batch_size, runtime.device, cache)
-    return _RawExamples(inputs, preprocess, runtime.device, loader_workers(train, runtime))
+        return CachedFeatures(model, inputs, encode_preprocess, train.batch_size, runtime.device, cache)
+    return RawExamples(inputs, preprocess, runtime.device, loader_workers(train, runtime))
 
 
 def loader_workers(train: TrainConfig, runtime: Runtime) -> int:
@@ -378,7 +378,7 @@ def macro_f1_score(logits: torch.Tensor, targets: torch.Tensor, num_classes: int
     return float(multiclass_f1_score(logits.argmax(dim=1), targets, num_classes=num_classes, average="macro"))
 
 
-class _RawExamples:
+class RawExamples:
     """Full fine-tune: inputs are preprocessed batch by batch and run through body and head."""
 
     def __init__(self, inputs: Sequence[Any], preprocess: Preprocess, device: torch.device, workers: int = 0) -> None:
@@ -415,7 +415,7 @@ class _RawExamples:
         return predict_logits(model, self.preprocess, self.inputs, batch_size)
 
 
-class _CachedFeatures:
+class CachedFeatures:
     """Linear probe: the frozen body's pooled features, computed once; only the head runs."""
 
     def __init__(
