@@ -1,0 +1,108 @@
+"""Kill fetch-model, train and export at random moments: the killed run never leaves a half-written output that
+passes for complete, and a rerun ends exactly where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from factories import make_table, write_project
+
+from tlpipe.cli import run_stage
+
+from .harness import outputs_of
+
+pytestmark = pytest.mark.slow
+SEEDS = (0, 1, 2)
+OUTPUT = {"fetch-model": "data/pretrained", "train": "models/checkpoint", "export": "models/bundle"}
+TIMED = {"history.json", "classifier.json", "parity.json"}  # files that record how many seconds something took
+
+
+def outcome(root: Path, stage: str) -> dict[str, str] | None:
+    """What a complete run of ``stage`` leaves, comparable between runs (timings left out); None if absent."""
+    folder = root / OUTPUT[stage]
+    if not folder.exists():
+        return None
+    files = outputs_of(folder)
+    for name in TIMED & files.keys():
+        files[name] = json.dumps(_untimed(json.loads((folder / name).read_text())), sort_keys=True)
+    if stage == "export":  # the manifest holds parity.json's sha256, which holds its timing
+        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest["files"].pop("parity.json")
+        files["manifest.json"] = json.dumps(manifest, sort_keys=True)
+    return files
+
+
+def _untimed(value: object) -> object:
+    if isinstance(value, dict):
+        return {key: _untimed(item) for key, item in value.items() if key != "seconds"}
+    if isinstance(value, list):
+        return [_untimed(item) for item in value]
+    return value
+
+
+def differing(one: dict[str, str] | None, other: dict[str, str] | None) -> list[str]:
+    one, other = one or {}, other or {}
+    return sorted(name for name in one.keys() | other.keys() if one.get(name) != other.get(name))
+
+
+def leftovers(root: Path, stage: str) -> list[str]:
+    """Staging or swap folders of the stage's output that a finished run should have cleared."""
+    target = root / OUTPUT[stage]
+    return sorted(p.name for p in target.parent.glob(f".{target.name}.*"))
+
+
+def tlpipe(root: Path, stage: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["tlpipe", stage], cwd=root, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> dict[str, object]:
+    """A finished project, each stage's uninterrupted outcome, and how long each stage's command takes."""
+    root = tmp_path_factory.mktemp("reference")
+    write_project(root, tiny_model_dir, make_table(12), make_table(4, offset=100), {"train": {"epochs": 6}})
+    with contextlib.chdir(root):
+        for stage in ("validate", "prepare", "fetch_model", "train", "evaluate", "export"):
+            run_stage(stage)
+    seconds, outcomes = {}, {}
+    for stage in OUTPUT:
+        if stage == "fetch-model":
+            shutil.rmtree(root / OUTPUT[stage])
+        started = time.monotonic()
+        assert tlpipe(root, stage).returncode == 0
+        seconds[stage] = time.monotonic() - started
+        outcomes[stage] = outcome(root, stage)
+    return {"root": root, "seconds": seconds, "outcomes": outcomes}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("stage", list(OUTPUT))
+def test_a_stage_killed_at_a_random_moment_leaves_no_half_output_and_reruns_to_the_same_result(
+    reference: dict, stage: str, seed: int, tmp_path: Path
+) -> None:
+    root = Path(shutil.copytree(reference["root"], tmp_path / "project", symlinks=True))
+    if stage == "fetch-model":
+        shutil.rmtree(root / OUTPUT[stage])  # fetch from the source, not reuse
+    before = outcome(root, stage)
+    delay = random.Random(seed).uniform(0.3, 1.0) * reference["seconds"][stage]  # past most of the start-up
+
+    process = subprocess.Popen(["tlpipe", stage], cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(delay)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+    after_kill = outcome(root, stage)
+    print(f"{stage} seed {seed}: killed after {delay:.2f}s, output {'new' if after_kill != before else 'as before'}")
+    assert after_kill in (before, reference["outcomes"][stage]), "a half-written output sits where the output goes"
+    rerun = tlpipe(root, stage)
+    assert rerun.returncode == 0, rerun.stderr
+    finished = outcome(root, stage)
+    assert finished == reference["outcomes"][stage], differing(finished, reference["outcomes"][stage])
+    assert leftovers(root, stage) == []
