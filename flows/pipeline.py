@@ -1,14 +1,17 @@
-"""The whole pipeline as a Prefect flow: each task reproduces one DVC stage, in order.
+"""The whole pipeline as a Prefect flow: each task reproduces one DVC stage, in order, then pushes to the remote.
 
-Deployment entrypoint: ``flows/pipeline.py:pipeline``.
+Deployment entrypoint: ``flows/pipeline.py:pipeline`` (``prefect.yaml`` deploys it on a schedule).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from prefect import flow
+from tlpipe.tasks.dvc_remote import push_outputs
 from tlpipe.tasks.dvc_stage import reproduce_stage, retry_on_transient_failure
+from tlpipe.tasks.params import apply_run_settings
 from tlpipe.tasks.publish import publish_metrics, publish_model_card, publish_parity, publish_validation
 
 from tlpipe.config import load_params
@@ -20,8 +23,21 @@ RETRIES = {"fetch_model": 2}
 
 
 @flow(name="tlpipe", log_prints=True)
-def pipeline(root: str = ".", force: bool = False) -> dict[str, str]:
-    """Reproduce validate -> prepare -> fetch_model -> train -> evaluate -> export; return each stage's outcome."""
+def pipeline(
+    root: str = ".",
+    force: bool = False,
+    push: bool = True,
+    params_file: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, str]:
+    """Reproduce validate -> prepare -> fetch_model -> train -> evaluate -> export, then ``dvc push`` (unless
+    ``push`` is off); return each step's outcome.
+
+    ``params_file`` (sections that replace params.yaml's) and ``overrides`` (dotted keys, such as
+    ``{"train.epochs": 3}``) are written into ``root``/params.yaml first, so DVC records them.
+    """
+    if params_file or overrides:
+        apply_run_settings(root, params_file, overrides or {})
     paths = load_params(Path(root) / "params.yaml").paths
     base = Path(root)
     outcomes: dict[str, str] = {}
@@ -40,4 +56,6 @@ def pipeline(root: str = ".", force: bool = False) -> dict[str, str]:
             publish_model_card(base / paths.model_card)
         elif stage == "export":
             publish_parity(base / paths.parity_report, base / paths.bundle)
+    if push:
+        outcomes["push"] = push_outputs(root)
     return outcomes

@@ -52,8 +52,18 @@ def test_the_flow_retries_fetch_model_alone_and_only_under_the_condition(
     for publisher in ("publish_validation", "publish_metrics", "publish_model_card", "publish_parity"):
         monkeypatch.setattr(pipeline, publisher, lambda *paths: None)
 
-    pipeline.pipeline.fn(root=str(project))
+    pipeline.pipeline.fn(root=str(project), push=False)
 
     assert options["fetch_model"]["retries"] == 2
     assert all(settings["retry_condition_fn"] is retry_on_transient_failure for settings in options.values())
     assert [stage for stage, settings in options.items() if settings["retries"]] == ["fetch_model"]
+
+
+def test_a_push_is_retried_after_a_failed_transfer_and_never_for_a_wrong_remote() -> None:
+    from prefect.states import Failed
+
+    from tlpipe.errors import ConfigError
+    from tlpipe.tasks.dvc_remote import PushFailedError, retry_failed_transfer
+
+    assert retry_failed_transfer(None, None, Failed(data=PushFailedError("connection reset")))
+    assert not retry_failed_transfer(None, None, Failed(data=ConfigError("no such remote")))

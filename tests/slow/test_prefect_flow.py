@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .repo import dvc
+from .repo import dvc, git, stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,10 @@ def test_flow_runs_every_stage_then_skips_every_stage(prefect, dvc_project: Path
     from tlpipe.flows.pipeline import pipeline
 
     first = pipeline(root=str(dvc_project))
-    assert first == dict.fromkeys(["validate", "prepare", "fetch_model", "train", "evaluate", "export"], "reproduced")
+    assert first == {
+        **dict.fromkeys(["validate", "prepare", "fetch_model", "train", "evaluate", "export"], "reproduced"),
+        "push": "no remote configured",
+    }
     assert dvc(dvc_project, "status").stdout.strip() == "Data and pipelines are up to date."
     assert (dvc_project / "dvc.lock").is_file()
     from prefect.artifacts import Artifact
@@ -34,8 +37,33 @@ def test_flow_runs_every_stage_then_skips_every_stage(prefect, dvc_project: Path
     card = Artifact.get("model-card")
     assert card is not None and card.data == (dvc_project / "reports" / "model_card.md").read_text()
 
-    second = pipeline(root=str(dvc_project))
+    second = pipeline(root=str(dvc_project), push=False)
     assert set(second.values()) == {"skipped"}
+
+
+def test_a_fresh_clone_pulls_what_the_flow_pushed_and_has_nothing_to_reproduce(
+    prefect, dvc_project: Path, tmp_path: Path
+) -> None:
+    from tlpipe.flows.pipeline import pipeline
+
+    remote = tmp_path / "remote"
+    dvc(dvc_project, "remote", "add", "--default", "shared", str(remote))
+    outcome = pipeline(root=str(dvc_project))
+    git(dvc_project, "add", "-A")
+    git(dvc_project, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "trained")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(dvc_project), str(clone))
+
+    pulled = dvc(clone, "pull")
+    status = dvc(clone, "status")
+    repro = dvc(clone, "repro")
+
+    assert outcome["push"].startswith(f"shared ({remote}):")
+    assert (clone / "models" / "bundle" / "model.onnx").is_file()
+    assert (clone / "models" / "checkpoint" / "model.safetensors").is_file()
+    assert status.stdout.strip() == "Data and pipelines are up to date.", status.stdout
+    assert stages_run(repro.stdout) == [], repro.stdout
+    assert "files fetched" in pulled.stdout or "fetched" in pulled.stdout.lower(), pulled.stdout
 
 
 def test_flow_fails_at_validate_on_bad_data_and_runs_nothing_after(
