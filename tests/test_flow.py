@@ -1,0 +1,57 @@
+"""The flow's wiring, without Prefect's engine: which stages it forces, what it writes into params.yaml."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from tlpipe.tasks.params import apply_run_settings
+
+seen_params: dict[str, dict] = {}
+
+
+@pytest.fixture
+def stubbed_flow(monkeypatch: pytest.MonkeyPatch):
+    """The flow module with its tasks replaced by recorders: ``forced[stage]`` is the force each stage got."""
+    from tlpipe.flows import pipeline
+
+    forced: dict[str, bool] = {}
+
+    def with_options(**settings):
+        def run(stage: str, root: str, force: bool) -> SimpleNamespace:
+            forced[stage] = force
+            seen_params[stage] = yaml.safe_load((Path(root) / "params.yaml").read_text())
+            return SimpleNamespace(result=lambda: "reproduced")
+
+        return run
+
+    monkeypatch.setattr(pipeline, "reproduce_stage", SimpleNamespace(with_options=with_options))
+    for publisher in ("publish_validation", "publish_metrics", "publish_model_card", "publish_parity"):
+        monkeypatch.setattr(pipeline, publisher, lambda *paths: None)
+    monkeypatch.setattr(pipeline, "apply_run_settings", apply_run_settings.fn)
+    monkeypatch.setattr("tlpipe.tasks.params.get_run_logger", lambda: logging.getLogger("test"))
+    return pipeline, forced
+
+
+@pytest.mark.parametrize("changed", [True, False])
+def test_a_changed_model_source_forces_fetch_model_alone(stubbed_flow, project: Path, monkeypatch, changed) -> None:
+    pipeline, forced = stubbed_flow
+    monkeypatch.setattr(pipeline, "source_changed", lambda source, snapshot: changed)
+
+    pipeline.pipeline.fn(root=str(project), push=False)
+
+    assert forced == {stage: changed and stage == "fetch_model" for stage in forced}
+    assert len(forced) == 6
+
+
+def test_overrides_reach_params_yaml_before_any_stage_runs(stubbed_flow, project: Path, monkeypatch) -> None:
+    pipeline, forced = stubbed_flow
+    monkeypatch.setattr(pipeline, "source_changed", lambda source, snapshot: False)
+
+    pipeline.pipeline.fn(root=str(project), push=False, overrides={"train.epochs": 7})
+
+    assert seen_params["validate"]["train"]["epochs"] == 7  # written before the first stage ran
