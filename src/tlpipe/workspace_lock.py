@@ -69,12 +69,18 @@ def _write_holder(folder: Path, command: str) -> None:
     )
 
 
-def _describe_holder(folder: Path) -> str:
-    try:
-        holder = json.loads((folder / HOLDER_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return f"holder unknown; the lock is {folder / LOCK_FILE}"
-    return f"`{holder['command']}`, pid {holder['pid']} on {holder['host']}, started {holder['started']}"
+def _describe_holder(folder: Path, wait_s: float = 2.0) -> str:
+    # The holder writes this file just after it takes the lock: a run started at the same moment can
+    # find the lock taken and the file not yet there, so it waits a little for it.
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            holder = json.loads((folder / HOLDER_FILE).read_text(encoding="utf-8"))
+            return f"`{holder['command']}`, pid {holder['pid']} on {holder['host']}, started {holder['started']}"
+        except (OSError, ValueError):
+            if time.monotonic() > deadline:
+                return f"holder unknown; the lock is {folder / LOCK_FILE}"
+            time.sleep(0.05)
 
 
 @contextlib.contextmanager
