@@ -59,6 +59,15 @@ def leftovers(root: Path, stage: str) -> list[str]:
     return sorted(p.name for p in target.parent.glob(f".{target.name}.*"))
 
 
+def parity_pair(root: Path) -> tuple[dict | None, dict | None]:
+    """reports/parity.json without its int8 part, and the bundle's own parity.json; None where absent."""
+    report, bundled = root / "reports" / "parity.json", root / OUTPUT["export"] / "parity.json"
+    return (
+        {k: v for k, v in json.loads(report.read_text()).items() if k != "int8"} if report.exists() else None,
+        json.loads(bundled.read_text()) if bundled.exists() else None,
+    )
+
+
 def tlpipe(root: Path, stage: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["tlpipe", stage], cwd=root, capture_output=True, text=True)
 
@@ -101,8 +110,14 @@ def test_a_stage_killed_at_a_random_moment_leaves_no_half_output_and_reruns_to_t
     after_kill = outcome(root, stage)
     print(f"{stage} seed {seed}: killed after {delay:.2f}s, output {'new' if after_kill != before else 'as before'}")
     assert after_kill in (before, reference["outcomes"][stage]), "a half-written output sits where the output goes"
+    if stage == "export":
+        report, bundled = parity_pair(root)
+        assert report in (None, bundled), "a parity report beside a bundle it is not the report of"
     rerun = tlpipe(root, stage)
     assert rerun.returncode == 0, rerun.stderr
     finished = outcome(root, stage)
     assert finished == reference["outcomes"][stage], differing(finished, reference["outcomes"][stage])
     assert leftovers(root, stage) == []
+    if stage == "export":
+        report, bundled = parity_pair(root)
+        assert report is not None and report == bundled

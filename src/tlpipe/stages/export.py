@@ -4,6 +4,9 @@ The bundle (format: docs/bundle.md) carries the labels of the checkpoint it expo
 preprocessing a server must apply, the model card, a standalone ``predict.py`` with its
 ``requirements.txt``, optionally an int8 model that passed its accuracy gate, and
 ``manifest.json`` with the sha256 and size of every other file.
+
+The parity report goes first out and last in: a run killed while publishing leaves no report,
+never a new report beside the old bundle. A failed parity check writes its report and no bundle.
 """
 
 from __future__ import annotations
@@ -49,14 +52,15 @@ def run(paths: PathsConfig, export: ExportConfig) -> ParityReport:
             export.batch_size, export.atol, export.min_top1_agreement,
         )  # fmt: skip
         quantization = _quantize(staging, preprocess, inputs, targets, export) if parity.passed else None
-        write_json(
-            paths.parity_report, {**parity.to_dict(), "int8": quantization.to_dict() if quantization else None}
-        )
+        report = {**parity.to_dict(), "int8": quantization.to_dict() if quantization else None}
         if not parity.passed:
+            write_json(paths.parity_report, report)
             raise ExportParityError(
                 f"{parity.describe()}. No model was written to {paths.bundle}; see {paths.parity_report}."
             )
         _write_bundle_files(staging, paths, modality, preprocess, labels, config, parity, quantization, export)
+        paths.parity_report.unlink(missing_ok=True)
+    write_json(paths.parity_report, report)
     log.info("%s. Bundle written to %s", parity.describe(), paths.bundle)
     return parity
 
