@@ -104,6 +104,23 @@ def build_parser() -> argparse.ArgumentParser:
         "reports are published as Prefect artifacts.",
     )
     runner.add_argument("--force", action="store_true", help="rerun every stage even if DVC finds it up to date")
+    sweeper = commands.add_parser(
+        "sweep",
+        help="Try settings as DVC experiments and name the best by validation macro-F1.",
+        description="Run the pipeline once per combination of the --set values (or --sample of them, drawn at "
+        "random), each as a queued DVC experiment in its own temporary copy of the project. Writes the comparison "
+        "to paths.sweep (comparison.md, comparison.json) and a Prefect artifact, and names the best run by "
+        "validation macro-F1, never by test scores; `dvc exp apply <name>` promotes it. Needs a git commit.",
+        epilog="Example: tlpipe sweep --set train.learning_rate=2e-5,5e-5 --set train.strategy=full,freeze_unfreeze",
+    )
+    sweeper.add_argument(
+        "--set", dest="axes", action="append", required=True, metavar="KEY=VALUE[,VALUE...]",
+        help="a params.yaml key and the values to try (repeat for more keys; values are read as YAML)",
+    )  # fmt: skip
+    sweeper.add_argument("--sample", type=int, help="try this many points drawn at random instead of the whole grid")
+    sweeper.add_argument("--seed", type=int, default=0, help="seed of the random draw (default 0)")
+    sweeper.add_argument("--jobs", type=int, default=1, help="experiments run at once (default 1)")
+    sweeper.add_argument("--name", help="prefix of the experiment names (default: sweep-<date>-<time>)")
     from tlpipe import serving
 
     predictor = commands.add_parser(
@@ -139,9 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         return serving.main(argv[1:], prog="tlpipe predict")
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "run" and args.params != Path("params.yaml"):
+    if args.command in ("run", "sweep") and args.params != Path("params.yaml"):
         parser.error(
-            "`tlpipe run` reads params.yaml in the current directory (dvc.yaml refers to it); "
+            f"`tlpipe {args.command}` reads params.yaml in the current directory (dvc.yaml refers to it); "
             "cd to the project instead of passing --params"
         )
     try:
@@ -151,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
                 from tlpipe.flows.pipeline import pipeline
 
                 pipeline(root=str(Path.cwd()), force=args.force)
+            elif args.command == "sweep":
+                from tlpipe.flows.sweep import sweep
+                from tlpipe.sweep_plan import parse_axes
+
+                axes = parse_axes(args.axes)
+                sweep(axes, str(Path.cwd()), args.sample, args.seed, args.jobs, args.name)
             else:
                 logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
                 log.setLevel(logging.WARNING if args.quiet else logging.INFO)

@@ -40,6 +40,7 @@ class PathsConfig(Section):
     model_card: Path = Path("reports/model_card.md")
     parity_report: Path = Path("reports/parity.json")
     bundle: Path = Path("models/bundle")
+    sweep: Path = Path("reports/sweep")
 
 
 ModalityName = Literal[tuple(MODALITIES)]  # type: ignore[valid-type]

@@ -1,0 +1,40 @@
+"""`tlpipe sweep` runs its points as queued DVC experiments, names the best on validation, and survives a failed point."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .repo import dvc
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_sweep_compares_its_experiments_and_the_best_on_validation_can_be_applied(
+    dvc_project: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    # -1 is no learning rate: that experiment fails at train and the sweep goes on without it.
+    command = ["tlpipe", "sweep", "--set", "train.learning_rate=1e-3,1e-2,-1", "--set", "train.epochs=2", "--jobs", "2",
+               "--name", "lr"]  # fmt: skip
+    done = subprocess.run(command, cwd=dvc_project, env=env, capture_output=True, text=True)
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    comparison = json.loads((dvc_project / "reports" / "sweep" / "comparison.json").read_text())
+    runs = {run["name"]: run for run in comparison["runs"]}
+    assert set(runs) == {"lr-01", "lr-02", "lr-03"}
+    assert runs["lr-03"]["validation_macro_f1"] is None  # the failed point, reported
+    finished = [run for run in runs.values() if run["validation_macro_f1"] is not None]
+    assert len(finished) == 2
+    assert comparison["best"] == max(finished, key=lambda run: run["validation_macro_f1"])["name"]
+    assert f"dvc exp apply {comparison['best']}" in (dvc_project / "reports" / "sweep" / "comparison.md").read_text()
+
+    dvc(dvc_project, "exp", "apply", comparison["best"])
+    applied = yaml.safe_load((dvc_project / "params.yaml").read_text())["train"]
+    assert applied["learning_rate"] == runs[comparison["best"]]["overrides"]["train.learning_rate"]
+    assert applied["epochs"] == 2
