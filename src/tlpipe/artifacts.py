@@ -2,12 +2,15 @@
 
 Every output is written to a temporary sibling first and moved into place with one rename, so
 an interrupted or failed stage never leaves a half-written file and never destroys the previous
-good output before the new one is complete.
+good output before the new one is complete. Temporary siblings are named
+``.<target>.<role>.<pid>.<random>`` (role ``tmp`` for files, ``staging`` or ``previous`` for
+folders), so the next writer of the same target can clear what a killed writer left.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -35,8 +38,9 @@ def write_text(path: Path, text: str) -> None:
 def atomic_file(path: Path) -> Iterator[Path]:
     """Yield a unique temporary sibling of ``path`` to write; it becomes ``path`` only if the block succeeds."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    recover(path)
     # The real suffix last, for writers that pick the format from it (a PNG figure, a safetensors file).
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=_sibling_prefix(path, "tmp"), suffix=path.suffix)
     os.close(fd)
     staging = Path(name)
     try:
@@ -61,7 +65,7 @@ def read_json(path: Path, produced_by: str) -> Any:
 def atomic_directory(target: Path) -> Iterator[Path]:
     """Yield an empty staging directory that replaces ``target`` only if the block succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    recover_directory(target)
+    recover(target)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=_sibling_prefix(target, "staging")))
     os.chmod(staging, 0o777 & ~_umask())  # mkdtemp creates 0700
     try:
@@ -86,16 +90,19 @@ def replace_directory(source: Path, target: Path) -> None:
         shutil.rmtree(previous, ignore_errors=True)
 
 
-def recover_directory(target: Path) -> None:
-    """Clear what killed writers of ``target`` left beside it; if one died mid-swap, put the old ``target`` back."""
-    for sibling in sorted(target.parent.glob(f".{target.name}.*.*.*")):
-        head, role, pid, _ = sibling.name.rsplit(".", 3)
-        if head != f".{target.name}" or role not in ("staging", "previous") or not pid.isdigit() or _alive(int(pid)):
+def recover(target: Path) -> None:
+    """Clear what killed writers of ``target`` (a file or folder) left beside it; undo a swap one died in."""
+    prefix = f".{target.name}."
+    for sibling in sorted(target.parent.glob(f"{glob.escape(prefix)}*")):
+        role, pid, *_ = sibling.name.removeprefix(prefix).split(".", 2) + [""]
+        if role not in ("tmp", "staging", "previous") or not pid.isdigit() or _alive(int(pid)):
             continue
         if role == "previous" and not target.exists() and any(sibling.iterdir()):
             os.replace(sibling, target)
-        else:
+        elif sibling.is_dir():
             shutil.rmtree(sibling, ignore_errors=True)
+        else:
+            sibling.unlink(missing_ok=True)
 
 
 def _sibling_prefix(target: Path, role: str) -> str:
