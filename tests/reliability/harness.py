@@ -1,7 +1,8 @@
 """The reliability table's machinery: one row per bad input, run as a user would run it.
 
 A row arranges a bad input in a copy of a finished project, runs one ``tlpipe`` command in
-process, and states the exit status it must end with and the words its message must contain.
+process, and states the exit status it must end with and the words its message (what the user
+sees: stderr, stdout and tlpipe's log) must contain.
 A failing row must leave every output of the project as it was: only the files the command
 exists to report with (the validation report, the parity report) may change, and no temporary
 file may be left behind.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -63,15 +65,21 @@ def run_case(case: Case, root: Path) -> Outcome:
     """Arrange ``case`` in ``root`` (the cwd), run its command in process, and report what it did."""
     case.arrange(root)
     before = outputs_of(root)
-    stderr, stdout = io.StringIO(), io.StringIO()
-    with _environment(case.env), contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
+    stderr, stdout, log = io.StringIO(), io.StringIO(), io.StringIO()
+    with (
+        _environment(case.env),
+        contextlib.redirect_stderr(stderr),
+        contextlib.redirect_stdout(stdout),
+        _logging_to(log),
+    ):
         try:
             status = main(case.command)
         except SystemExit as exit_:  # argparse and the predictor exit this way
             status = exit_.code if isinstance(exit_.code, int) else 1
     after = outputs_of(root)
     changed = sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
-    return Outcome(status, stderr.getvalue() + stdout.getvalue(), [p for p in changed if p not in case.may_change])
+    message = stderr.getvalue() + stdout.getvalue() + log.getvalue()
+    return Outcome(status, message, [p for p in changed if p not in case.may_change])
 
 
 def check_case(case: Case, root: Path) -> Outcome:
@@ -86,6 +94,18 @@ def check_case(case: Case, root: Path) -> Outcome:
     if case.then is not None:
         case.then(root)
     return outcome
+
+
+@contextlib.contextmanager
+def _logging_to(stream: io.StringIO) -> Iterator[None]:
+    # Under pytest the root logger already has handlers, so the CLI's basicConfig prints nothing.
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("tlpipe")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 @contextlib.contextmanager
