@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from factories import CLASS_WORDS, FILLER, SPECIAL, make_table, write_project
+from factories import make_table, write_project, write_tiny_bert
 
 # The suite's bit-equality tests hold on CPU; on a GPU machine they would compare nondeterministic kernels.
 # Set before torch is imported, and inherited by the dvc/tlpipe subprocesses of the slow tier.
@@ -41,26 +41,7 @@ def test_table() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer BERT and its WordPiece tokenizer, saved with save_pretrained (safetensors)."""
-    from transformers import BertConfig, BertModel, BertTokenizer
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    words = sorted({w for ws in CLASS_WORDS.values() for w in ws} | set(FILLER))
-    digits = [str(d) for d in range(10)] + [f"##{d}" for d in range(10)]
-    vocab = {token: index for index, token in enumerate(SPECIAL + words + digits)}
-    BertTokenizer(vocab=vocab).save_pretrained(folder)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=64,
-    )
-    import torch
-
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(folder)
-    return folder
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture

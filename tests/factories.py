@@ -89,3 +89,25 @@ def dvc_project_at(
     ):
         subprocess.run(command, cwd=root, check=True, capture_output=True)
     return root
+
+
+def write_tiny_bert(folder: Path) -> Path:
+    """A 2-layer BERT over ``CLASS_WORDS`` and its WordPiece tokenizer in ``folder``, saved with save_pretrained."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    words = sorted({w for ws in CLASS_WORDS.values() for w in ws} | set(FILLER))
+    digits = [str(d) for d in range(10)] + [f"##{d}" for d in range(10)]
+    vocab = {token: index for index, token in enumerate(SPECIAL + words + digits)}
+    BertTokenizer(vocab=vocab).save_pretrained(folder)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    return folder
