@@ -58,6 +58,7 @@ def test_a_fresh_clone_pulls_what_the_flow_pushed_and_has_nothing_to_reproduce(
     status = dvc(clone, "status")
     repro = dvc(clone, "repro")
 
+    print(f"push: {outcome['push']}\ndvc pull: {pulled.stdout.strip()}\ndvc status: {status.stdout.strip()}")
     assert outcome["push"].startswith(f"shared ({remote}):")
     assert (clone / "models" / "bundle" / "model.onnx").is_file()
     assert (clone / "models" / "checkpoint" / "model.safetensors").is_file()
