@@ -46,8 +46,12 @@ DIRECT = "from tlpipe.cli import run_stage\nfrom tlpipe.stages import STAGES\nfo
 
 
 def clean(project: Path) -> None:
-    """Remove every stage output and the lock, so the next run reproduces everything."""
-    for output in OUTPUTS:
+    """Remove every stage output, the lock and DVC's cache, so the next run reproduces everything.
+
+    The cache goes too: its run-cache would otherwise restore the outputs of an earlier run of the
+    same stage instead of running it.
+    """
+    for output in (*OUTPUTS, ".dvc/cache"):
         shutil.rmtree(project / output, ignore_errors=True)
     (project / "dvc.lock").unlink(missing_ok=True)
 
