@@ -94,7 +94,9 @@ class Workers:
             return total / count
         import torch.distributed as dist
 
-        sums = torch.tensor([total, float(count)], dtype=torch.float64)
+        # NCCL reduces only tensors on the GPU; gloo those on the CPU.
+        device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+        sums = torch.tensor([total, float(count)], dtype=torch.float64, device=device)
         dist.all_reduce(sums)
         return float(sums[0] / sums[1])
 
