@@ -28,6 +28,16 @@ os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "90"
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tier last: fast feedback first, and in-process tests before any that start a Prefect server.
+
+    A process that has run a temporary Prefect server (``prefect_test_harness``) can no longer fork
+    DataLoader workers: they exit at once with status 1 (seen with Prefect 3.8.8 and torch 2.14;
+    ``tlpipe train`` always runs in a process of its own, so the product is not affected).
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
+
+
 @pytest.fixture
 def train_table() -> pd.DataFrame:
     return make_table(12)
