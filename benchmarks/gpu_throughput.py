@@ -182,7 +182,11 @@ def main() -> None:
 
     workers_setting = args.loader_workers if args.loader_workers == "auto" else int(args.loader_workers)
     train = TrainConfig(
-        strategy="full", batch_size=args.batch_size, device=args.device, loader_workers=workers_setting, warmup_ratio=0.0
+        strategy="full",
+        batch_size=args.batch_size,
+        device=args.device,
+        loader_workers=workers_setting,
+        warmup_ratio=0.0,
     )
     runtime = select_runtime(train)
     modality = get_modality(args.modality)

@@ -42,7 +42,14 @@ from timing import interleaved  # noqa: E402  (benchmarks/timing.py)
 from tlpipe.artifacts import write_json  # noqa: E402
 
 OUTPUTS = ("data/manifest", "data/prepared", "data/pretrained", "data/cache", "models", "reports")
-DIRECT = "from tlpipe.cli import run_stage\nfrom tlpipe.stages import STAGES\nfor stage in STAGES:\n    run_stage(stage)"
+DIRECT = "\n".join(
+    [
+        "from tlpipe.cli import run_stage",
+        "from tlpipe.stages import STAGES",
+        "for stage in STAGES:",
+        "    run_stage(stage)",
+    ]
+)
 
 
 def clean(project: Path) -> None:
@@ -76,10 +83,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         model = write_tiny_bert(root / "tiny-bert")
+        train, test, no_int8 = make_table(12), make_table(4, offset=100), {"export": {"quantize": "none"}}
         projects = {
-            name: dvc_project_at(root / name, model, make_table(12), make_table(4, offset=100), {"export": {"quantize": "none"}})
-            for name in ("direct", "dvc", "prefect")
-        }  # fmt: skip
+            name: dvc_project_at(root / name, model, train, test, no_int8) for name in ("direct", "dvc", "prefect")
+        }
         bin_dir = str(Path(sys.executable).parent)
         env = {
             **os.environ,
@@ -119,14 +126,19 @@ def main() -> None:
         "",
         "| overhead | seconds | ratio |",
         "|---|---|---|",
-        f"| dvc repro over direct calls | {median['dvc'] - median['direct']:+.1f} | {median['dvc'] / median['direct']:.2f} |",
-        f"| Prefect flow over dvc repro | {median['prefect'] - median['dvc']:+.1f} | {median['prefect'] / median['dvc']:.2f} |",
-        f"| Prefect flow over direct calls | {median['prefect'] - median['direct']:+.1f} "
-        f"| {median['prefect'] / median['direct']:.2f} |",
-    ]  # fmt: skip
+        *(
+            f"| {label} | {median[slow] - median[fast]:+.1f} | {median[slow] / median[fast]:.2f} |"
+            for label, slow, fast in (
+                ("dvc repro over direct calls", "dvc", "direct"),
+                ("Prefect flow over dvc repro", "prefect", "dvc"),
+                ("Prefect flow over direct calls", "prefect", "direct"),
+            )
+        ),
+    ]
     print("\n".join(table))
     results = REPO / "benchmarks" / "results"
-    write_json(results / "overhead.json", {"seconds": {**full, **noop}, "median": median, "machine_cores": os.cpu_count()})
+    figures = {"seconds": {**full, **noop}, "median": median, "machine_cores": os.cpu_count()}
+    write_json(results / "overhead.json", figures)
     (results / "overhead.md").write_text("\n".join(table) + "\n")
 
 
