@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tlpipe.config import TrainConfig
+from tlpipe.config import FreezeUnfreezeConfig, TrainConfig
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.checkpoint import load_checkpoint, save_checkpoint
 from tlpipe.config import PreprocessConfig
@@ -132,6 +132,28 @@ def test_early_stopping_ends_training_after_patience_epochs_without_improvement(
     assert result.stopped_early
     assert [r["epoch"] for r in result.history] == [1, 2, 3]
     assert result.best_epoch == 1
+
+
+def test_early_stopping_never_ends_a_run_before_its_last_phase_has_started(
+    tiny_model_dir, train_table, test_table
+) -> None:
+    # The head cannot improve (learning rate ~0), so patience runs out during the head-only phase.
+    config = FAST.model_copy(
+        update={
+            "strategy": "freeze_unfreeze",
+            "epochs": 6,
+            "layer_decay": 0.8,
+            "head_learning_rate": 1e-12,
+            "early_stopping_patience": 1,
+            "freeze_unfreeze": FreezeUnfreezeConfig(head_epochs=3),
+        }
+    )
+
+    result = train_once(tiny_model_dir, train_table, test_table, config)[2]
+
+    phases = [record["phase"] for record in result.history]
+    assert phases[:3] == ["head", "head", "head"]
+    assert "all" in phases  # the unfreezing phase ran although patience was spent by epoch 2
 
 
 def test_class_weights_are_inverse_frequency() -> None:

@@ -173,9 +173,10 @@ def fine_tune(
     shard_size = len(workers.shard(torch.arange(len(train_set))))
     steps_per_epoch = math.ceil(math.ceil(shard_size / batch_size) / train.gradient_accumulation)
     scaler = torch.amp.GradScaler("cuda", enabled=runtime.uses_scaler)
-    stop = 0 < train.early_stopping_patience <= progress.epochs_without_improvement
+    phases = list(strategy.phases(train, len(model.body_blocks())))
+    stop = _patience_ran_out(train, progress, phases)
 
-    for phase in strategy.phases(train, len(model.body_blocks())):
+    for phase in phases:
         if stop or phase.last_epoch <= progress.epoch:
             continue
         apply_phase(model, phase)
@@ -227,7 +228,7 @@ def fine_tune(
                 epoch, train.epochs, phase.name, train_loss, macro_f1,
                 "  best so far" if improved else "", record["seconds"],
             )  # fmt: skip
-            stop = 0 < train.early_stopping_patience <= progress.epochs_without_improvement
+            stop = _patience_ran_out(train, progress, phases)
             if state and workers.is_main:
                 state.save(model, progress, optimizer, scheduler, scaler, generator, runtime.precision)
             # After the state: a kill between the two leaves a state that knows its best epoch, and a resume
@@ -248,6 +249,13 @@ def fine_tune(
         resumed_after_epoch=resumed_after_epoch,
         body_tuning=progress.body_tuning,
     )
+
+
+def _patience_ran_out(train: TrainConfig, progress: Progress, phases: list[Phase]) -> bool:
+    """Early stopping's verdict, never before the last phase has started: the head-only epochs that
+    precede unfreezing must not end a run whose gains come after them."""
+    last_phase_started = progress.epoch >= phases[-1].first_epoch
+    return last_phase_started and 0 < train.early_stopping_patience <= progress.epochs_without_improvement
 
 
 def train_epoch(
