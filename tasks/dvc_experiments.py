@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import sys
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -54,7 +55,9 @@ def run_queue(root: str, jobs: int) -> None:
 @task(cache_policy=NO_CACHE)
 def experiment_metrics(root: str, names: list[str], metrics_file: str) -> dict[str, dict[str, Any] | None]:
     """Each named experiment's ``metrics_file`` as ``dvc exp show`` reports it; None for one that failed."""
-    shown = subprocess.run(["dvc", "exp", "show", "--json"], cwd=root, capture_output=True, text=True)
+    # This interpreter's dvc, not whichever is first on PATH (none, when the venv is not activated).
+    command = [sys.executable, "-m", "dvc", "exp", "show", "--json"]
+    shown = subprocess.run(command, cwd=root, capture_output=True, text=True)
     if shown.returncode != 0:
         raise ExperimentError(f"dvc exp show failed: {shown.stderr.strip()}")
     found: dict[str, dict[str, Any] | None] = dict.fromkeys(names)
