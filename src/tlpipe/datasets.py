@@ -25,6 +25,18 @@ def label_names(train: pd.DataFrame) -> list[str]:
     return sorted(train[LABEL].unique().tolist())
 
 
+def examples_per_class(train: pd.DataFrame, per_class: int | None, seed: int) -> pd.DataFrame:
+    """At most ``per_class`` rows of each class, drawn at random (seeded); every row when ``per_class`` is None.
+
+    A smaller sample with the same seed is not a subset of a larger one; each learning-curve point
+    is its own draw, as a team that labelled only that many would have.
+    """
+    if per_class is None:
+        return train
+    picked = [rows.sample(n=min(per_class, len(rows)), random_state=seed) for _, rows in train.groupby(LABEL, sort=True)]
+    return pd.concat(picked).reset_index(drop=True)
+
+
 def stratified_split(train: pd.DataFrame, split: SplitConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split into (train, validation) keeping class proportions; same seed, same split.
 

@@ -6,7 +6,7 @@ import logging
 
 from tlpipe.artifacts import atomic_directory, read_json, write_json
 from tlpipe.config import DataConfig, PathsConfig, SplitConfig
-from tlpipe.datasets import LABEL, label_names, read_manifest, stratified_split, write_examples
+from tlpipe.datasets import LABEL, examples_per_class, label_names, read_manifest, stratified_split, write_examples
 from tlpipe.errors import DataValidationError
 from tlpipe.modalities import get_modality
 from tlpipe.stages.validate import manifest_files, manifest_version
@@ -32,8 +32,9 @@ def run(paths: PathsConfig, data: DataConfig, split: SplitConfig) -> None:
         )
     modality = get_modality(data.modality)
     train, test = (modality.to_examples(read_manifest(path), data) for path in manifest_files(paths))
-    fit, valid = stratified_split(train, split)
     labels = label_names(train)
+    train = examples_per_class(train, split.examples_per_class, split.seed)
+    fit, valid = stratified_split(train, split)
     with atomic_directory(paths.prepared) as staging:
         write_examples(fit, staging / TRAIN)
         write_examples(valid, staging / VALID)
@@ -45,6 +46,7 @@ def run(paths: PathsConfig, data: DataConfig, split: SplitConfig) -> None:
                 "modality": modality.name,
                 "raw_sha256": version,  # images: the manifests hold every file's sha256
                 "rows": {"train": len(fit), "valid": len(valid), "test": len(test)},
+                "examples_per_class": split.examples_per_class,
                 "class_counts": {
                     name: table[LABEL].value_counts().sort_index().to_dict()
                     for name, table in (("train", fit), ("valid", valid), ("test", test))
