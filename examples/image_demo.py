@@ -96,8 +96,9 @@ def write_dataset(folder: Path, per_class: int, seed: int) -> None:
 
 
 def copy_code(root: Path) -> None:
-    """This repository's ``dvc.yaml``, ``src/`` and ``requirements.lock`` into ``root`` (the stages' dependencies)."""
-    for name in ("dvc.yaml", "requirements.lock", ".dvcignore"):
+    """This repository's ``dvc.yaml``, ``src/``, ``requirements.lock`` and ``data/source`` into ``root`` (stage deps)."""
+    for name in ("dvc.yaml", "requirements.lock", ".dvcignore", "data/source/README.md"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, root / name)
     shutil.rmtree(root / "src", ignore_errors=True)
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

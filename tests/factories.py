@@ -76,7 +76,8 @@ def dvc_project_at(
 ) -> Path:
     """A committed git + DVC project in ``root``: dvc.yaml, the code and lock file its stages depend on, tiny data."""
     root.mkdir(parents=True, exist_ok=True)
-    for name in ("dvc.yaml", "requirements.lock", ".dvcignore"):
+    for name in ("dvc.yaml", "requirements.lock", ".dvcignore", "data/source/README.md"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     write_project(root, model_dir, train, test, overrides)

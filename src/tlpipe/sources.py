@@ -49,6 +49,7 @@ from tlpipe.errors import ChecksumError, ModelSourceError, SourceUnavailableErro
 log = logging.getLogger(__name__)
 
 MANIFEST = "tlpipe-snapshot.json"
+PRETRAINING_RECORD = "tlpipe-pretraining.json"  # what the pretrain stage trained a snapshot on (tlpipe.stages.pretrain)
 WEIGHTS_GLOB = "*.safetensors"
 HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*"]
 HUB_CONNECT_TIMEOUT_S = 3.0
@@ -244,8 +245,23 @@ def _from_path(reference: ModelReference, staging: Path, architecture: str | Non
             f"model.source '{reference.name}': no such directory or weights file. Give a local Hugging Face folder, "
             "an image state dict (.safetensors) with model.architecture, 'pip:<package>' or 'hf:<repo>@<revision>'."
         )
+    if (folder / MANIFEST).is_file():
+        verify_snapshot(folder)  # a snapshot tlpipe wrote (pretrain's): its checksums hold before it is trusted
+    elif (folder / PRETRAINING_RECORD).is_file():
+        reason = read_json(folder / PRETRAINING_RECORD, "pretrain").get("reason", "")
+        raise ModelSourceError(f"model.source '{reference.name}' holds no pretrained model: {reason}")
     shutil.copytree(folder, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns(MANIFEST, ".git"))
     return f"local folder {folder.resolve().name}"
+
+
+def record_snapshot(folder: Path, origin: str, resolved: str, architecture: str | None) -> dict[str, Any]:
+    """Write the checksummed manifest of a snapshot tlpipe built itself in ``folder``; return it.
+
+    ``origin`` says what it was built from (``pretrain:<start_from>``); the layout is the one
+    ``fetch_snapshot`` writes, so ``model.source`` can name the folder.
+    """
+    scheme, _, rest = origin.partition(":")
+    return _write_manifest(folder, ModelReference(scheme, rest), resolved, False, architecture, None)
 
 
 def shareable_source(source: str) -> str:

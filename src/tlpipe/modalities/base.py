@@ -136,6 +136,10 @@ class Modality(ABC):
         """Write what ``build_classifier`` needs to rebuild the architecture."""
 
     @abstractmethod
+    def save_body_snapshot(self, model: Classifier, preprocessor: Preprocessor, folder: Path) -> None:
+        """Write ``model``'s body without its head as a snapshot ``load_pretrained`` reads (own-domain pretraining)."""
+
+    @abstractmethod
     def preprocessor(self, folder: Path, preprocess: PreprocessConfig, trust_remote_code: bool) -> Preprocessor:
         """The evaluation preprocessor of a snapshot or checkpoint ``folder``."""
 

@@ -31,7 +31,7 @@ from tlpipe.feature_cache import FeatureCache
 from tlpipe.modalities import get_modality
 from tlpipe.modalities.base import Classifier, Modality
 from tlpipe.runtime import select_runtime
-from tlpipe.sources import shareable_source, verify_snapshot
+from tlpipe.sources import PRETRAINING_RECORD, shareable_source, verify_snapshot
 from tlpipe.stages.prepare import DATA_VERSION, LABELS, TRAIN, VALID
 from tlpipe.strategies import STRATEGIES
 from tlpipe.train_state import BEST, TrainStateStore
@@ -52,7 +52,7 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
     plan = plan_strategy(train, fit[LABEL].tolist(), valid[LABEL].tolist(), modality.auto_rule)
     if train.strategy == "auto":
         log.info("Strategy auto: training %s. %s", " and ".join(plan.candidates), plan.reason)
-    candidate_run = _CandidateRun(paths, model, preprocess, modality, manifest, labels, fit, valid)
+    candidate_run = CandidateRun(paths, model, preprocess, modality, manifest, labels, fit, valid)
     results: dict[str, TrainResult] = {}
     with (
         process_group() as workers,
@@ -102,8 +102,11 @@ def _training_log(
     return _TrainingLog(folder, train, main_strategy) if workers.is_main else contextlib.nullcontext()
 
 
-class _CandidateRun:
-    """Trains one strategy on the prepared data, resumably, keeping its best epoch under ``paths.train_state``."""
+class CandidateRun:
+    """Trains one strategy on the prepared data, resumably, keeping its best epoch under ``paths.train_state``.
+
+    ``pretrain`` runs it too, on the source data, with ``paths`` pointing at its own working folders.
+    """
 
     def __init__(
         self,
@@ -148,6 +151,9 @@ class _CandidateRun:
             "precision": select_runtime(train).precision,
             "train_settings": train.model_dump(mode="json"),
         }
+        pretraining = self.paths.snapshot / PRETRAINING_RECORD
+        if pretraining.is_file():  # an own-domain snapshot: its source data and scores reach the model card
+            metadata["pretraining"] = read_json(pretraining, "pretrain")
 
         def keep_best(improved: Classifier, record: dict[str, Any]) -> None:
             with atomic_directory(state.best_dir) as staging:

@@ -140,6 +140,20 @@ def write_snapshot(
     write_json(folder / CONFIG_FILE, config)
 
 
+def write_body_snapshot(folder: Path, body: nn.Module, config: Mapping[str, Any]) -> None:
+    """Write a trained ``body`` (its classifier removed) as a snapshot of ``config``'s architecture with no classes."""
+    architecture = config["architecture"]
+    classifiers = _as_names(config["classifier"])
+    # A headless snapshot has num_classes 0: timm drops the classifier, torchvision keeps an empty one.
+    empty_head = {
+        key: value
+        for key, value in create_backbone(architecture, num_classes=0).state_dict().items()
+        if _belongs_to(key, classifiers)
+    }
+    provenance = {**config.get("provenance", {}), "head": "removed after own-domain pretraining"}
+    write_snapshot(folder, architecture, {**body.state_dict(), **empty_head}, config["preprocessing"], provenance)
+
+
 def state_dict_by_position(source: Mapping[str, Tensor], target: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """``source``'s tensors under ``target``'s key names, paired in order; refused unless counts and shapes match."""
     if len(source) != len(target):

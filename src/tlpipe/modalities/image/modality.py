@@ -13,7 +13,7 @@ from tlpipe.auto import AutoRule
 from tlpipe.config import DataConfig, EvaluateConfig, PreprocessConfig
 from tlpipe.datasets import INPUT, LABEL
 from tlpipe.errors import ModelSourceError
-from tlpipe.modalities.base import Baseline, Classifier, Modality
+from tlpipe.modalities.base import Baseline, Classifier, Modality, Preprocessor
 from tlpipe.modalities.image import backbones
 from tlpipe.modalities.image.model import ImageClassifier, ImagePreprocessor, load_preprocessing
 from tlpipe.quality import QualityReport
@@ -93,6 +93,10 @@ class ImageModality(Modality):
     def save_body_config(self, model: Classifier, folder: Path) -> None:
         assert isinstance(model, ImageClassifier)
         write_json(folder / backbones.CONFIG_FILE, model.body_config)
+
+    def save_body_snapshot(self, model: Classifier, preprocessor: Preprocessor, folder: Path) -> None:
+        assert isinstance(model, ImageClassifier)
+        backbones.write_body_snapshot(folder, model.body, model.body_config)
 
     def preprocessor(self, folder: Path, preprocess: PreprocessConfig, trust_remote_code: bool) -> ImagePreprocessor:
         return ImagePreprocessor(load_preprocessing(folder))

@@ -12,7 +12,7 @@ from tlpipe.artifacts import read_json
 from tlpipe.auto import TEXT_RULE
 from tlpipe.config import DataConfig, EvaluateConfig, PreprocessConfig
 from tlpipe.errors import ModelSourceError
-from tlpipe.modalities.base import Baseline, Classifier, Modality
+from tlpipe.modalities.base import Baseline, Classifier, Modality, Preprocessor
 from tlpipe.modalities.text import data as text_data
 from tlpipe.modalities.text import model as text_model
 from tlpipe.quality import QualityReport
@@ -57,6 +57,10 @@ class TextModality(Modality):
 
     def save_body_config(self, model: Classifier, folder: Path) -> None:
         model.body.config.save_pretrained(folder)
+
+    def save_body_snapshot(self, model: Classifier, preprocessor: Preprocessor, folder: Path) -> None:
+        model.body.save_pretrained(folder)  # safetensors
+        preprocessor.save(folder)
 
     def preprocessor(
         self, folder: Path, preprocess: PreprocessConfig, trust_remote_code: bool
