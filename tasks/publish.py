@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
@@ -32,8 +32,14 @@ def publish_validation(report_path: Path) -> None:
 
 @task(cache_policy=NO_CACHE)
 def publish_metrics(metrics_path: Path) -> None:
-    """Test accuracy and macro-F1 of the fine-tuned model and the baseline, side by side."""
+    """Test accuracy and macro-F1 of the fine-tuned model and the baseline side by side; did transfer help?"""
     metrics = json.loads(metrics_path.read_text())
+    gain = metrics["transfer"]["over_baseline"]
+    logger = get_run_logger()
+    if gain["verdict"] == "helped":
+        logger.info(gain["message"])
+    else:
+        logger.warning(gain["message"])
     rows = [
         {
             "model": name,
@@ -45,7 +51,9 @@ def publish_metrics(metrics_path: Path) -> None:
     create_table_artifact(
         key="test-metrics",
         table=rows,
-        description=f"Test set ({metrics['test_examples']} examples), strategy {metrics['strategy']}",
+        description=(
+            f"Test set ({metrics['test_examples']} examples), strategy {metrics['strategy']}. {gain['message']}"
+        ),
     )
 
 

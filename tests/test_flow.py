@@ -1,7 +1,8 @@
-"""The flow's wiring, without Prefect's engine: which stages it forces, what it writes into params.yaml."""
+"""The flow without Prefect's engine: which stages it forces, what it writes to params.yaml, what it publishes."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from types import SimpleNamespace
@@ -56,3 +57,32 @@ def test_overrides_reach_params_yaml_before_any_stage_runs(stubbed_flow, project
     pipeline.pipeline.fn(root=str(project), push=False, overrides={"train.epochs": 7})
 
     assert seen_params["validate"]["train"]["epochs"] == 7  # written before the first stage ran
+
+
+@pytest.mark.parametrize(
+    ("reference_errors", "verdict", "level"),
+    [(30, "helped", logging.INFO), (1, "inconclusive", logging.WARNING), (0, "did_not_help", logging.WARNING)],
+)
+def test_published_metrics_carry_the_transfer_verdict_and_log_it_at_its_level(
+    tmp_path: Path, monkeypatch, caplog, reference_errors: int, verdict: str, level: int
+) -> None:
+    from tlpipe.tasks import publish
+    from tlpipe.transfer_verdict import transfer_gain
+
+    actual = [i % 3 for i in range(30)]
+    reference = [(label + 1) % 3 if i < reference_errors else label for i, label in enumerate(actual)]
+    gain = transfer_gain(actual, reference, actual, 3, "baseline", samples=500, confidence=0.95, seed=0)
+    scores = {"accuracy": 1.0, "macro_f1": 1.0}
+    metrics = {"test_examples": 30, "strategy": "full", "finetuned": scores, "baseline": scores}
+    metrics_path = tmp_path / "metrics.json"
+    metrics_path.write_text(json.dumps({**metrics, "transfer": {"over_baseline": gain.to_dict()}}))
+    artifacts: list[dict] = []
+    monkeypatch.setattr(publish, "create_table_artifact", lambda **artifact: artifacts.append(artifact))
+    monkeypatch.setattr(publish, "get_run_logger", lambda: logging.getLogger("test.flow"))
+
+    with caplog.at_level(logging.INFO, logger="test.flow"):
+        publish.publish_metrics.fn(metrics_path)
+
+    assert gain.verdict == verdict
+    assert [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "test.flow"] == [(level, gain.message)]
+    assert artifacts[0]["description"].endswith(gain.message)

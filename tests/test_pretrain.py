@@ -26,7 +26,8 @@ def write_source_data(root: Path, table: pd.DataFrame) -> None:
 def source_table() -> pd.DataFrame:
     """Source classes that differ from the target's: money-or-login against parcels."""
     table = make_table(12, offset=500)
-    table["label"] = table["label"].map({"billing": "account_or_money", "access": "account_or_money", "shipping": "parcel"})
+    merged = {"billing": "account_or_money", "access": "account_or_money", "shipping": "parcel"}
+    table["label"] = table["label"].map(merged)
     return table
 
 
@@ -42,7 +43,9 @@ def pretrain_from(root: Path, start: Path, strategy: str = "full") -> None:
         root,
         pretrain={
             "start_from": str(start),
-            "train": {"strategy": strategy, "epochs": 2, "batch_size": 8, "learning_rate": 1e-3, "head_learning_rate": 1e-2},
+            "train": {
+                "strategy": strategy, "epochs": 2, "batch_size": 8, "learning_rate": 1e-3, "head_learning_rate": 1e-2,
+            },
         },
     )
 
@@ -89,12 +92,15 @@ def test_pretraining_writes_a_checksummed_snapshot_the_target_transfers_from(
     assert not (project / "data/cache/pretrain/state").exists()
 
     update_params(project, model={"source": str(SOURCE)})
-    for stage in ("validate", "prepare", "fetch_model", "train"):
+    for stage in ("validate", "prepare", "fetch_model", "train", "evaluate"):
         run_stage(stage)
 
     classifier = read_json(project / "models/checkpoint/classifier.json", "train")
     assert classifier["pretraining"]["source_classes"] == ["account_or_money", "parcel"]
     assert classifier["pretraining"]["source_data_sha256"] == record["source_data_sha256"]
+    card = (project / "reports/model_card.md").read_text()
+    sha256 = record["source_data_sha256"]
+    assert f"pretrained on the team's own source data, `data/source/train.csv` (sha256 `{sha256}`)" in card
 
 
 def test_a_changed_own_domain_snapshot_is_refused_by_fetch_model(project: Path, tiny_model_dir: Path) -> None:

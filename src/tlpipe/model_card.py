@@ -3,7 +3,8 @@
 Rendered as Markdown with Hugging Face model-card metadata (YAML front matter), from what the
 stages recorded: the checkpoint's ``classifier.json`` (source, strategy, the ``auto`` choice and
 its reason, settings) and ``history.json``, the prepared data's version and class counts, and the
-evaluation metrics. The export bundle ships it as its ``README.md``.
+evaluation metrics with the verdict on whether transfer helped (``tlpipe.transfer_verdict``). The
+export bundle ships it as its ``README.md``.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ def render_model_card(
         "the pretrained body, its pooled features and a linear head. Weights it started from (sha256): "
         + ", ".join(f"`{name}` `{digest}`" for name, digest in classifier["source_weights_sha256"].items())
         + ".",
+        *_pretraining_lines(classifier.get("pretraining")),
         "",
         "## How it was trained",
         "",
@@ -100,6 +102,10 @@ def render_model_card(
             f"| {scores['support']} |"
             for label, scores in finetuned["per_class"].items()
         ),
+        "",
+        "## Did transfer help?",
+        "",
+        metrics["transfer"]["over_baseline"]["message"],
         "",
         "## Use and limits",
         "",
@@ -139,3 +145,20 @@ def _strategy_lines(classifier: Mapping[str, Any], history: Mapping[str, Any]) -
     if best:
         lines += ["", f"Kept the epoch with the best validation macro-F1: epoch {best} of {len(history['epochs'])}."]
     return lines
+
+
+def _pretraining_lines(pretraining: Mapping[str, Any] | None) -> list[str]:
+    """What an own-domain snapshot (``tlpipe pretrain``) was trained on, when the model started from one."""
+    if not pretraining or not pretraining.get("pretrained"):
+        return []
+    examples = pretraining["source_examples"]
+    return [
+        "",
+        f"That body was pretrained on the team's own source data, `{pretraining['source_data']}` (sha256 "
+        f"`{pretraining['source_data_sha256']}`): {examples['train']} training and {examples['validation']} "
+        f"validation examples in {len(pretraining['source_classes'])} classes "
+        f"({', '.join(f'`{label}`' for label in pretraining['source_classes'])}), starting from "
+        f"`{pretraining['start_from']}` with {pretraining['strategy']} for {pretraining['settings']['epochs']} epochs; "
+        f"source validation macro-F1 {pretraining['source_validation_macro_f1']:.4f} at epoch "
+        f"{pretraining['best_epoch']}. Its head was dropped.",
+    ]

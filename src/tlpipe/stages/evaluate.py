@@ -1,4 +1,4 @@
-"""Stage ``evaluate``: the fine-tuned model against the classic baseline on the test file."""
+"""Stage ``evaluate``: the fine-tuned model against the classic baseline on the test file; did transfer help?"""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ from tlpipe.plots import plot_confusion_matrices
 from tlpipe.stages.prepare import DATA_VERSION, LABELS, TEST, TRAIN, VALID
 from tlpipe.stages.train import HISTORY
 from tlpipe.training import predict_logits
+from tlpipe.transfer_verdict import transfer_gain
 
 log = logging.getLogger(__name__)
 
 PREDICTIONS, CONFUSION_PNG = "predictions.csv", "confusion_matrix.png"
+BOOTSTRAP_SEED = 0  # fixed, so a rerun on the same predictions reports the same interval
 
 
 def run(paths: PathsConfig, evaluate: EvaluateConfig) -> dict[str, Any]:
@@ -46,11 +48,22 @@ def run(paths: PathsConfig, evaluate: EvaluateConfig) -> dict[str, Any]:
         "finetuned": classification_metrics(finetuned, actual, labels),
         "baseline": classification_metrics(baseline, actual, labels),
     }
+    over_baseline = transfer_gain(
+        finetuned,
+        baseline,
+        actual,
+        len(labels),
+        f"baseline ({modality.baseline_title})",
+        samples=evaluate.bootstrap_samples,
+        confidence=evaluate.confidence_level,
+        seed=BOOTSTRAP_SEED,
+    )
     metrics = {
         "test_examples": len(test),
         "strategy": config["strategy"],
         "strategy_choice": config.get("strategy_choice"),
         **{name: {k: v for k, v in scores.items() if k != "confusion_matrix"} for name, scores in results.items()},
+        "transfer": {"over_baseline": over_baseline.to_dict()},
     }
     predictions = pd.DataFrame(
         {
@@ -96,4 +109,8 @@ def run(paths: PathsConfig, evaluate: EvaluateConfig) -> dict[str, Any]:
         metrics["finetuned"]["accuracy"],
         metrics["baseline"]["accuracy"],
     )
+    if over_baseline.verdict == "helped":
+        log.info(over_baseline.message)
+    else:
+        log.warning(over_baseline.message)
     return metrics
