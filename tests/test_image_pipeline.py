@@ -73,7 +73,8 @@ def image_project(tmp_path: Path, tiny_image_weights: Path, monkeypatch: pytest.
     params["data"].update(modality="image", min_examples_per_class=4, min_image_size=16)
     params["model"].update(source=str(tiny_image_weights), architecture=ARCHITECTURE)
     params["train"].update(
-        strategy="freeze_unfreeze", epochs=2, batch_size=8, learning_rate=1e-3, head_learning_rate=1e-2, layer_decay=0.8
+        strategy="freeze_unfreeze", epochs=2, batch_size=8, learning_rate=1e-3, head_learning_rate=1e-2,
+        layer_decay=0.8, freeze_unfreeze={"head_epochs": 1},
     )
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return tmp_path

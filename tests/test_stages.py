@@ -56,8 +56,9 @@ def test_auto_with_few_labels_trains_contrastively_says_why_and_exports_with_par
     project: Path, tiny_model_dir: Path, train_table, test_table
 ) -> None:
     write_project(
-        project, tiny_model_dir, train_table, test_table, {"train": {"strategy": "auto", "learning_rate": 1e-2}}
-    )
+        project, tiny_model_dir, train_table, test_table,
+        {"train": {"strategy": "auto", "learning_rate": 1e-2, "epochs": None, "head_learning_rate": None}},
+    )  # fmt: skip
 
     run_all()
 
@@ -204,7 +205,9 @@ def test_auto_interrupted_in_its_second_strategy_keeps_the_first_one_trained(
     import tlpipe.stages.train as train_stage
 
     auto = {"few_labels_below": 0, "compare": ["linear_probe"], "compare_min_valid_per_class": 1}
-    write_project(project, tiny_model_dir, train_table, test_table, {"train": {"strategy": "auto", "auto": auto}})
+    left_to_recipes = {"epochs": None, "learning_rate": None, "head_learning_rate": None}
+    overrides = {"train": {"strategy": "auto", "auto": auto, **left_to_recipes}}
+    write_project(project, tiny_model_dir, train_table, test_table, overrides)
     run_all(until="fetch_model")
     real_fine_tune = train_stage.fine_tune
     resumed_after: dict[str, int] = {}

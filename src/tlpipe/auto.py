@@ -8,10 +8,12 @@ validation split is large enough to tell strategies apart, the strategies in ``a
 (by default the linear probe, seconds on cached features) are trained too and the best on
 validation macro-F1 is kept; ties go to the rule's choice.
 
-Each strategy runs with its recipe: the epochs and learning rates it was benchmarked with,
-since a head-only strategy wants many more epochs and a higher learning rate than one that
-trains the body. Every other setting (batch size, seed, regularisation, pairs, device) is the
-user's. To control a recipe, name the strategy instead of ``auto``.
+Each strategy runs with its recipe, whether ``auto`` chose it or params.yaml names it: the epochs
+and learning rates it was benchmarked with, since a head-only strategy wants many more epochs
+and a higher learning rate than one that trains the body. A recipe key set in params.yaml (not
+null) overrides the recipe; every other setting (batch size, seed, regularisation, pairs,
+device) is the user's. The train stage records the settings it ran with and which came from the
+recipe.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ RECIPES: dict[str, dict[str, Any]] = {
     "gradual_unfreeze": {"epochs": 8, "learning_rate": 5e-5, "head_learning_rate": 1e-3, "layer_decay": 1.0},
     "scratch": {"epochs": 5, "learning_rate": 5e-5, "head_learning_rate": 1e-3, "layer_decay": 1.0},
 }
+
+
+# The settings whose good values depend on the strategy: a head-only strategy wants many more epochs and a
+# higher learning rate than one that trains the body.
+RECIPE_KEYS = ("epochs", "learning_rate", "head_learning_rate", "layer_decay", "freeze_unfreeze.head_epochs")
 
 
 @dataclass(frozen=True)
@@ -122,7 +129,36 @@ def plan_strategy(
 
 
 def settings_for(train: TrainConfig, strategy: str, rule: AutoRule = TEXT_RULE) -> TrainConfig:
-    """``train`` as it runs ``strategy``: unchanged for a named strategy, with the rule's recipe under ``auto``."""
-    if train.strategy != "auto":
-        return train
-    return TrainConfig.model_validate({**train.model_dump(), **rule.recipes[strategy], "strategy": strategy})
+    """``train`` as it runs ``strategy``: the strategy's recipe under every recipe key ``train`` leaves to it.
+
+    A key is left to the recipe when it is null, or was not given at all (a ``TrainConfig`` built in
+    code); a value given overrides the recipe, under ``auto`` too. A strategy without a recipe in
+    ``rule`` keeps the generic defaults.
+    """
+    recipe = rule.recipes.get(strategy, {})
+    settings = {**train.model_dump(), "strategy": strategy}
+    for key in RECIPE_KEYS:
+        section, _, nested = key.partition(".")
+        if nested:
+            given = getattr(train, section)
+            if _left_to_recipe(train, section) or _left_to_recipe(given, nested):
+                default = type(given).model_fields[nested].default
+                settings[section] = {**settings[section], nested: recipe.get(section, {}).get(nested, default)}
+        elif _left_to_recipe(train, key):
+            settings[key] = recipe.get(key, TrainConfig.model_fields[key].default)
+    return TrainConfig.model_validate(settings)
+
+
+def recipe_keys_used(train: TrainConfig) -> list[str]:
+    """The recipe keys ``train`` (as the user gave it) leaves to the strategy's recipe."""
+    used = []
+    for key in RECIPE_KEYS:
+        section, _, nested = key.partition(".")
+        owner = getattr(train, section) if nested else train
+        if (nested and _left_to_recipe(train, section)) or _left_to_recipe(owner, nested or key):
+            used.append(key)
+    return used
+
+
+def _left_to_recipe(settings: Any, key: str) -> bool:
+    return key not in settings.model_fields_set or getattr(settings, key) is None

@@ -153,7 +153,9 @@ Strategy = Literal["auto", ConcreteStrategy]
 class FreezeUnfreezeConfig(Section):
     """``freeze_unfreeze``: train the head with the body frozen, then everything (fastai's fine_tune)."""
 
-    head_epochs: int = Field(1, ge=1, description="epochs with the body frozen, before unfreezing")
+    head_epochs: int | None = Field(
+        1, ge=1, description="epochs with the body frozen, before unfreezing (null: the strategy's recipe)"
+    )
 
 
 class GradualUnfreezeConfig(Section):
@@ -193,15 +195,27 @@ class AutoConfig(Section):
 
 
 class TrainConfig(Section):
-    """Fine-tuning settings: the transfer strategy, the optimiser and the training-loop safeguards."""
+    """Fine-tuning settings: the transfer strategy, the optimiser and the training-loop safeguards.
+
+    The keys in ``tlpipe.auto.RECIPE_KEYS`` differ by strategy: each strategy brings its own values (its recipe,
+    ``tlpipe.auto``), and a key set here (not null) overrides the recipe. The stage records the
+    settings it ran with and which of them came from the recipe.
+    """
 
     strategy: Strategy = "full"
-    epochs: int = Field(5, ge=1, le=1000)
+    epochs: int | None = Field(5, ge=1, le=1000, description="null: the strategy's recipe")
     batch_size: int = Field(16, ge=1, le=4096)
-    learning_rate: float = Field(5e-5, gt=0.0, le=1.0, description="learning rate of the top body block")
-    head_learning_rate: float = Field(1e-3, gt=0.0, le=10.0, description="learning rate of the classification head")
-    layer_decay: float = Field(
-        1.0, gt=0.0, le=1.0, description="each body block down trains at this fraction of the one above (1 = off)"
+    learning_rate: float | None = Field(
+        5e-5, gt=0.0, le=1.0, description="learning rate of the top body block (null: the strategy's recipe)"
+    )
+    head_learning_rate: float | None = Field(
+        1e-3, gt=0.0, le=10.0, description="learning rate of the classification head (null: the strategy's recipe)"
+    )
+    layer_decay: float | None = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="each body block down trains at this fraction of the one above (1 = off; null: the recipe)",
     )
     weight_decay: float = Field(0.01, ge=0.0, le=1.0)
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
@@ -232,18 +246,21 @@ class TrainConfig(Section):
 
     @model_validator(mode="after")
     def _strategy_settings_fit(self) -> TrainConfig:
+        # Keys left to the recipe are checked once it has filled them in (tlpipe.auto.settings_for).
+        given = {key for key in self.model_fields_set if getattr(self, key) is not None}
         if self.strategy == "freeze_unfreeze":
-            if self.freeze_unfreeze.head_epochs >= self.epochs:
+            head_epochs = self.freeze_unfreeze.head_epochs
+            if {"epochs", "freeze_unfreeze"} <= given and head_epochs is not None and head_epochs >= self.epochs:
                 raise ValueError(
                     f"freeze_unfreeze.head_epochs ({self.freeze_unfreeze.head_epochs}) must be less than "
                     f"epochs ({self.epochs}), or the body never unfreezes"
                 )
-            if self.layer_decay == 1.0:
+            if "layer_decay" in given and self.layer_decay == 1.0:
                 raise ValueError(
                     "freeze_unfreeze unfreezes with lower learning rates for earlier layers: "
-                    "set layer_decay below 1 (for example 0.8)"
+                    "set layer_decay below 1 (for example 0.8), or leave it to the recipe (null)"
                 )
-        if self.strategy == "linear_probe" and self.layer_decay != 1.0:
+        if self.strategy == "linear_probe" and "layer_decay" in given and self.layer_decay != 1.0:
             raise ValueError("layer_decay has no effect with linear_probe (the body is frozen); leave it at 1")
         return self
 
@@ -328,11 +345,22 @@ class Params(Section):
                 f"evaluate.baseline: {self.evaluate.baseline} is not a baseline for data.modality {modality.name}; "
                 f"use auto or {modality.baseline_name}"
             )
+        from tlpipe.auto import settings_for
+
+        for key, train in (("train", self.train), ("pretrain.train", self.pretrain.train)):
+            if train.strategy != "auto":
+                try:  # the recipe's values with the user's, checked together now rather than when training starts
+                    settings_for(train, train.strategy, modality.auto_rule)
+                except ValidationError as exc:
+                    message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+                    raise ValueError(f"{key}: {message}") from None
         refused = modality.unsupported_strategies
         named = [("train.strategy", self.train.strategy)] + [("train.auto.compare", s) for s in self.train.auto.compare]
         for key, strategy in named:
             if strategy in refused:
-                raise ValueError(f"{key}: {strategy} does not apply to data.modality {self.data.modality}: {refused[strategy]}")
+                raise ValueError(
+                    f"{key}: {strategy} does not apply to data.modality {self.data.modality}: {refused[strategy]}"
+                )
         return self
 
 
@@ -378,8 +406,11 @@ def _describe(exc: ValidationError, origin: str) -> str:
             allowed = _allowed_keys(location[:-1])
             lines.append(f"  - unknown key '{key}' in {where}; allowed keys: {', '.join(allowed)}")
         else:
-            dotted = ".".join(location)
-            lines.append(f"  - {dotted}: {error['msg']} (got {error.get('input')!r})")
+            message = error["msg"].removeprefix("Value error, ")
+            if location:
+                lines.append(f"  - {'.'.join(location)}: {message} (got {error.get('input')!r})")
+            else:  # a check across sections: its input is the whole file
+                lines.append(f"  - {message}")
     return "\n".join(lines)
 
 

@@ -132,7 +132,11 @@ def _strategy_lines(classifier: Mapping[str, Any], history: Mapping[str, Any]) -
         lines = [f"Strategy: **{strategy}**, set in params.yaml."]
     if settings:
         keys = ("epochs", "batch_size", "learning_rate", "head_learning_rate", "layer_decay", "seed")
-        lines += ["", "Settings: " + ", ".join(f"{key} {settings[key]}" for key in keys if key in settings) + "."]
+        recipe = set(classifier.get("settings_from_recipe") or [])
+        shown = ", ".join(
+            f"{key} {settings[key]}" + (" (recipe)" if key in recipe else "") for key in keys if key in settings
+        )
+        lines += ["", f"Settings: {shown}. (recipe): the strategy's own default, not set in params.yaml."]
     tuning = history.get("body_tuning")
     if tuning:
         lines += [

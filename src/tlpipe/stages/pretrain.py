@@ -128,7 +128,7 @@ def _train_on_source(
     valid: Any,
 ) -> tuple[Any, dict[str, Any]]:
     """Train the source task with the target's loop in ``paths.source_work``; (result, where its best epoch is)."""
-    from tlpipe.auto import plan_strategy, settings_for
+    from tlpipe.auto import plan_strategy, recipe_keys_used, settings_for
     from tlpipe.stages.prepare import LABELS, TRAIN, VALID
     from tlpipe.stages.train import CandidateRun
     from tlpipe.train_state import BEST
@@ -147,7 +147,7 @@ def _train_on_source(
     log.info("Pretraining with %s on %d source examples (%s)", settings.strategy, len(fit), plan.reason)
     model = ModelConfig(source=pretrain.start_from, architecture=pretrain.architecture)
     run = CandidateRun(source_paths, model, preprocess, modality, start, labels, fit, valid)
-    result = run.train(settings, None)
+    result = run.train(settings, None, recipe_keys_used(pretrain.train))
     best = {
         "folder": run.state_folder(settings.strategy) / BEST,
         "strategy": settings.strategy,

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from tlpipe.artifacts import atomic_directory, read_json, sha256_file, write_json
-from tlpipe.auto import plan_strategy, settings_for
+from tlpipe.auto import plan_strategy, recipe_keys_used, settings_for
 from tlpipe.checkpoint import CLASSIFIER_CONFIG, save_checkpoint
 from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, TrainConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
@@ -59,7 +59,8 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
         _training_log(workers, paths.training_log, train, plan.candidates[0]) as training_log,
     ):
         for strategy in plan.candidates:
-            results[strategy] = candidate_run.train(settings_for(train, strategy, modality.auto_rule), training_log)
+            settings = settings_for(train, strategy, modality.auto_rule)
+            results[strategy] = candidate_run.train(settings, training_log, recipe_keys_used(train))
         chosen = plan.settle({name: result.best_macro_f1 for name, result in results.items()})
         if training_log:
             training_log.live.log_params({"chosen_strategy": chosen})
@@ -129,7 +130,10 @@ class CandidateRun:
     def state_folder(self, strategy: str) -> Path:
         return self.paths.train_state / strategy
 
-    def train(self, train: TrainConfig, training_log: _TrainingLog | None) -> TrainResult:
+    def train(
+        self, train: TrainConfig, training_log: _TrainingLog | None, from_recipe: list[str] | None = None
+    ) -> TrainResult:
+        """Train with ``train`` (settings as they run; ``from_recipe`` names those the strategy's recipe gave)."""
         strategy = STRATEGIES[train.strategy]
         seed_everything(train.seed)  # the new head's (and a scratch body's) initial weights come from this seed
         classifier = self.modality.load_pretrained(
@@ -150,6 +154,7 @@ class CandidateRun:
             "strategy": train.strategy,
             "precision": select_runtime(train).precision,
             "train_settings": train.model_dump(mode="json"),
+            "settings_from_recipe": from_recipe or [],
         }
         pretraining = self.paths.snapshot / PRETRAINING_RECORD
         if pretraining.is_file():  # an own-domain snapshot: its source data and scores reach the model card
