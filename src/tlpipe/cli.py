@@ -130,6 +130,32 @@ def build_parser() -> argparse.ArgumentParser:
     sweeper.add_argument("--seed", type=int, default=0, help="seed of the random draw (default 0)")
     sweeper.add_argument("--jobs", type=int, default=1, help="experiments run at once (default 1)")
     sweeper.add_argument("--name", help="prefix of the experiment names (default: sweep-<date>-<time>)")
+    curve = commands.add_parser(
+        "learning-curve",
+        help="How many labels do I need? Test macro-F1 against labelled examples per class, per setting.",
+        description="Run the pipeline up to evaluate once per size x seed x setting, each as a queued DVC experiment "
+        "in its own temporary copy of the project: --sizes sets split.examples_per_class (a seeded, stratified "
+        "sample of the training data), each seed s sets split.seed and train.seed, and each --setting adds its "
+        "overrides (none: params.yaml as it is). That is sizes x seeds x settings runs. Progress is logged as "
+        "points finish; a failed point is reported with its log and the rest go on. Writes to "
+        "paths.learning_curve: curve.md (mean ± std per setting and size, with the baseline, and where each "
+        "setting first beats it), curve.png, points.csv (one row per run; `dvc plots show` draws it) and "
+        "curve.json, and a Prefect artifact. Needs a git commit.",
+        epilog="Example, the public model vs an own-domain snapshot vs scratch: "
+        "tlpipe learning-curve --sizes 8,16,32,64 --seeds 3 --setting public "
+        "--setting own-domain:model.source=models/source --setting scratch:train.strategy=scratch --jobs 2",
+    )
+    curve.add_argument(
+        "--sizes", default="8,16,32,64", metavar="N,N,...",
+        help="labelled examples per class to try, each at least 2 (default 8,16,32,64)",
+    )  # fmt: skip
+    curve.add_argument("--seeds", type=int, default=3, help="seeds per point, 0..n-1 (default 3)")
+    curve.add_argument(
+        "--setting", dest="settings", action="append", default=[], metavar="NAME[:KEY=VALUE[,KEY=VALUE...]]",
+        help="a compared setting: its name and params.yaml overrides (values read as YAML); repeat to compare",
+    )  # fmt: skip
+    curve.add_argument("--jobs", type=int, default=1, help="experiments run at once (default 1)")
+    curve.add_argument("--name", help="prefix of the experiment names (default: curve-<date>-<time>)")
     from tlpipe import serving
 
     predictor = commands.add_parser(
@@ -165,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         return serving.main(argv[1:], prog="tlpipe predict")
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in ("run", "sweep") and args.params != Path("params.yaml"):
+    if args.command in ("run", "sweep", "learning-curve") and args.params != Path("params.yaml"):
         parser.error(
             f"`tlpipe {args.command}` reads params.yaml in the current directory (dvc.yaml refers to it); "
             "cd to the project instead of passing --params"
@@ -183,6 +209,12 @@ def main(argv: list[str] | None = None) -> int:
 
                 axes = parse_axes(args.axes)
                 sweep(axes, str(Path.cwd()), args.sample, args.seed, args.jobs, args.name)
+            elif args.command == "learning-curve":
+                from tlpipe.flows.learning_curve import learning_curve
+                from tlpipe.learning_curve_plan import parse_settings, parse_sizes
+
+                sizes, settings = parse_sizes(args.sizes), parse_settings(args.settings)
+                learning_curve(settings, sizes, args.seeds, str(Path.cwd()), args.jobs, args.name)
             else:
                 logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
                 log.setLevel(logging.WARNING if args.quiet else logging.INFO)

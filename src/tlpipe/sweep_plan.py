@@ -46,13 +46,14 @@ def parse_axes(specs: list[str]) -> dict[str, list[Any]]:
             raise ConfigError(f"sweep axis {spec!r}: write it as <section>.<key>=<value>[,<value>...]")
         if key in axes:
             raise ConfigError(f"sweep axis {key!r} is given twice; list all its values in one --set")
-        axes[key] = [_value(value) for value in values.split(",")]
+        axes[key] = [yaml_value(value) for value in values.split(",")]
     if not axes:
         raise ConfigError("a sweep needs at least one axis: --set <section>.<key>=<value>,<value>")
     return axes
 
 
-def _value(text: str) -> Any:
+def yaml_value(text: str) -> Any:
+    """A command-line value read as YAML (``3``, ``full``, ``null``, ``[a, b]``), ``1e-4`` as the float it means."""
     value = yaml.safe_load(text)
     # YAML 1.1 reads 1e-4 (no dot) as a string; a learning rate is what a user means by it.
     if isinstance(value, str) and SCIENTIFIC.fullmatch(text.strip()):

@@ -1,0 +1,55 @@
+"""`tlpipe learning-curve` runs its points as queued DVC experiments, reports each as it finishes, survives failures."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .repo import dvc
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_learning_curve_writes_its_table_points_and_plot_and_reports_the_points_that_failed(
+    dvc_project: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    # No model at that path: the `broken` points fail at fetch_model and the curve goes on without them.
+    command = ["tlpipe", "learning-curve", "--sizes", "4,8", "--seeds", "1", "--setting", "full",
+               "--setting", "probe:train.strategy=linear_probe", "--setting", "broken:model.source=/nonexistent/model",
+               "--jobs", "2", "--name", "lc"]  # fmt: skip
+    done = subprocess.run(command, cwd=dvc_project, env=env, capture_output=True, text=True)
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    folder = dvc_project / "reports" / "learning_curve"
+    curve = json.loads((folder / "curve.json").read_text())
+    points = {(p["setting"], p["examples_per_class"]): p for p in curve["points"]}
+    assert set(points) == {(setting, size) for setting in ("full", "probe", "broken") for size in (4, 8)}
+    failed = {p["experiment"] for p in curve["points"] if p["test_macro_f1"] is None}
+    assert failed == {points["broken", 4]["experiment"], points["broken", 8]["experiment"]}
+    for name in failed:
+        assert f"FAILED (experiment {name}; `dvc queue logs {name}`)" in output
+    assert "ModelSourceError" in output  # the failed point's own log, not just its name
+    assert output.count("done: ") == len(points) and f"point {len(points)}/{len(points)} done" in output
+
+    # The points planned after the first failure still ran.
+    with (folder / "points.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert {(row["setting"], int(row["examples_per_class"])) for row in rows} == {
+        (setting, size) for setting in ("full", "probe") for size in (4, 8)
+    }
+    assert all(0.0 <= float(row[score]) <= 1.0 for row in rows for score in ("test_macro_f1", "baseline_macro_f1"))
+    table = (folder / "curve.md").read_text()
+    assert "| labelled examples per class | full | probe | broken | baseline |" in table
+    assert "failed (1 of 1 failed)" in table
+    assert (folder / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+    shown = json.loads(dvc(dvc_project, "plots", "show", "--json", check=False).stdout)
+    drawn = shown["data"][f"{folder.relative_to(dvc_project)}/points.csv"][0]["content"]["data"]["values"]
+    assert len(drawn) == 2 * len(rows)  # test and baseline macro-F1 of each finished run
