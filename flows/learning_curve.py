@@ -11,6 +11,8 @@ finish; a failed point is reported with its log and the others go on. The curve 
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +21,14 @@ from typing import Any
 import yaml
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
-from tlpipe.tasks.dvc_experiments import ExperimentError, experiment_json, queue_experiments, queue_logs, run_queue
+from tlpipe.tasks.dvc_experiments import (
+    ExperimentError,
+    experiment_json,
+    experiment_text,
+    queue_experiments,
+    queue_logs,
+    run_queue,
+)
 
 from tlpipe.artifacts import atomic_directory, write_json, write_text
 from tlpipe.config import load_params
@@ -33,7 +42,10 @@ from tlpipe.learning_curve_plan import (
     plot_learning_curve,
     point_result,
     points_csv,
+    scratch_pairs,
+    scratch_setting,
 )
+from tlpipe.transfer_verdict import transfer_gain
 
 # Evaluate scores the fine-tuned model and the baseline; export adds nothing to the curve.
 TARGETS = ["evaluate"]
@@ -83,8 +95,11 @@ def learning_curve(
                            queue_logs(root, name))  # fmt: skip
         update_progress_artifact(progress, 100.0 * len(results) / len(points))
 
-    run_queue(root, jobs, on_done=report)
+    commits = run_queue(root, jobs, on_done=report)
     ordered = [results.get(name) or point_result(point, name, None) for name, point in by_name.items()]
+    scratch = scratch_setting(settings)
+    if scratch:
+        ordered = _with_gains_over_scratch(root, ordered, scratch, commits, paths.evaluation.as_posix())
     rows = curve_rows(ordered)
     table = curve_markdown(rows)
     curve = {
@@ -108,3 +123,32 @@ def learning_curve(
                        ", ".join(failed))  # fmt: skip
     return [row.to_dict() for row in rows]
 
+
+
+def _with_gains_over_scratch(
+    root: str, results: list[PointResult], scratch: str, commits: dict[str, str | None], evaluation: str
+) -> list[PointResult]:
+    """Each run's gain over the scratch run on the same labelled sample, with its bootstrap interval and verdict."""
+    import pandas as pd
+
+    def predictions(result: PointResult) -> pd.DataFrame:
+        text = experiment_text(root, commits[result.experiment] or "", f"{evaluation}/predictions.csv")
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+
+    gains: dict[str, dict[str, Any]] = {}
+    for result, control in scratch_pairs(results, scratch):
+        ours, theirs = predictions(result), predictions(control)
+        labels = sorted(set(ours["actual"]) | set(ours["finetuned"]) | set(theirs["finetuned"]))
+        ids = {label: index for index, label in enumerate(labels)}
+        gain = transfer_gain(
+            [ids[label] for label in ours["finetuned"]],
+            [ids[label] for label in theirs["finetuned"]],
+            [ids[label] for label in ours["actual"]],
+            len(labels),
+            f"scratch run ({control.experiment})",
+            samples=2000,
+            confidence=0.95,
+            seed=0,
+        )
+        gains[result.experiment] = gain.to_dict()
+    return [dataclasses.replace(r, over_scratch=gains.get(r.experiment)) for r in results]

@@ -89,10 +89,18 @@ def run_queue(
 
 def experiment_json(root: str, commit: str, path: str) -> Any:
     """The JSON file ``path`` (tracked by git or DVC) as experiment ``commit`` left it."""
+    try:
+        return json.loads(experiment_text(root, commit, path))
+    except ValueError as exc:
+        raise ExperimentError(f"{path} of experiment {commit[:7]} is not JSON: {exc}") from None
+
+
+def experiment_text(root: str, commit: str, path: str) -> str:
+    """The text file ``path`` (tracked by git or DVC) as experiment ``commit`` left it."""
     import dvc.api
 
     try:
-        return json.loads(dvc.api.read(path, repo=root, rev=commit))
+        return dvc.api.read(path, repo=root, rev=commit)
     except (OSError, ValueError) as exc:
         raise ExperimentError(f"could not read {path} of experiment {commit[:7]}: {exc}") from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import statistics
 from pathlib import Path
@@ -27,6 +28,8 @@ from tlpipe.learning_curve_plan import (
     plot_learning_curve,
     point_result,
     points_csv,
+    scratch_pairs,
+    scratch_setting,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -246,3 +249,32 @@ def test_the_command_explains_what_it_runs_and_writes(capsys: pytest.CaptureFixt
     text = " ".join(capsys.readouterr().out.split())
     assert "sizes x seeds x settings runs" in text and "points.csv" in text and "curve.png" in text
     assert "model.source=models/source" in text and "--setting scratch:train.strategy=scratch" in text
+
+
+def test_the_scratch_setting_is_the_one_that_trains_from_random_weights() -> None:
+    settings = {"public": {}, "control": {"train.strategy": "scratch"}, "own": {"model.source": "models/source"}}
+
+    assert scratch_setting(settings) == "control"
+    assert scratch_setting({"public": {}}) is None
+
+
+def test_each_run_is_paired_with_the_scratch_run_on_the_same_sample(results: list) -> None:
+    pairs = {
+        (ours.point.examples_per_class, ours.point.seed): control for ours, control in scratch_pairs(results, "scratch")
+    }
+
+    assert set(pairs) == {(8, 0), (16, 0), (16, 1)}  # scratch at 8/class seed 1 failed: nothing to compare with
+    assert all(control.point.setting == "scratch" for control in pairs.values())
+
+
+def test_gains_over_scratch_are_averaged_and_their_verdicts_counted_in_the_table(results: list) -> None:
+    gains = {"curve-03": {"point": 0.40, "verdict": "helped"}, "curve-04": {"point": 0.30, "verdict": "inconclusive"}}
+    compared = [dataclasses.replace(r, over_scratch=gains.get(r.experiment)) for r in results]
+
+    rows = {(row.setting, row.examples_per_class): row for row in curve_rows(compared)}
+    table = curve_markdown(curve_rows(compared))
+
+    assert rows["public", 16].gain_over_scratch == pytest.approx(0.35)
+    assert rows["public", 16].scratch_verdicts == {"helped": 1, "inconclusive": 1}
+    assert rows["public", 8].gain_over_scratch is None
+    assert "Gain in test macro-F1 over scratch" in table and "| 16 | +0.350 (1 / 1 / 0) |" in table

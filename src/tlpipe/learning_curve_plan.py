@@ -63,6 +63,7 @@ class PointResult:
     test_macro_f1: float | None
     baseline_macro_f1: float | None
     verdict: str | None
+    over_scratch: dict[str, Any] | None = None  # the gain over the scratch run of the same size and seed
 
     @property
     def finished(self) -> bool:
@@ -76,6 +77,7 @@ class PointResult:
             "test_macro_f1": self.test_macro_f1,
             "baseline_macro_f1": self.baseline_macro_f1,
             "verdict": self.verdict,
+            "over_scratch": self.over_scratch,
             "experiment": self.experiment,
             "overrides": self.point.overrides,
         }
@@ -92,9 +94,11 @@ class CurveRow:
     finished: int
     failed: int
     verdicts: dict[str, int] = field(default_factory=dict)
+    gain_over_scratch: float | None = None  # mean over seeds of the gain over the scratch run of the same sample
+    scratch_verdicts: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "verdicts": dict(self.verdicts)}
+        return {**self.__dict__, "verdicts": dict(self.verdicts), "scratch_verdicts": dict(self.scratch_verdicts)}
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -205,7 +209,14 @@ def curve_rows(results: list[PointResult]) -> list[CurveRow]:
             group = [r for r in results if r.point.setting == name and r.point.examples_per_class == size]
             scores = [r.test_macro_f1 for r in group if r.test_macro_f1 is not None]
             verdicts = Counter(r.verdict for r in group if r.verdict is not None)
-            rows.append(CurveRow(name, size, *_spread(scores), len(scores), len(group) - len(scores), dict(verdicts)))
+            gains = [r.over_scratch for r in group if r.over_scratch]
+            rows.append(
+                CurveRow(
+                    name, size, *_spread(scores), len(scores), len(group) - len(scores), dict(verdicts),
+                    statistics.fmean(g["point"] for g in gains) if gains else None,
+                    dict(Counter(g["verdict"] for g in gains)),
+                )
+            )  # fmt: skip
     for size in sizes:
         # The baseline trains on the (size, seed) sample whatever the setting: count each sample once.
         by_seed = {r.point.seed: r.baseline_macro_f1 for r in results
@@ -244,7 +255,45 @@ def curve_markdown(rows: list[CurveRow]) -> str:
                 for size in sizes
             ),
         ]
+    compared = [name for name in names if any(row.scratch_verdicts for row in lines_by[name].values())]
+    if compared:
+        lines += [
+            "",
+            "Gain in test macro-F1 over scratch (the same architecture from random weights, on the same labelled "
+            "sample), mean over seeds, and runs per bootstrap verdict (helped / inconclusive / did not help):",
+            "",
+            "| labelled examples per class | " + " | ".join(compared) + " |",
+            "|---" * (len(compared) + 1) + "|",
+            *(
+                f"| {size} | " + " | ".join(_scratch_cell(lines_by[name][size]) for name in compared) + " |"
+                for size in sizes
+            ),
+        ]
     return "\n".join([*lines, "", curve_summary(rows)])
+
+
+def scratch_setting(settings: dict[str, dict[str, Any]]) -> str | None:
+    """The compared setting that trains from scratch (``train.strategy: scratch``), if one is."""
+    return next((name for name, overrides in settings.items() if overrides.get("train.strategy") == "scratch"), None)
+
+
+def scratch_pairs(results: list[PointResult], scratch: str) -> list[tuple[PointResult, PointResult]]:
+    """Each finished run of another setting with the finished scratch run on the same sample (size and seed)."""
+    controls = {
+        (r.point.examples_per_class, r.point.seed): r for r in results if r.point.setting == scratch and r.finished
+    }
+    return [
+        (r, controls[(r.point.examples_per_class, r.point.seed)])
+        for r in results
+        if r.point.setting != scratch and r.finished and (r.point.examples_per_class, r.point.seed) in controls
+    ]
+
+
+def _scratch_cell(row: CurveRow) -> str:
+    if row.gain_over_scratch is None:
+        return "–"
+    counts = " / ".join(str(row.scratch_verdicts.get(verdict, 0)) for verdict in VERDICTS)
+    return f"{row.gain_over_scratch:+.3f} ({counts})"
 
 
 def _lines(rows: list[CurveRow]) -> dict[str, dict[int, CurveRow]]:

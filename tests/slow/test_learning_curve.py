@@ -21,7 +21,7 @@ def test_a_learning_curve_writes_its_table_points_and_plot_and_reports_the_point
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
     # No model at that path: the `broken` points fail at fetch_model and the curve goes on without them.
     command = ["tlpipe", "learning-curve", "--sizes", "4,8", "--seeds", "1", "--setting", "full",
-               "--setting", "probe:train.strategy=linear_probe", "--setting", "broken:model.source=/nonexistent/model",
+               "--setting", "scratch:train.strategy=scratch", "--setting", "broken:model.source=/nonexistent/model",
                "--jobs", "2", "--name", "lc"]  # fmt: skip
     done = subprocess.run(command, cwd=dvc_project, env=env, capture_output=True, text=True)
 
@@ -30,7 +30,7 @@ def test_a_learning_curve_writes_its_table_points_and_plot_and_reports_the_point
     folder = dvc_project / "reports" / "learning_curve"
     curve = json.loads((folder / "curve.json").read_text())
     points = {(p["setting"], p["examples_per_class"]): p for p in curve["points"]}
-    assert set(points) == {(setting, size) for setting in ("full", "probe", "broken") for size in (4, 8)}
+    assert set(points) == {(setting, size) for setting in ("full", "scratch", "broken") for size in (4, 8)}
     failed = {p["experiment"] for p in curve["points"] if p["test_macro_f1"] is None}
     assert failed == {points["broken", 4]["experiment"], points["broken", 8]["experiment"]}
     for name in failed:
@@ -42,11 +42,17 @@ def test_a_learning_curve_writes_its_table_points_and_plot_and_reports_the_point
     with (folder / "points.csv").open() as file:
         rows = list(csv.DictReader(file))
     assert {(row["setting"], int(row["examples_per_class"])) for row in rows} == {
-        (setting, size) for setting in ("full", "probe") for size in (4, 8)
+        (setting, size) for setting in ("full", "scratch") for size in (4, 8)
     }
     assert all(0.0 <= float(row[score]) <= 1.0 for row in rows for score in ("test_macro_f1", "baseline_macro_f1"))
     table = (folder / "curve.md").read_text()
-    assert "| labelled examples per class | full | probe | broken | baseline |" in table
+    assert "| labelled examples per class | full | scratch | broken | baseline |" in table
+    # Each full run is compared with the scratch run on the same sample, from both experiments' predictions.
+    for size in (4, 8):
+        gain = points["full", size]["over_scratch"]
+        scores = points["full", size]["test_macro_f1"] - points["scratch", size]["test_macro_f1"]
+        assert gain["low"] <= gain["point"] <= gain["high"] and abs(gain["point"] - scores) < 0.2
+    assert "Gain in test macro-F1 over scratch" in table
     assert "failed (1 of 1 failed)" in table
     assert (folder / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
