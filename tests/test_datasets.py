@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tlpipe.config import DataConfig, SplitConfig
-from tlpipe.datasets import INPUT, LABEL, label_names, stratified_split
+from tlpipe.datasets import INPUT, LABEL, examples_per_class, label_names, stratified_split
 from tlpipe.modalities.text.data import read_raw_table, to_examples
 from tlpipe.errors import DataValidationError
 
@@ -67,3 +67,21 @@ def test_empty_cells_are_read_as_empty_strings_not_nan(tmp_path: Path) -> None:
     table = read_raw_table(path, DataConfig())
 
     assert table["text"].tolist() == ["", "NA"]
+
+
+def test_examples_per_class_keeps_a_seeded_sample_of_each_class(train_table: pd.DataFrame) -> None:
+    examples = to_examples(train_table, DataConfig())
+
+    sample = examples_per_class(examples, 4, seed=3)
+
+    assert sample[LABEL].value_counts().to_dict() == {"billing": 4, "access": 4, "shipping": 4}
+    assert set(sample[INPUT]) <= set(examples[INPUT])
+    pd.testing.assert_frame_equal(sample, examples_per_class(examples, 4, seed=3))
+    assert set(examples_per_class(examples, 4, seed=4)[INPUT]) != set(sample[INPUT])
+
+
+def test_examples_per_class_keeps_every_row_when_unset_or_when_a_class_has_fewer(train_table: pd.DataFrame) -> None:
+    examples = to_examples(train_table, DataConfig())
+
+    assert examples_per_class(examples, None, seed=0) is examples
+    assert len(examples_per_class(examples, 10_000, seed=0)) == len(examples)

@@ -242,3 +242,22 @@ def test_prepare_refuses_a_validation_report_written_for_other_data(project: Pat
         run_stage("prepare")
 
     assert snapshot_of(project / "data" / "prepared") == prepared
+
+
+def test_prepare_trains_on_the_labelled_sample_and_says_when_a_class_has_fewer(
+    project: Path, tiny_model_dir: Path, train_table, test_table, caplog: pytest.LogCaptureFixture
+) -> None:
+    more_billing = train_table[train_table["label"] == "billing"].assign(text=lambda table: table["text"] + " x")
+    small = pd.concat([train_table, more_billing])
+    write_project(project, tiny_model_dir, small, test_table, {"split": {"examples_per_class": 15}})
+    run_stage("validate")
+
+    with caplog.at_level("WARNING"):
+        run_stage("prepare")
+
+    data = json.loads((project / "data/prepared/data.json").read_text())
+    assert data["examples_per_class"] == 15
+    split_counts = data["class_counts"]
+    counts = {label: split_counts["train"][label] + split_counts["valid"][label] for label in split_counts["train"]}
+    assert counts["billing"] == 15 and counts["access"] == counts["shipping"] == len(train_table) // 3
+    assert "have fewer: all of theirs are used" in caplog.text and "'billing'" not in caplog.text

@@ -33,6 +33,13 @@ def run(paths: PathsConfig, data: DataConfig, split: SplitConfig) -> None:
     modality = get_modality(data.modality)
     train, test = (modality.to_examples(read_manifest(path), data) for path in manifest_files(paths))
     labels = label_names(train)
+    if split.examples_per_class is not None:
+        short = train[LABEL].value_counts().loc[lambda counts: counts < split.examples_per_class]
+        if len(short):
+            log.warning(
+                "split.examples_per_class is %d, but %s have fewer: all of theirs are used",
+                split.examples_per_class, ", ".join(f"'{label}' ({count})" for label, count in short.items()),
+            )  # fmt: skip
     train = examples_per_class(train, split.examples_per_class, split.seed)
     fit, valid = stratified_split(train, split)
     with atomic_directory(paths.prepared) as staging:
