@@ -12,10 +12,16 @@ from prefect import flow
 from tlpipe.tasks.dvc_remote import push_outputs
 from tlpipe.tasks.dvc_stage import reproduce_stage, retry_on_transient_failure
 from tlpipe.tasks.params import apply_run_settings
-from tlpipe.tasks.publish import publish_metrics, publish_model_card, publish_parity, publish_validation
+from tlpipe.tasks.publish import (
+    publish_metrics,
+    publish_model_card,
+    publish_parity,
+    publish_pretraining,
+    publish_validation,
+)
 
 from tlpipe.config import load_params
-from tlpipe.sources import source_changed
+from tlpipe.sources import PRETRAINING_RECORD, source_changed
 from tlpipe.stages import STAGES
 
 # The hub download is the only step that talks to a network; the others fail for good reasons. It is
@@ -54,7 +60,9 @@ def pipeline(
         finally:
             if stage == "validate":
                 publish_validation(base / paths.validation_report)
-        if stage == "evaluate":
+        if stage == "pretrain":
+            publish_pretraining(base / paths.source_snapshot / PRETRAINING_RECORD)
+        elif stage == "evaluate":
             publish_metrics(base / paths.metrics)
             publish_model_card(base / paths.model_card)
         elif stage == "export":

@@ -1,4 +1,4 @@
-"""Prefect tasks that publish what a stage wrote (validation, metrics, model card, parity) as artifacts."""
+"""Prefect tasks that publish what a stage wrote (validation, pretraining, metrics, model card, parity) as artifacts."""
 
 from __future__ import annotations
 
@@ -28,6 +28,32 @@ def publish_validation(report_path: Path) -> None:
     ]
     verdict = "passed" if report["success"] else f"FAILED ({report['checks_failed']} checks)"
     create_table_artifact(key="data-validation", table=rows, description=f"Data validation {verdict}")
+
+
+@task(cache_policy=NO_CACHE)
+def publish_pretraining(record_path: Path) -> None:
+    """What the own-domain snapshot was pretrained on and how well it did on the source task; nothing without one."""
+    if not record_path.is_file():
+        return
+    record = json.loads(record_path.read_text())
+    if not record.get("pretrained"):
+        get_run_logger().info(record.get("reason", "No own-domain pretraining."))
+        return
+    examples = record["source_examples"]
+    rows = [
+        {"what": "source data", "value": f"{record['source_data']} (sha256 {record['source_data_sha256'][:12]})"},
+        {"what": "examples (train / validation)", "value": f"{examples['train']} / {examples['validation']}"},
+        {"what": "classes", "value": ", ".join(record["source_classes"])},
+        {"what": "started from", "value": record["start_from"]},
+        {"what": "strategy, epochs", "value": f"{record['strategy']}, {record['settings']['epochs']}"},
+        {
+            "what": "source validation macro-F1",
+            "value": f"{record['source_validation_macro_f1']:.4f} (epoch {record['best_epoch']})",
+        },
+    ]
+    create_table_artifact(
+        key="own-domain-pretraining", table=rows, description="Own-domain pretraining (stage pretrain)"
+    )
 
 
 @task(cache_policy=NO_CACHE)

@@ -32,7 +32,9 @@ def stubbed_flow(monkeypatch: pytest.MonkeyPatch):
         return run
 
     monkeypatch.setattr(pipeline, "reproduce_stage", SimpleNamespace(with_options=with_options))
-    for publisher in ("publish_validation", "publish_metrics", "publish_model_card", "publish_parity"):
+    for publisher in (
+        "publish_validation", "publish_pretraining", "publish_metrics", "publish_model_card", "publish_parity",
+    ):  # fmt: skip
         monkeypatch.setattr(pipeline, publisher, lambda *paths: None)
     monkeypatch.setattr(pipeline, "apply_run_settings", apply_run_settings.fn)
     monkeypatch.setattr("tlpipe.tasks.params.get_run_logger", lambda: logging.getLogger("test"))
@@ -86,3 +88,28 @@ def test_published_metrics_carry_the_transfer_verdict_and_log_it_at_its_level(
     assert gain.verdict == verdict
     assert [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "test.flow"] == [(level, gain.message)]
     assert artifacts[0]["description"].endswith(gain.message)
+
+
+def test_the_pretraining_record_is_published_and_its_absence_only_logged(tmp_path: Path, monkeypatch, caplog) -> None:
+    from tlpipe.tasks import publish
+
+    artifacts: list[dict] = []
+    monkeypatch.setattr(publish, "create_table_artifact", lambda **artifact: artifacts.append(artifact))
+    monkeypatch.setattr(publish, "get_run_logger", lambda: logging.getLogger("test.flow"))
+    record = tmp_path / "tlpipe-pretraining.json"
+    record.write_text(json.dumps({"pretrained": False, "reason": "data/source has no source data"}))
+
+    with caplog.at_level(logging.INFO, logger="test.flow"):
+        publish.publish_pretraining.fn(record)
+    record.write_text(json.dumps({
+        "pretrained": True, "source_data": "data/source/train.csv", "source_data_sha256": "ab" * 32,
+        "source_examples": {"train": 90, "validation": 10}, "source_classes": ["a", "b"], "start_from": "pip:m",
+        "strategy": "full", "settings": {"epochs": 2}, "source_validation_macro_f1": 0.9, "best_epoch": 2,
+    }))  # fmt: skip
+    publish.publish_pretraining.fn(record)
+
+    assert "data/source has no source data" in caplog.text
+    assert len(artifacts) == 1
+    shown = {row["what"]: row["value"] for row in artifacts[0]["table"]}
+    assert shown["examples (train / validation)"] == "90 / 10"
+    assert shown["source validation macro-F1"].startswith("0.9000")
