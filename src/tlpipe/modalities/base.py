@@ -98,6 +98,7 @@ class Modality(ABC):
     baseline_title: ClassVar[str]  # how reports name it
     auto_rule: ClassVar[AutoRule]  # what train.strategy auto picks, from this modality's benchmark
     unsupported_strategies: ClassVar[dict[str, str]] = {}  # strategy -> why it does not apply (refused at load)
+    reads_folders: ClassVar[bool] = False  # a folder of class folders is a dataset (images), besides a CSV
 
     # data
 

@@ -92,7 +92,7 @@ def find_source_data(folder: Path, modality: Modality) -> Path | None:
     """The source training file or folder in ``folder`` (``train.csv``, or for images ``train/``); None if none."""
     for name in SOURCE_FILES:
         candidate = folder / name
-        if candidate.is_file() or (candidate.is_dir() and modality.name == "image"):
+        if candidate.is_file() or (candidate.is_dir() and modality.reads_folders):
             return candidate
     return None
 

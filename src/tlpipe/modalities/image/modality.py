@@ -53,6 +53,7 @@ class ImageModality(Modality):
     task = "image-classification"
     input_column = "path"
     serving_packages = ("pillow",)  # what the bundle's predict.py imports besides onnxruntime and numpy
+    reads_folders = True
     baseline_name = "pixel_logreg"
     baseline_title = "logistic regression on downscaled pixels"
     auto_rule = IMAGE_RULE
