@@ -8,10 +8,12 @@ import pytest
 import yaml
 from factories import write_project
 
+from tlpipe.stages import STAGES
+
 from .repo import dvc, stages_run
 
 pytestmark = pytest.mark.slow
-ALL = ["validate", "prepare", "fetch_model", "train", "evaluate", "export"]
+ALL = list(STAGES)
 
 
 def files_under(root: Path, *folders: str) -> dict[str, bytes]:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tlpipe.stages import STAGES
+
 from .repo import dvc, git, stages_run
 
 pytestmark = pytest.mark.slow
@@ -27,7 +29,7 @@ def test_flow_runs_every_stage_then_skips_every_stage(prefect, dvc_project: Path
 
     first = pipeline(root=str(dvc_project))
     assert first == {
-        **dict.fromkeys(["validate", "prepare", "fetch_model", "train", "evaluate", "export"], "reproduced"),
+        **dict.fromkeys(STAGES, "reproduced"),
         "push": "no remote configured",
     }
     assert dvc(dvc_project, "status").stdout.strip() == "Data and pipelines are up to date."
