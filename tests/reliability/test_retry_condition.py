@@ -49,7 +49,9 @@ def test_the_flow_retries_fetch_model_alone_and_only_under_the_condition(
         return run
 
     monkeypatch.setattr(pipeline, "reproduce_stage", SimpleNamespace(with_options=with_options))
-    for publisher in ("publish_validation", "publish_metrics", "publish_model_card", "publish_parity"):
+    for publisher in (
+        "publish_validation", "publish_pretraining", "publish_metrics", "publish_model_card", "publish_parity",
+    ):  # fmt: skip
         monkeypatch.setattr(pipeline, publisher, lambda *paths: None)
 
     pipeline.pipeline.fn(root=str(project), push=False)
