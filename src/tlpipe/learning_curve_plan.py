@@ -21,11 +21,11 @@ import io
 import re
 import statistics
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tlpipe.artifacts import atomic_file
 from tlpipe.config import parse_params
 from tlpipe.errors import ConfigError
 from tlpipe.sweep_plan import yaml_value
@@ -244,32 +244,28 @@ def curve_markdown(rows: list[CurveRow]) -> str:
     judged = [row for row in rows if row.verdicts]
     if judged:
         settings = [name for name in names if name != BASELINE]
-        lines += [
-            "",
-            "Transfer over the baseline, runs per bootstrap verdict (helped / inconclusive / did not help):",
-            "",
-            "| labelled examples per class | " + " | ".join(settings) + " |",
-            "|---" * (len(settings) + 1) + "|",
-            *(
-                f"| {size} | " + " | ".join(_verdict_cell(lines_by[name][size]) for name in settings) + " |"
-                for size in sizes
-            ),
-        ]
+        intro = "Transfer over the baseline, runs per bootstrap verdict (helped / inconclusive / did not help):"
+        lines += _size_table(intro, settings, sizes, lambda name, size: _verdict_cell(lines_by[name][size]))
     compared = [name for name in names if any(row.scratch_verdicts for row in lines_by[name].values())]
     if compared:
-        lines += [
-            "",
+        intro = (
             "Gain in test macro-F1 over scratch (the same architecture from random weights, on the same labelled "
-            "sample), mean over seeds, and runs per bootstrap verdict (helped / inconclusive / did not help):",
-            "",
-            "| labelled examples per class | " + " | ".join(compared) + " |",
-            "|---" * (len(compared) + 1) + "|",
-            *(
-                f"| {size} | " + " | ".join(_scratch_cell(lines_by[name][size]) for name in compared) + " |"
-                for size in sizes
-            ),
-        ]
+            "sample), mean over seeds, and runs per bootstrap verdict (helped / inconclusive / did not help):"
+        )
+        lines += _size_table(intro, compared, sizes, lambda name, size: _scratch_cell(lines_by[name][size]))
     return "\n".join([*lines, "", curve_summary(rows)])
+
+
+def _size_table(intro: str, names: list[str], sizes: list[int], cell: Callable[[str, int], str]) -> list[str]:
+    """A Markdown table after ``intro``: a row per size, a column per name, ``cell(name, size)`` in each."""
+    return [
+        "",
+        intro,
+        "",
+        "| labelled examples per class | " + " | ".join(names) + " |",
+        "|---" * (len(names) + 1) + "|",
+        *(f"| {size} | " + " | ".join(cell(name, size) for name in names) + " |" for size in sizes),
+    ]
 
 
 def scratch_setting(settings: dict[str, dict[str, Any]]) -> str | None:
@@ -367,6 +363,8 @@ def plot_learning_curve(rows: list[CurveRow], path: Path) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullLocator
 
+    from tlpipe.plots import save_png
+
     sizes = sorted({row.examples_per_class for row in rows})
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for name, line in _lines(rows).items():
@@ -389,9 +387,4 @@ def plot_learning_curve(rows: list[CurveRow], path: Path) -> None:
     axis.set_title("Learning curve (mean ± std over seeds)")
     axis.grid(True, alpha=0.3)
     axis.legend(loc="best")
-    figure.tight_layout()
-    try:
-        with atomic_file(path) as staging:
-            figure.savefig(staging, dpi=120, format="png")
-    finally:
-        plt.close(figure)
+    save_png(figure, path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,13 @@ def plot_confusion_matrices(matrices: dict[str, list[list[int]]], labels: list[s
         axis.set_xlabel("predicted")
         axis.set_ylabel("actual")
         axis.set_title(title)
+    save_png(figure, path)
+
+
+def save_png(figure: Any, path: Path) -> None:
+    """Write ``figure`` to ``path`` as a PNG, atomically, and close it."""
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
     try:
         with atomic_file(path) as staging:
