@@ -52,41 +52,99 @@ def test_pipeline_writes_a_bundle_that_onnxruntime_serves_alone(project: Path) -
     assert accuracy == pytest.approx(parity["onnx_accuracy"])
 
 
-def test_auto_with_few_labels_trains_contrastively_says_why_and_exports_with_parity(
+def test_auto_with_few_labels_cross_validates_trains_on_every_label_says_why_and_exports_with_parity(
     project: Path, tiny_model_dir: Path, train_table, test_table
 ) -> None:
     write_project(
         project, tiny_model_dir, train_table, test_table,
-        {"train": {"strategy": "auto", "learning_rate": 1e-2, "epochs": None, "head_learning_rate": None}},
+        {
+            "split": {"cross_validate_below": 40, "folds": 3},
+            "train": {"strategy": "auto", "learning_rate": 1e-2, "epochs": None, "head_learning_rate": None},
+        },
     )  # fmt: skip
 
     run_all()
 
+    prepared = project / "data" / "prepared"
+    assert len(pd.read_csv(prepared / "train.csv")) == len(train_table)  # every label trains the final model
+    assert pd.read_csv(prepared / "valid.csv").empty
     metrics = json.loads((project / "reports" / "metrics.json").read_text())
     choice = metrics["strategy_choice"]
-    assert metrics["strategy"] == choice["chosen"] == "contrastive"
-    assert choice["candidates"] == ["contrastive"]  # 2 validation examples per class: too few to compare
+    assert choice["model_selection"]["method"] == "cross_validation"
+    assert "fewer than split.cross_validate_below (40)" in choice["model_selection"]["reason"]
+    assert choice["candidates"] == ["contrastive", "linear_probe"]  # each example validates once across the folds
     assert "fewer than auto.few_labels_below (40)" in choice["reason"]
+    assert "Cross-validated macro-F1: contrastive" in choice["reason"]
+    scores = choice["cross_validation"]
+    assert set(scores) == {"contrastive", "linear_probe"}
+    for name, score in scores.items():
+        assert len(score["fold_scores"]) == 3 and len(score["mean_by_epoch"]) == 30  # the recipes' 30 head epochs
+        assert choice["validation_macro_f1"][name] == pytest.approx(score["mean"])
+    chosen = choice["chosen"]
+    assert chosen == max(scores, key=lambda name: (scores[name]["mean"], name == "contrastive"))
     history = json.loads((project / "models" / "checkpoint" / "history.json").read_text())
-    assert history["body_tuning"]["pairs"] == 20 * len(pd.read_csv(project / "data" / "prepared" / "train.csv"))
-    assert len(history["epochs"]) == 30  # the contrastive recipe's head epochs, not params.yaml's 3
+    assert len(history["epochs"]) == scores[chosen]["epochs"]  # the final model trains the chosen epochs
+    assert all(epoch["valid_macro_f1"] is None for epoch in history["epochs"])
+    if chosen == "contrastive":
+        assert history["body_tuning"]["pairs"] == 20 * len(train_table)  # pairs from every label
     parity = json.loads((project / "reports" / "parity.json").read_text())
     assert parity["passed"] and parity["top1_agreement"] == 1.0
     card = (project / "reports" / "model_card.md").read_text()
-    assert "Strategy: **contrastive**, chosen by `train.strategy: auto`." in card
-    assert choice["reason"] in card
-    assert f"| this model (contrastive) | {metrics['finetuned']['macro_f1']:.4f} |" in card
+    assert f"Strategy: **{chosen}**, chosen by `train.strategy: auto`." in card
+    assert choice["reason"] in card and choice["model_selection"]["reason"] in card
+    assert f"| {chosen} (chosen) | {scores[chosen]['mean']:.4f} ± {scores[chosen]['std']:.4f} |" in card
+    assert f"epochs {scores[chosen]['epochs']} (cross-validated)" in card
+    assert f"| this model ({chosen}) | {metrics['finetuned']['macro_f1']:.4f} |" in card
     assert (project / "models" / "bundle" / "README.md").read_text() == card
+    assert not (project / "models" / "train_state").exists()
+    plots = project / "reports" / "training" / "plots" / "metrics"
+    assert (plots / "cv" / "contrastive" / "macro_f1.tsv").is_file()
     from importlib.metadata import version
 
     assert f"sentence-transformers {version('sentence-transformers')}, tokenizers" in card
+
+
+def test_an_interrupted_cross_validation_resumes_without_retraining_finished_folds(
+    project: Path, tiny_model_dir: Path, train_table, test_table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tlpipe.stages.train as train_stage
+
+    write_project(
+        project, tiny_model_dir, train_table, test_table,
+        {"split": {"cross_validate_below": 40, "folds": 3}, "train": {"strategy": "full", "epochs": 2}},
+    )  # fmt: skip
+    run_all(until="fetch_model")
+
+    def interrupted(strategy: str, histories: list) -> None:
+        raise KeyboardInterrupt  # after the last fold, before the choice
+
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(train_stage, "choose_epochs", interrupted)
+        run_stage("train")
+    resumed_after = []
+    fine_tune = train_stage.fine_tune
+
+    def recording(*args, **kwargs):
+        result = fine_tune(*args, **kwargs)
+        resumed_after.append(result.resumed_after_epoch)
+        return result
+
+    monkeypatch.setattr(train_stage, "fine_tune", recording)
+    run_stage("train")
+
+    assert resumed_after[:3] == [2, 2, 2]  # the three folds came back from their saved states
+    assert resumed_after[3:] == [0]  # only the final model trained
+    assert not (project / "models" / "train_state").exists()
 
 
 def test_auto_compares_with_the_probe_on_validation_and_keeps_the_better(
     project: Path, tiny_model_dir: Path, train_table, test_table
 ) -> None:
     auto = {"few_labels_below": 0, "compare": ["linear_probe"], "compare_min_valid_per_class": 1}
-    write_project(project, tiny_model_dir, train_table, test_table, {"train": {"strategy": "auto", "auto": auto}})
+    write_project(
+        project, tiny_model_dir, train_table, test_table,
+        {"split": {"cross_validate_below": 0}, "train": {"strategy": "auto", "auto": auto}},
+    )  # fmt: skip
 
     run_all(until="evaluate")
 

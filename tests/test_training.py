@@ -156,6 +156,21 @@ def test_early_stopping_never_ends_a_run_before_its_last_phase_has_started(
     assert "all" in phases  # the unfreezing phase ran although patience was spent by epoch 2
 
 
+def test_without_validation_every_epoch_trains_and_the_last_is_kept(tiny_model_dir, train_table) -> None:
+    model, preprocess = build(tiny_model_dir)
+    kept: list[int] = []
+    config = FAST.model_copy(update={"early_stopping_patience": 1})
+
+    result = fine_tune(
+        model, preprocess, *encode(train_table), [], [], config,
+        Callbacks(on_improvement=lambda m, record: kept.append(record["epoch"])),
+    )  # fmt: skip
+
+    assert [record["epoch"] for record in result.history] == [1, 2, 3, 4]  # patience cannot run out
+    assert all(record["valid_macro_f1"] is None for record in result.history)
+    assert kept == [1, 2, 3, 4] and result.best_epoch == 4 and not result.stopped_early
+
+
 def test_class_weights_are_inverse_frequency() -> None:
     weights = class_weights(torch.tensor([0, 0, 0, 1]), num_classes=2)
 

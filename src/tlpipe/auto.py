@@ -77,17 +77,19 @@ class StrategyPlan:
     validation_macro_f1: dict[str, float] = field(default_factory=dict)
     chosen: str = ""
     reason: str = ""
+    cross_validation: dict[str, Any] = field(default_factory=dict)  # per strategy, when folds chose (model_selection)
 
     def __post_init__(self) -> None:
         self.reason = self.reason or self.rule
 
-    def settle(self, scores: dict[str, float]) -> str:
-        """Record each candidate's best validation macro-F1 and choose: the highest, ties to the earlier."""
+    def settle(self, scores: dict[str, float], scored_by: str = "Validation macro-F1") -> str:
+        """Record each candidate's validation macro-F1 (best epoch, or cross-validated) and choose the highest;
+        ties go to the earlier."""
         self.validation_macro_f1 = dict(scores)
         self.chosen = max(self.candidates, key=lambda name: (scores[name], -self.candidates.index(name)))
         if len(self.candidates) > 1:
             ranked = ", ".join(f"{name} {scores[name]:.4f}" for name in self.candidates)
-            self.reason = f"{self.rule} Validation macro-F1: {ranked}; kept {self.chosen}."
+            self.reason = f"{self.rule} {scored_by}: {ranked}; kept {self.chosen}."
         return self.chosen
 
     def to_dict(self) -> dict[str, Any]:

@@ -86,7 +86,7 @@ class DataConfig(Section):
 
 
 class SplitConfig(Section):
-    """Stratified train/validation split of the raw training file.
+    """How the labelled data chooses training settings: k-fold cross-validation when few, else a held-out split.
 
     ``examples_per_class`` keeps only that many labelled examples of each class (a stratified,
     seeded sample, drawn before the validation split): the points of a learning curve.
@@ -96,6 +96,13 @@ class SplitConfig(Section):
     seed: int = Field(42, ge=0)
     examples_per_class: int | None = Field(
         None, ge=2, description="use at most this many labelled examples per class (null: all of them)"
+    )
+    folds: int = Field(3, ge=2, le=20, description="k of the k-fold cross-validation that chooses settings")
+    cross_validate_below: int = Field(
+        20,
+        ge=0,
+        description="cross-validate when the smallest class has fewer labelled examples than this, and train the "
+        "final model on all of them; else hold out validation_fraction (0: always hold out)",
     )
 
 

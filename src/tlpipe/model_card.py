@@ -132,10 +132,10 @@ def _strategy_lines(classifier: Mapping[str, Any], history: Mapping[str, Any]) -
         lines = [f"Strategy: **{strategy}**, set in params.yaml."]
     if settings:
         keys = ("epochs", "batch_size", "learning_rate", "head_learning_rate", "layer_decay", "seed")
-        recipe = set(classifier.get("settings_from_recipe") or [])
-        shown = ", ".join(
-            f"{key} {settings[key]}" + (" (recipe)" if key in recipe else "") for key in keys if key in settings
-        )
+        marks = {key: " (recipe)" for key in classifier.get("settings_from_recipe") or []}
+        if choice.get("cross_validation"):
+            marks["epochs"] = " (cross-validated)"
+        shown = ", ".join(f"{key} {settings[key]}{marks.get(key, '')}" for key in keys if key in settings)
         lines += ["", f"Settings: {shown}. (recipe): the strategy's own default, not set in params.yaml."]
     tuning = history.get("body_tuning")
     if tuning:
@@ -145,9 +145,33 @@ def _strategy_lines(classifier: Mapping[str, Any], history: Mapping[str, Any]) -
             f"{tuning['epochs']} epoch(s), sentence-transformers `{tuning['loss']}` loss, {tuning['seconds']:.0f} s; "
             "then the head was trained on the tuned encoder's features.",
         ]
+    selection = choice.get("model_selection") or {}
+    if selection.get("method") == "cross_validation":
+        lines += ["", selection["reason"], "", *_cross_validation_table(choice["cross_validation"], strategy)]
+        lines += [
+            "",
+            f"The final model trained on every labelled example for the chosen {settings.get('epochs')} epochs; "
+            "the fold models were only scored.",
+        ]
+        return lines
+    if selection:
+        lines += ["", selection["reason"]]
     best = history.get("best_epoch")
     if best:
         lines += ["", f"Kept the epoch with the best validation macro-F1: epoch {best} of {len(history['epochs'])}."]
+    return lines
+
+
+def _cross_validation_table(scores: Mapping[str, Any], chosen: str) -> list[str]:
+    """Each candidate's cross-validated macro-F1 (mean and spread over the folds) at its chosen epochs."""
+    lines = [
+        "| Strategy | Cross-validated macro-F1 | Folds | Epochs chosen |",
+        "|---|---|---|---|",
+    ]
+    for name, score in scores.items():
+        folds = ", ".join(f"{value:.3f}" for value in score["fold_scores"])
+        marker = " (chosen)" if name == chosen else ""
+        lines.append(f"| {name}{marker} | {score['mean']:.4f} ± {score['std']:.4f} | {folds} | {score['epochs']} |")
     return lines
 
 

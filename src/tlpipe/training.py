@@ -121,6 +121,8 @@ def fine_tune(
 
     ``augment`` preprocesses training batches when the strategy trains on raw inputs (image
     augmentation); validation, cached features and the contrastive pairs use ``preprocess``.
+    Without validation examples (the final model of a cross-validation) every epoch counts as the
+    best, so the last is kept, and early stopping is off.
     """
     callbacks = callbacks or Callbacks()
     workers = join_process_group()
@@ -161,7 +163,9 @@ def fine_tune(
     if strategy.caches_features:
         apply_phase(model, Phase("head", 1, train.epochs, 0))
     train_set = _examples(model, augment or preprocess, train_inputs, train, runtime, feature_cache, preprocess)
-    valid_set = _examples(model, preprocess, valid_inputs, train, runtime, feature_cache, preprocess)
+    valid_set = (
+        _examples(model, preprocess, valid_inputs, train, runtime, feature_cache, preprocess) if len(valid_inputs) else None
+    )
     targets = torch.tensor(list(train_labels), dtype=torch.long)
     valid_targets = torch.tensor(list(valid_labels), dtype=torch.long)
     num_classes = model.head.out_features
@@ -207,7 +211,11 @@ def fine_tune(
                 step, train_set, targets, workers.shard(order), batch_size, optimizer, scheduler, scaler,
                 train, runtime, loss_weights, workers, generator,
             )  # fmt: skip
-            macro_f1 = macro_f1_score(valid_set.logits(model, train.batch_size), valid_targets, num_classes)
+            macro_f1 = (
+                macro_f1_score(valid_set.logits(model, train.batch_size), valid_targets, num_classes)
+                if valid_set is not None
+                else None
+            )
             record = {
                 "epoch": epoch,
                 "phase": phase.name,
@@ -215,18 +223,20 @@ def fine_tune(
                 "valid_macro_f1": macro_f1,
                 "seconds": time.perf_counter() - started,
             }
-            improved = macro_f1 > progress.best_macro_f1
+            improved = macro_f1 is None or macro_f1 > progress.best_macro_f1  # without validation, the last is kept
             progress.epoch = epoch
             progress.history.append(record)
             if improved:
-                progress.best_epoch, progress.best_macro_f1, progress.epochs_without_improvement = epoch, macro_f1, 0
+                progress.best_epoch, progress.epochs_without_improvement = epoch, 0
+                progress.best_macro_f1 = macro_f1 if macro_f1 is not None else progress.best_macro_f1
             else:
                 progress.epochs_without_improvement += 1
             callbacks.on_epoch_end(record)
             log.info(
-                "epoch %d/%d [%s]  train loss %.4f  valid macro-F1 %.4f%s  (%.1fs)",
-                epoch, train.epochs, phase.name, train_loss, macro_f1,
-                "  best so far" if improved else "", record["seconds"],
+                "epoch %d/%d [%s]  train loss %.4f  %s  (%.1fs)",
+                epoch, train.epochs, phase.name, train_loss,
+                "no validation" if macro_f1 is None else f"valid macro-F1 {macro_f1:.4f}" + "  best so far" * improved,
+                record["seconds"],
             )  # fmt: skip
             stop = _patience_ran_out(train, progress, phases)
             if state and workers.is_main:

