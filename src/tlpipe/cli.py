@@ -32,9 +32,12 @@ STAGE_HELP = {
         "each failed check with offending rows (CSV line numbers) or files when the data is bad.",
     ),
     "prepare": (
-        "Split the training file into train/validation (stratified, seeded) and write the label map.",
-        "Reads the manifests validate wrote (after a passing validate), writes train.csv, valid.csv, test.csv, "
-        "labels.json and data.json (modality, and the sha256 of the manifests: the data version) under "
+        "Set up how settings are chosen (cross-validation folds, or a validation split) and write the label map.",
+        "Reads the manifests validate wrote (after a passing validate). When the smallest class has fewer than "
+        "split.cross_validate_below labelled examples, every example goes to train.csv with a stratified, seeded "
+        "fold (split.folds) in folds.json and valid.csv stays empty; otherwise split.validation_fraction is held "
+        "out in valid.csv. Writes train.csv, valid.csv, test.csv, labels.json, folds.json and data.json "
+        "(modality, the sha256 of the manifests: the data version, and how settings will be chosen) under "
         "paths.prepared.",
     ),
     "pretrain": (
@@ -55,7 +58,7 @@ STAGE_HELP = {
         "(models/source). Records the sha256 of every file; a reused snapshot is verified.",
     ),
     "train": (
-        "Fine-tune the snapshot with train.strategy and keep the best checkpoint.",
+        "Fine-tune the snapshot with train.strategy, choosing settings by cross-validation or validation.",
         "Strategies: auto (the default: for texts contrastive when the smallest class has fewer than "
         "train.auto.few_labels_below training examples, else freeze_unfreeze; for images the rule measured by "
         "benchmarks/image_strategies.py; each with its benchmarked "
@@ -65,9 +68,11 @@ STAGE_HELP = {
         "with layer-wise decayed learning rates), gradual_unfreeze (one more block from the top every few "
         "epochs) and scratch (random weights, the control). AdamW with warm-up, seeded; CUDA with mixed "
         "precision when present, CPU otherwise. Saves a resumable state every epoch in paths.train_state: "
-        "run it again after an interruption and it continues. The best epoch on validation macro-F1 goes to "
-        "paths.checkpoint as safetensors with its config, tokenizer and labels; per-epoch metrics to "
-        "paths.training_log (DVCLive).",
+        "run it again after an interruption and it continues. With cross-validation folds (prepare), each "
+        "candidate trains once per fold, the strategy and epoch count with the best mean fold macro-F1 are "
+        "chosen, and the final model trains on every labelled example with them; with a validation split, the "
+        "best epoch on validation macro-F1 is kept. The model goes to paths.checkpoint as safetensors with its "
+        "config, tokenizer and labels; per-epoch metrics to paths.training_log (DVCLive).",
     ),
     "evaluate": (
         "Score the fine-tuned model and a classic baseline on the test data.",

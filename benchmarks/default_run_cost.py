@@ -1,0 +1,111 @@
+"""What cross-validation costs: the default pipeline against the previous default, stage by stage.
+
+Runs every stage (``tlpipe.stages.STAGES``, as ``dvc repro`` would) on the demo texts at
+``--per-class`` labelled examples per class in two fresh projects taking turns: params.yaml as
+shipped (with few labels, k-fold cross-validation and a final model on every label) and the
+previous default (``split.cross_validate_below: 0``: a held-out 20% chooses). Prints and writes
+each stage's seconds and the ratios of the train stage and of the whole run.
+
+    .venv/bin/python benchmarks/default_run_cost.py                    # 8 per class, 2 rounds
+    .venv/bin/python benchmarks/default_run_cost.py --per-class 16 --rounds 1
+
+Results: benchmarks/results/default_run_cost.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from tlpipe.artifacts import write_json
+from tlpipe.cli import run_stage
+from tlpipe.stages import STAGES
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results" / "default_run_cost.json"
+SETTINGS = {"default": {}, "previous": {"cross_validate_below": 0}}
+
+
+@contextlib.contextmanager
+def project(root: Path, per_class: int, split: dict[str, Any]) -> Iterator[Path]:
+    """A fresh copy of the demo project in ``root`` with these split settings, as the working directory."""
+    for name in ("data/raw/train.csv", "data/raw/test.csv"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / name, root / name)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["split"].update(examples_per_class=per_class, **split)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    before = Path.cwd()
+    os.chdir(root)
+    try:
+        yield root
+    finally:
+        os.chdir(before)
+
+
+def timed_pipeline(root: Path, per_class: int, split: dict[str, Any]) -> dict[str, float]:
+    """Seconds of each stage, run in order in a fresh project."""
+    seconds = {}
+    with project(root, per_class, split):
+        for stage in STAGES:
+            started = time.perf_counter()
+            run_stage(stage)
+            seconds[stage] = time.perf_counter() - started
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--per-class", type=int, default=8, help="labelled examples per class (default 8)")
+    parser.add_argument("--rounds", type=int, default=2, help="turns of the two settings (default 2)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in SETTINGS}
+    with tempfile.TemporaryDirectory() as scratch:
+        for round_ in range(args.rounds):
+            for name, split in SETTINGS.items():
+                runs[name].append(timed_pipeline(Path(scratch) / f"{name}-{round_}", args.per_class, split))
+                print(f"round {round_ + 1} {name:<8} " + "  ".join(f"{k} {v:.0f}s" for k, v in runs[name][-1].items()))
+    median = {
+        name: {stage: statistics.median(run[stage] for run in members) for stage in STAGES}
+        for name, members in runs.items()
+    }
+    total = {name: sum(stages.values()) for name, stages in median.items()}
+    ratios = {
+        "train_stage": median["default"]["train"] / median["previous"]["train"],
+        "whole_run": total["default"] / total["previous"],
+    }
+    write_json(
+        args.output,
+        {
+            "command": f"benchmarks/default_run_cost.py --per-class {args.per_class} --rounds {args.rounds}",
+            "cpu_threads": torch.get_num_threads(),
+            "per_class": args.per_class,
+            "median_seconds": median,
+            "total_seconds": total,
+            "default_over_previous": ratios,
+            "runs": runs,
+        },
+    )
+    print(
+        f"{args.per_class}/class: train stage {median['default']['train']:.0f}s vs {median['previous']['train']:.0f}s "
+        f"({ratios['train_stage']:.2f}x); whole run {total['default']:.0f}s vs {total['previous']:.0f}s "
+        f"({ratios['whole_run']:.2f}x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
