@@ -51,11 +51,16 @@ class Resumed:
 
 
 class TrainStateStore:
-    """The folder holding the last epoch's state (``last/``) and the best checkpoint so far (``best/``)."""
+    """The folder holding the last epoch's state (``last/``) and the best checkpoint so far (``best/``).
 
-    def __init__(self, folder: Path, fingerprint: str) -> None:
+    ``every_epoch=False`` keeps only a finished run's state: for a cross-validation fold, where a
+    kill mid-fold costs one short rerun, and saving the whole model every epoch would cost more.
+    """
+
+    def __init__(self, folder: Path, fingerprint: str, every_epoch: bool = True) -> None:
         self.folder = folder
         self.fingerprint = fingerprint
+        self.every_epoch = every_epoch
 
     @property
     def best_dir(self) -> Path:

@@ -121,8 +121,8 @@ def fine_tune(
 
     ``augment`` preprocesses training batches when the strategy trains on raw inputs (image
     augmentation); validation, cached features and the contrastive pairs use ``preprocess``.
-    Without validation examples (the final model of a cross-validation) every epoch counts as the
-    best, so the last is kept, and early stopping is off.
+    Without validation examples (the final model of a cross-validation) the last epoch is kept, and
+    early stopping is off.
     """
     callbacks = callbacks or Callbacks()
     workers = join_process_group()
@@ -163,9 +163,9 @@ def fine_tune(
     if strategy.caches_features:
         apply_phase(model, Phase("head", 1, train.epochs, 0))
     train_set = _examples(model, augment or preprocess, train_inputs, train, runtime, feature_cache, preprocess)
-    valid_set = (
-        _examples(model, preprocess, valid_inputs, train, runtime, feature_cache, preprocess) if len(valid_inputs) else None
-    )
+    valid_set: RawExamples | CachedFeatures | None = None
+    if len(valid_inputs):
+        valid_set = _examples(model, preprocess, valid_inputs, train, runtime, feature_cache, preprocess)
     targets = torch.tensor(list(train_labels), dtype=torch.long)
     valid_targets = torch.tensor(list(valid_labels), dtype=torch.long)
     num_classes = model.head.out_features
@@ -223,23 +223,25 @@ def fine_tune(
                 "valid_macro_f1": macro_f1,
                 "seconds": time.perf_counter() - started,
             }
-            improved = macro_f1 is None or macro_f1 > progress.best_macro_f1  # without validation, the last is kept
+            last_epoch = epoch == phases[-1].last_epoch
+            # Without validation the last epoch is the one kept, and patience never runs out.
+            improved = last_epoch if macro_f1 is None else macro_f1 > progress.best_macro_f1
             progress.epoch = epoch
             progress.history.append(record)
             if improved:
                 progress.best_epoch, progress.epochs_without_improvement = epoch, 0
                 progress.best_macro_f1 = macro_f1 if macro_f1 is not None else progress.best_macro_f1
-            else:
+            elif macro_f1 is not None:
                 progress.epochs_without_improvement += 1
             callbacks.on_epoch_end(record)
             log.info(
                 "epoch %d/%d [%s]  train loss %.4f  %s  (%.1fs)",
                 epoch, train.epochs, phase.name, train_loss,
-                "no validation" if macro_f1 is None else f"valid macro-F1 {macro_f1:.4f}" + "  best so far" * improved,
+                "(no validation)" if macro_f1 is None else f"valid macro-F1 {macro_f1:.4f}" + " best so far" * improved,
                 record["seconds"],
             )  # fmt: skip
             stop = _patience_ran_out(train, progress, phases)
-            if state and workers.is_main:
+            if state and workers.is_main and (state.every_epoch or stop or last_epoch):
                 state.save(model, progress, optimizer, scheduler, scaler, generator, runtime.precision)
             # After the state: a kill between the two leaves a state that knows its best epoch, and a resume
             # writes the best checkpoint from it (_recover_best); never a best checkpoint the state disowns.

@@ -199,7 +199,8 @@ class CandidateRun:
         """Train with ``train`` (settings as they run; ``from_recipe`` names those the strategy's recipe gave).
 
         The resumable state lives in ``state_folder(state_name)`` (default: the strategy's name); a
-        fold's run (``keep_checkpoint=False``) keeps only its history, not its best model.
+        fold's run (``keep_checkpoint=False``) keeps neither a best model nor a state per epoch, only
+        its finished state, whose history the cross-validation reads.
         """
         strategy = STRATEGIES[train.strategy]
         seed_everything(train.seed)  # the new head's (and a scratch body's) initial weights come from this seed
@@ -213,6 +214,7 @@ class CandidateRun:
         state = TrainStateStore(
             self.state_folder(state_name or train.strategy),
             _fingerprint(self.paths, self.snapshot_key, self.preprocess, train),
+            every_epoch=keep_checkpoint,
         )
         metadata: dict[str, Any] = {
             "source": shareable_source(self.manifest["source"]),
