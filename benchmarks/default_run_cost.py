@@ -6,10 +6,11 @@ shipped (with few labels, k-fold cross-validation and a final model on every lab
 previous default (``split.cross_validate_below: 0``: a held-out 20% chooses). Prints and writes
 each stage's seconds and the ratios of the train stage and of the whole run.
 
-    .venv/bin/python benchmarks/default_run_cost.py                    # 8 per class, 2 rounds
+    .venv/bin/python benchmarks/default_run_cost.py                    # 8 per class, 2 rounds, in-process
+    .venv/bin/python benchmarks/default_run_cost.py --processes        # each stage its own process, as dvc repro
     .venv/bin/python benchmarks/default_run_cost.py --per-class 16 --rounds 1
 
-Results: benchmarks/results/default_run_cost.json.
+Results: benchmarks/results/default_run_cost.json (default_run_cost_processes.json with --processes).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import logging
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -55,13 +58,18 @@ def project(root: Path, per_class: int, split: dict[str, Any]) -> Iterator[Path]
         os.chdir(before)
 
 
-def timed_pipeline(root: Path, per_class: int, split: dict[str, Any]) -> dict[str, float]:
-    """Seconds of each stage, run in order in a fresh project."""
+def timed_pipeline(root: Path, per_class: int, split: dict[str, Any], processes: bool) -> dict[str, float]:
+    """Seconds of each stage, run in order in a fresh project: in this process, or each as ``tlpipe <stage>`` in
+    its own process as ``dvc repro`` runs it (imports and model loading included)."""
     seconds = {}
     with project(root, per_class, split):
         for stage in STAGES:
             started = time.perf_counter()
-            run_stage(stage)
+            if processes:
+                command = [sys.executable, "-m", "tlpipe", stage.replace("_", "-")]
+                subprocess.run(command, check=True, capture_output=True)
+            else:
+                run_stage(stage)
             seconds[stage] = time.perf_counter() - started
     return seconds
 
@@ -70,14 +78,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--per-class", type=int, default=8, help="labelled examples per class (default 8)")
     parser.add_argument("--rounds", type=int, default=2, help="turns of the two settings (default 2)")
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--processes", action="store_true", help="run each stage as its own `tlpipe <stage>` process, as dvc repro does"
+    )
+    parser.add_argument("--output", type=Path, default=None, help=f"default: {RESULTS.name}, or "
+                        f"{RESULTS.stem}_processes.json with --processes, in {RESULTS.parent}")
     args = parser.parse_args()
+    args.output = args.output or RESULTS.with_stem(RESULTS.stem + "_processes" * args.processes)
     logging.basicConfig(level=logging.WARNING)
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in SETTINGS}
     with tempfile.TemporaryDirectory() as scratch:
         for round_ in range(args.rounds):
             for name, split in SETTINGS.items():
-                runs[name].append(timed_pipeline(Path(scratch) / f"{name}-{round_}", args.per_class, split))
+                folder = Path(scratch) / f"{name}-{round_}"
+                runs[name].append(timed_pipeline(folder, args.per_class, split, args.processes))
                 print(f"round {round_ + 1} {name:<8} " + "  ".join(f"{k} {v:.0f}s" for k, v in runs[name][-1].items()))
     median = {
         name: {stage: statistics.median(run[stage] for run in members) for stage in STAGES}
@@ -91,7 +105,8 @@ def main() -> None:
     write_json(
         args.output,
         {
-            "command": f"benchmarks/default_run_cost.py --per-class {args.per_class} --rounds {args.rounds}",
+            "command": f"benchmarks/default_run_cost.py --per-class {args.per_class} --rounds {args.rounds}"
+            + " --processes" * args.processes,
             "cpu_threads": torch.get_num_threads(),
             "per_class": args.per_class,
             "median_seconds": median,

@@ -52,10 +52,10 @@ import yaml
 from tlpipe.artifacts import write_json, write_text
 from tlpipe.checkpoint import load_checkpoint
 from tlpipe.config import EvaluateConfig, ModelConfig, PathsConfig, PreprocessConfig, SplitConfig, TrainConfig
-from tlpipe.datasets import INPUT, LABEL, examples_per_class, label_names, stratified_split, write_examples
+from tlpipe.datasets import INPUT, LABEL, examples_per_class, label_names, write_examples
 from tlpipe.metrics import classification_metrics
 from tlpipe.modalities import get_modality
-from tlpipe.model_selection import assign_folds
+from tlpipe.model_selection import assign_folds, selection_tables
 from tlpipe.sources import fetch_snapshot
 from tlpipe.stages import train as train_stage
 from tlpipe.stages.prepare import DATA_VERSION, FOLDS, LABELS, TRAIN, VALID
@@ -159,8 +159,7 @@ def _prepare(root: Path, snapshot: Path, labelled: pd.DataFrame, labels: list[st
         }
         | {"snapshot": snapshot, "feature_cache": root.parent / "features"}
     )
-    folds = assign_folds(labelled, split)
-    fit, valid = (labelled, labelled.iloc[:0]) if folds.cross_validates else stratified_split(labelled, split)
+    fit, valid, folds = selection_tables(labelled, split)
     paths.prepared.mkdir(parents=True, exist_ok=True)
     write_examples(fit, paths.prepared / TRAIN)
     write_examples(valid, paths.prepared / VALID)

@@ -24,7 +24,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from tlpipe.artifacts import read_json, write_json
 from tlpipe.config import SplitConfig
-from tlpipe.datasets import LABEL
+from tlpipe.datasets import LABEL, stratified_split
 from tlpipe.errors import DataError
 
 EpochRecord = dict[str, Any]
@@ -101,6 +101,16 @@ def assign_folds(train: pd.DataFrame, split: SplitConfig) -> Folds:
         for row in held_out:
             fold_of_row[row] = fold
     return Folds("cross_validation", smallest_class=smallest, fold_of_row=fold_of_row, **settings)
+
+
+def selection_tables(train: pd.DataFrame, split: SplitConfig) -> tuple[pd.DataFrame, pd.DataFrame, Folds]:
+    """The train and validation tables ``prepare`` writes, and the folds: under cross-validation every labelled
+    example is in the train table and the validation table is empty."""
+    folds = assign_folds(train, split)
+    if folds.cross_validates:
+        return train, train.iloc[:0], folds
+    fit, valid = stratified_split(train, split)
+    return fit, valid, folds
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ import logging
 
 from tlpipe.artifacts import atomic_directory, read_json, write_json
 from tlpipe.config import DataConfig, PathsConfig, SplitConfig
-from tlpipe.datasets import LABEL, examples_per_class, label_names, read_manifest, stratified_split, write_examples
+from tlpipe.datasets import LABEL, examples_per_class, label_names, read_manifest, write_examples
 from tlpipe.errors import DataValidationError
-from tlpipe.model_selection import assign_folds
+from tlpipe.model_selection import selection_tables
 from tlpipe.modalities import get_modality
 from tlpipe.stages.validate import manifest_files, manifest_version
 
@@ -47,8 +47,7 @@ def run(paths: PathsConfig, data: DataConfig, split: SplitConfig) -> None:
                 split.examples_per_class, ", ".join(f"'{label}' ({count})" for label, count in short.items()),
             )  # fmt: skip
     train = examples_per_class(train, split.examples_per_class, split.seed)
-    folds = assign_folds(train, split)
-    fit, valid = (train, train.iloc[:0]) if folds.cross_validates else stratified_split(train, split)
+    fit, valid, folds = selection_tables(train, split)
     with atomic_directory(paths.prepared) as staging:
         write_examples(fit, staging / TRAIN)
         write_examples(valid, staging / VALID)
