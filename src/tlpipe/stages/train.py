@@ -6,9 +6,9 @@ best; a named strategy is the only candidate. How candidates are scored depends 
 cross-validation fold, the strategy and epoch count with the best mean fold macro-F1 are chosen,
 and the final model is trained on every labelled example with them; with enough labels, each is
 trained on the train table and its best epoch on the held-out validation table is kept. The
-checkpoint's ``classifier.json`` records what was chosen and why. Every epoch of every run leaves
-a resumable state under ``paths.train_state``; rerunning the stage after an interruption
-continues from it. Per-epoch metrics go to DVCLive in ``paths.training_log``. Under ``torchrun``
+checkpoint's ``classifier.json`` records what was chosen and why. Every epoch of a trained model,
+and every finished fold, leaves a resumable state under ``paths.train_state``; rerunning the
+stage after an interruption continues from it. Per-epoch metrics go to DVCLive in ``paths.training_log``. Under ``torchrun``
 every process trains and rank 0 alone writes (``tlpipe.distributed``).
 """
 
