@@ -137,6 +137,20 @@ def test_an_interrupted_cross_validation_resumes_without_retraining_finished_fol
     assert not (project / "models" / "train_state").exists()
 
 
+def test_folds_that_do_not_match_the_train_table_are_refused_with_the_fix(
+    project: Path, tiny_model_dir: Path, train_table, test_table
+) -> None:
+    write_project(project, tiny_model_dir, train_table, test_table, {"split": {"cross_validate_below": 40}})
+    run_all(until="fetch_model")
+    train_csv = project / "data" / "prepared" / "train.csv"
+    pd.read_csv(train_csv).iloc[:-1].to_csv(train_csv, index=False)
+
+    refusal = r"folds.json assigns folds to 36 examples, but .*train.csv has 35.*tlpipe prepare"
+    with pytest.raises(ArtifactError, match=refusal):
+        run_stage("train")
+    assert not (project / "models" / "checkpoint").exists()
+
+
 def test_auto_compares_with_the_probe_on_validation_and_keeps_the_better(
     project: Path, tiny_model_dir: Path, train_table, test_table
 ) -> None:

@@ -8,8 +8,9 @@ and the final model is trained on every labelled example with them; with enough 
 trained on the train table and its best epoch on the held-out validation table is kept. The
 checkpoint's ``classifier.json`` records what was chosen and why. Every epoch of a trained model,
 and every finished fold, leaves a resumable state under ``paths.train_state``; rerunning the
-stage after an interruption continues from it. Per-epoch metrics go to DVCLive in ``paths.training_log``. Under ``torchrun``
-every process trains and rank 0 alone writes (``tlpipe.distributed``).
+stage after an interruption continues from it. Per-epoch metrics go to DVCLive in
+``paths.training_log``. Under ``torchrun`` every process trains and rank 0 alone writes
+(``tlpipe.distributed``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from tlpipe.checkpoint import CLASSIFIER_CONFIG, save_checkpoint
 from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, TrainConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.distributed import Workers, process_group
+from tlpipe.errors import ArtifactError
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.modalities import get_modality
 from tlpipe.modalities.base import Classifier, Modality
@@ -57,6 +59,11 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
     labels: list[str] = read_json(paths.prepared / LABELS, "prepare")
     fit, valid = read_examples(paths.prepared / TRAIN), read_examples(paths.prepared / VALID)
     folds = Folds.read(paths.prepared / FOLDS)
+    if folds.cross_validates and len(folds.fold_of_row) != len(fit):
+        raise ArtifactError(
+            f"{paths.prepared / FOLDS} assigns folds to {len(folds.fold_of_row)} examples, but "
+            f"{paths.prepared / TRAIN} has {len(fit)}: they were not written together. Run `tlpipe prepare` again."
+        )
     scored_labels = fit if folds.cross_validates else valid  # across the folds, every example validates once
     plan = plan_strategy(train, fit[LABEL].tolist(), scored_labels[LABEL].tolist(), modality.auto_rule)
     if train.strategy == "auto":
