@@ -10,7 +10,7 @@ import torch
 from test_training import FAST, build, encode, train_once
 
 from tlpipe.config import ContrastiveConfig
-from tlpipe.contrastive import SentenceEmbedder, make_pairs, pair_count, pair_loss, tune_body
+from tlpipe.contrastive import BatchEmbeddings, make_pairs, pair_count, pair_loss, tune_body
 from tlpipe.errors import DataError
 from tlpipe.train_state import TrainStateStore
 from tlpipe.training import Callbacks, fine_tune
@@ -71,17 +71,57 @@ def test_data_that_cannot_make_pairs_is_refused_with_what_to_do(labels: list[int
         make_pairs(labels, 10, seed=0)
 
 
-def test_the_loss_is_the_sentence_transformers_one_over_the_classifier_pooling(tiny_model_dir: Path) -> None:
-    from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss, OnlineContrastiveLoss
+class SideBySide(torch.nn.Module):
+    """The classic pattern: the loss encodes each side of the pairs with the classifier's body and pooling."""
 
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, features):
+        return {"sentence_embedding": self.model.features(**features)}
+
+
+@pytest.mark.parametrize("loss", ["cosine_similarity", "contrastive", "online_contrastive"])
+def test_encoding_a_batchs_distinct_examples_once_gives_the_sentence_transformers_loss_and_gradients(
+    tiny_model_dir: Path, loss: str
+) -> None:
     model, preprocess = build(tiny_model_dir)
-    embedder = SentenceEmbedder(model)
-    batch = preprocess(["my invoice is late", "reset my password"])
+    model.eval()  # no dropout: both ways must agree exactly
+    texts = ["my invoice is late", "reset my password", "refund the charge", "cannot log in"]
+    firsts, seconds, similar = [0, 1, 0, 3], [2, 3, 1, 0], torch.tensor([1.0, 1.0, 0.0, 0.0])
 
-    assert isinstance(pair_loss("cosine_similarity", embedder), CosineSimilarityLoss)
-    assert isinstance(pair_loss("online_contrastive", embedder), OnlineContrastiveLoss)
-    model.eval()
-    assert torch.equal(embedder(batch)["sentence_embedding"], model.features(**batch))
+    def loss_and_gradient(value: torch.Tensor) -> tuple[float, torch.Tensor]:
+        model.zero_grad()
+        value.backward()
+        return value.item(), model.body.encoder.layer[0].output.dense.weight.grad.clone()
+
+    reference = pair_loss(loss, SideBySide(model))
+    expected = loss_and_gradient(
+        reference([preprocess([texts[i] for i in firsts]), preprocess([texts[i] for i in seconds])], similar)
+    )
+    embedder = BatchEmbeddings(model)
+    embedder.encode(preprocess(texts))
+    rows = [{"rows": torch.tensor(firsts)}, {"rows": torch.tensor(seconds)}]
+    actual = loss_and_gradient(pair_loss(loss, embedder)(rows, similar))
+
+    assert actual[0] == pytest.approx(expected[0], rel=1e-5)
+    torch.testing.assert_close(actual[1], expected[1], rtol=1e-4, atol=1e-7)
+
+
+def test_the_body_encodes_each_distinct_example_of_a_batch_once(tiny_model_dir: Path, train_table) -> None:
+    model, preprocess = build(tiny_model_dir)
+    encoded: list[int] = []
+    real_features = model.features
+    model.features = lambda **features: encoded.append(len(features["input_ids"])) or real_features(**features)
+    settings = CONTRASTIVE.model_copy(update={"batch_size": 27})  # a batch has 54 pair sides, 24 examples at most
+
+    summary = tune_body(
+        model, preprocess, *encode(train_table), settings, torch.device("cpu"), None, torch.Generator().manual_seed(0)
+    )
+
+    assert len(encoded) == 8 and summary.pairs == 216
+    assert all(size <= len(train_table) < 2 * settings.batch_size for size in encoded)
 
 
 def class_separation(model, preprocess, texts: list[str], labels: list[int]) -> float:

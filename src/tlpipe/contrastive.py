@@ -26,7 +26,7 @@ from torch import nn
 
 from tlpipe.config import ContrastiveConfig, TrainConfig
 from tlpipe.errors import DataError
-from tlpipe.strategies import Phase, apply_phase, optimizer_step, parameter_groups, warmup_then_linear_decay
+from tlpipe.strategies import Phase, adamw, apply_phase, optimizer_step, warmup_then_linear_decay
 
 log = logging.getLogger(__name__)
 
@@ -105,20 +105,28 @@ def _anchor_stream(examples: int, rng: np.random.Generator) -> Iterator[int]:
         yield from (int(index) for index in rng.permutation(examples))
 
 
-class SentenceEmbedder(nn.Module):
-    """The classifier's body and pooling seen as a sentence-transformers model: ``features -> sentence_embedding``.
+class BatchEmbeddings(nn.Module):
+    """One batch's sentence embeddings, served to a sentence-transformers pair loss by row: ``{"rows"} -> embedding``.
 
-    sentence-transformers losses only call ``model(features)["sentence_embedding"]``, so this is all
-    they need, and the embedding they tune is exactly what the head will be trained and served on.
+    A pair loss calls its model once per side of the pairs. With many pairs per example most of a
+    batch's examples sit on both sides or in several pairs, so ``encode`` runs the classifier's body
+    and pooling once over the batch's distinct examples and each side looks its rows up: the same
+    loss and gradients for about a third less of the body's work. The embedding the loss tunes is
+    exactly what the head will be trained and served on.
     """
 
     def __init__(self, classifier: Any) -> None:
         super().__init__()
         self.classifier = classifier
+        self.embeddings: torch.Tensor | None = None
+
+    def encode(self, features: dict[str, torch.Tensor]) -> None:
+        self.embeddings = self.classifier.features(**features)
 
     def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        embedding = self.classifier.features(**features)
-        return {"sentence_embedding": embedding}
+        if self.embeddings is None:
+            raise RuntimeError("BatchEmbeddings.encode must run before the loss reads a batch")
+        return {"sentence_embedding": self.embeddings[features["rows"]]}
 
 
 def pair_loss(name: str, embedder: nn.Module) -> nn.Module:
@@ -156,8 +164,9 @@ def tune_body(
     for parameter in model.head.parameters():
         parameter.requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    loss_fn = pair_loss(settings.loss, SentenceEmbedder(model)).to(device)
-    optimizer = torch.optim.AdamW(parameter_groups(model, train))
+    embedder = BatchEmbeddings(model)
+    loss_fn = pair_loss(settings.loss, embedder).to(device)
+    optimizer = adamw(model, train)
     steps_per_epoch = math.ceil(math.ceil(len(pairs) / train.batch_size) / train.gradient_accumulation)
     total_steps = steps_per_epoch * settings.epochs
     scheduler = warmup_then_linear_decay(optimizer, train.warmup_ratio, total_steps)
@@ -167,20 +176,25 @@ def tune_body(
         len(pairs), sum(p.similar for p in pairs), len(inputs), settings.epochs, steps_per_epoch, settings.loss, device,
     )  # fmt: skip
     model.train()
-    step, pairs_seen, recent_loss = 0, 0, float("nan")
+    step, pairs_seen, encoded, recent_loss = 0, 0, 0, float("nan")
     log_every = max(1, int(total_steps * LOG_EVERY_FRACTION))
     optimizer.zero_grad(set_to_none=True)
     for _ in range(settings.epochs):
         batches = torch.randperm(len(pairs), generator=generator).split(train.batch_size)
         for index, batch in enumerate(batches, start=1):
             chosen = [pairs[i] for i in batch.tolist()]
+            distinct = sorted({p.first for p in chosen} | {p.second for p in chosen})
+            row_of = {example: row for row, example in enumerate(distinct)}
+            features = {k: v.to(device) for k, v in preprocess([inputs[i] for i in distinct]).items()}
             columns = [
-                {k: v.to(device) for k, v in preprocess([inputs[getattr(p, side)] for p in chosen]).items()}
+                {"rows": torch.tensor([row_of[getattr(p, side)] for p in chosen], device=device)}
                 for side in ("first", "second")
             ]
             targets = torch.tensor([float(p.similar) for p in chosen], device=device)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                embedder.encode(features)
                 loss = loss_fn(columns, targets)
+            encoded += len(distinct)
             scaler.scale(loss / train.gradient_accumulation).backward()
             pairs_seen, recent_loss = pairs_seen + len(chosen), loss.item()
             if index % train.gradient_accumulation and index < len(batches):
@@ -201,5 +215,9 @@ def tune_body(
         final_loss=recent_loss,
         seconds=time.perf_counter() - started,
     )
-    log.info("Contrastive phase done in %.1fs", summary.seconds)
+    embedder.embeddings = None
+    log.info(
+        "Contrastive phase done in %.1fs (the body encoded %d examples for %d pair sides)",
+        summary.seconds, encoded, 2 * pairs_seen,
+    )  # fmt: skip
     return summary

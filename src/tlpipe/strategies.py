@@ -134,6 +134,14 @@ def parameter_groups(model: Any, train: TrainConfig) -> list[dict[str, Any]]:
     return groups
 
 
+def adamw(model: Any, train: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over ``parameter_groups(model, train)``, as one fused kernel per step where torch has one (CPU, CUDA)."""
+    groups = parameter_groups(model, train)
+    devices = {parameter.device.type for group in groups for parameter in group["params"]}
+    # The default loops over the tensors: on 2 CPU cores a step over MiniLM's 22M parameters takes 6x as long.
+    return torch.optim.AdamW(groups, fused=devices <= {"cpu", "cuda"})
+
+
 def _exempt_from_decay(name: str, parameter: nn.Parameter) -> bool:
     # Biases and norm scales (1-d, as timm decides it; BatchNorm's are named bn1.weight) are not decayed.
     return name.endswith(NO_DECAY) or parameter.ndim <= 1

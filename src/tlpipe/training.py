@@ -40,9 +40,9 @@ from tlpipe.runtime import Runtime, device_report, make_deterministic, select_ru
 from tlpipe.strategies import (
     STRATEGIES,
     Phase,
+    adamw,
     apply_phase,
     optimizer_step,
-    parameter_groups,
     warmup_then_linear_decay,
 )
 from tlpipe.train_state import Progress, TrainStateStore, restore_rng
@@ -186,7 +186,7 @@ def fine_tune(
         apply_phase(model, phase)
         _log_phase(model, phase, runtime)
         step = workers.wrap(TrainingStep(model, train_set), runtime.device)  # DDP over what trains in this phase
-        optimizer = torch.optim.AdamW(parameter_groups(model, train))
+        optimizer = adamw(model, train)
         scheduler = warmup_then_linear_decay(optimizer, train.warmup_ratio, steps_per_epoch * phase.epochs)
         if resumed and phase.first_epoch <= progress.epoch:
             optimizer.load_state_dict(resumed.trainer["optimizer"])
