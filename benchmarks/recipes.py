@@ -1,0 +1,172 @@
+"""Each strategy's learning rate, cross-validated on the training labels of two datasets.
+
+The first recipes (``tlpipe.auto.RECIPES``) were picked from test scores on the demo data
+(``benchmarks/strategies.py``). This script measures the key each recipe is most sensitive to,
+its learning rate, the way the train stage chooses epochs, and never reads a test table. For
+each dataset of ``benchmarks/few_shot.py`` (the demo's support tickets, the transfer demo's work
+requests), each strategy at the sizes where ``auto`` or a user would run it, and each seed, it
+draws a seeded sample of the training table (``split.examples_per_class``), assigns
+``split.folds`` stratified folds (``tlpipe.model_selection.assign_folds``), and trains every
+candidate value on every fold from the pip-packaged all-MiniLM-L6-v2 with ``fine_tune`` and the
+strategy's recipe otherwise. A value scores its mean fold macro-F1 at the epoch count
+``choose_epochs`` picks, as in the train stage. The recipe's own value is marked; a value that
+beats it by more than the folds' spread on both datasets is the evidence to change it.
+
+    .venv/bin/python benchmarks/recipes.py                                  # the default plan (about 30 min)
+    .venv/bin/python benchmarks/recipes.py --plan contrastive:8 --seeds 0 1
+    .venv/bin/python benchmarks/recipes.py --report-only
+
+Results go to benchmarks/results/recipes.json and recipes.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from tlpipe.artifacts import write_json, write_text
+from tlpipe.auto import RECIPES, settings_for
+from tlpipe.config import SplitConfig, TrainConfig
+from tlpipe.datasets import INPUT, LABEL, examples_per_class, label_names
+from tlpipe.modalities.text.model import TextPreprocessor, load_pretrained, load_tokenizer
+from tlpipe.model_selection import assign_folds, choose_epochs
+from tlpipe.sources import fetch_snapshot
+from tlpipe.training import fine_tune, seed_everything
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from few_shot import DATASETS, SOURCE, shipped_params  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results" / "recipes.json"
+# The key each strategy's recipe is most sensitive to, and the values tried: the recipe's, half and double.
+VARIED = {strategy: ("head_learning_rate" if strategy == "linear_probe" else "learning_rate") for strategy in RECIPES}
+# Where each strategy runs: auto's few-label pick and the probe it is compared with at 8 per class; the
+# many-label pick, the probe and a plain fine-tune at 64.
+PLAN = ["contrastive:8", "linear_probe:8", "freeze_unfreeze:64", "full:64", "linear_probe:64"]
+
+
+def candidates(strategy: str) -> list[float]:
+    recipe = RECIPES[strategy][VARIED[strategy]]
+    return [recipe / 2, recipe, recipe * 2]
+
+
+def cross_validate(
+    strategy: str, value: float, labelled: pd.DataFrame, split: SplitConfig, snapshot: Path, seed: int
+) -> dict[str, Any]:
+    """``strategy`` with ``VARIED[strategy] = value`` trained on every fold of ``labelled``: its choose_epochs score."""
+    params = shipped_params()
+    train = settings_for(TrainConfig.model_validate(params["train"] | {"seed": seed}), strategy)
+    train = train.model_copy(update={VARIED[strategy]: value})
+    labels = label_names(labelled)
+    ids = {label: index for index, label in enumerate(labels)}
+    preprocess = TextPreprocessor(load_tokenizer(snapshot), params["preprocess"]["max_length"])
+    folds = assign_folds(labelled, split)
+    histories = []
+    started = time.perf_counter()
+    for fold in range(folds.folds):
+        fit, valid = folds.split(labelled, fold)
+        seed_everything(train.seed)
+        model = load_pretrained(snapshot, len(labels), train.dropout)
+        result = fine_tune(
+            model, preprocess,
+            fit[INPUT].tolist(), [ids[label] for label in fit[LABEL]],
+            valid[INPUT].tolist(), [ids[label] for label in valid[LABEL]],
+            train,
+        )  # fmt: skip
+        histories.append(result.history)
+    scored = choose_epochs(strategy, histories)
+    return {"mean": scored.mean, "std": scored.std, "epochs": scored.epochs, "seconds": time.perf_counter() - started}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--plan", nargs="+", default=PLAN, help="strategy:examples_per_class pairs (default: %(default)s)")
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--report-only", action="store_true", help="summarise --output again; train nothing")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    runs: list[dict[str, Any]] = json.loads(args.output.read_text())["runs"] if args.output.is_file() else []
+    if not args.report_only:
+        planned = [(entry.split(":")[0], int(entry.split(":")[1])) for entry in args.plan]
+        keys = {(d, s, n, seed) for d in args.datasets for s, n in planned for seed in args.seeds}
+        runs = [run for run in runs if (run["dataset"], run["strategy"], run["size"], run["seed"]) not in keys]
+        split = SplitConfig.model_validate(shipped_params()["split"]).model_copy(
+            update={"cross_validate_below": sys.maxsize}  # cross-validate at every size: the recipes' evidence
+        )
+        with tempfile.TemporaryDirectory() as scratch:
+            snapshot = Path(scratch) / "snapshot"
+            fetch_snapshot(SOURCE, snapshot)
+            for strategy, size in planned:
+                for dataset in args.datasets:
+                    train_table, _ = DATASETS[dataset]()  # the test table is never read
+                    for seed in args.seeds:
+                        labelled = examples_per_class(train_table, size, seed)
+                        for value in candidates(strategy):
+                            scored = cross_validate(
+                                strategy, value, labelled, split.model_copy(update={"seed": seed}), snapshot, seed
+                            )
+                            run = {"dataset": dataset, "strategy": strategy, "size": size, "seed": seed,
+                                   "key": VARIED[strategy], "value": value, **scored}  # fmt: skip
+                            runs.append(run)
+                            print(
+                                f"{dataset:<16} {strategy:<16} {size:>3}/class seed {seed} {VARIED[strategy]} "
+                                f"{value:.1e}: cross-validated macro-F1 {scored['mean']:.3f} ± {scored['std']:.3f} "
+                                f"at {scored['epochs']} epochs ({scored['seconds']:.0f}s)",
+                                flush=True,
+                            )
+                            report(args.output, runs, quiet=True)
+    report(args.output, runs)
+
+
+def report(path: Path, runs: list[dict[str, Any]], quiet: bool = False) -> None:
+    """Write the runs and a Markdown table of mean cross-validated macro-F1 per value; print it unless ``quiet``."""
+    groups: dict[tuple[str, int, str, float], list[dict[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault((run["strategy"], run["size"], run["dataset"], run["value"]), []).append(run)
+    lines = [
+        "# Recipe learning rates, cross-validated on training labels only (mean fold macro-F1 ± fold spread)",
+        "",
+        "| strategy | per class | dataset | key | " + " | ".join(["half", "recipe", "double"]) + " | favoured |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for strategy, size, dataset in dict.fromkeys((s, n, d) for s, n, d, _ in sorted(groups)):
+        cells, means = [], {}
+        for value in candidates(strategy):
+            members = groups.get((strategy, size, dataset, value), [])
+            if not members:
+                cells.append("not run")
+                continue
+            means[value] = statistics.fmean(member["mean"] for member in members)
+            spread = statistics.fmean(member["std"] for member in members)
+            cells.append(f"{value:.0e}: {means[value]:.3f} ± {spread:.3f}")
+        favoured = f"{max(means, key=means.get):.0e}" if means else "-"
+        lines.append(f"| {strategy} | {size} | {dataset} | {VARIED[strategy]} | " + " | ".join(cells) + f" | {favoured} |")
+    table = "\n".join(lines) + "\n"
+    write_json(
+        path,
+        {
+            "command": "benchmarks/recipes.py " + " ".join(sys.argv[1:]),
+            "machine": {"cpu_threads": torch.get_num_threads(), "python": platform.python_version()},
+            "runs": runs,
+        },
+    )
+    write_text(path.with_suffix(".md"), table)
+    if not quiet:
+        print(table)
+
+
+if __name__ == "__main__":
+    main()
