@@ -111,8 +111,9 @@ class BatchEmbeddings(nn.Module):
     A pair loss calls its model once per side of the pairs. With many pairs per example most of a
     batch's examples sit on both sides or in several pairs, so ``encode`` runs the classifier's body
     and pooling once over the batch's distinct examples and each side looks its rows up: the same
-    loss and gradients for about a third less of the body's work. The embedding the loss tunes is
-    exactly what the head will be trained and served on.
+    loss and gradients (with dropout on, one draw per example and batch instead of one per side)
+    for a quarter less of the body's work at 8 examples per class (``benchmarks/contrastive_step.py``).
+    The embedding the loss tunes is exactly what the head will be trained and served on.
     """
 
     def __init__(self, classifier: Any) -> None:
