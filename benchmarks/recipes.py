@@ -91,7 +91,9 @@ def cross_validate(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--plan", nargs="+", default=PLAN, help="strategy:examples_per_class pairs (default: %(default)s)")
+    parser.add_argument(
+        "--plan", nargs="+", default=PLAN, help="strategy:examples_per_class pairs (default: %(default)s)"
+    )
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--output", type=Path, default=RESULTS)
@@ -153,7 +155,8 @@ def report(path: Path, runs: list[dict[str, Any]], quiet: bool = False) -> None:
             spread = statistics.fmean(member["std"] for member in members)
             cells.append(f"{value:.0e}: {means[value]:.3f} ± {spread:.3f}")
         favoured = f"{max(means, key=means.get):.0e}" if means else "-"
-        lines.append(f"| {strategy} | {size} | {dataset} | {VARIED[strategy]} | " + " | ".join(cells) + f" | {favoured} |")
+        cells_text = " | ".join(cells)
+        lines.append(f"| {strategy} | {size} | {dataset} | {VARIED[strategy]} | {cells_text} | {favoured} |")
     table = "\n".join(lines) + "\n"
     write_json(
         path,
