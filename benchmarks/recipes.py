@@ -153,8 +153,8 @@ def report(path: Path, runs: list[dict[str, Any]], quiet: bool = False) -> None:
                 continue
             means[value] = statistics.fmean(member["mean"] for member in members)
             spread = statistics.fmean(member["std"] for member in members)
-            cells.append(f"{value:.0e}: {means[value]:.3f} ± {spread:.3f}")
-        favoured = f"{max(means, key=means.get):.0e}" if means else "-"
+            cells.append(f"{value:g}: {means[value]:.3f} ± {spread:.3f}")
+        favoured = f"{max(means, key=means.get):g}" if means else "-"
         cells_text = " | ".join(cells)
         lines.append(f"| {strategy} | {size} | {dataset} | {VARIED[strategy]} | {cells_text} | {favoured} |")
     table = "\n".join(lines) + "\n"
