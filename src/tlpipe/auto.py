@@ -5,7 +5,8 @@ the transfer demo's work requests): ``benchmarks/few_shot.py`` reports the score
 chose with, and contrastive tuning of the body (SetFit) was favoured over a linear probe and a
 full fine-tune at 8, 16 and 32 examples per class on both; ``benchmarks/recipes.py``
 cross-validates each recipe at 64 per class, where freeze-then-unfreeze (with its learning rate
-from that script) matched the best strategy on the tickets and beat the linear probe on both.
+from that script) matched a full fine-tune's recipe on the tickets and beat it and the linear
+probe on the work requests.
 So the fewest training examples any class has decides between the two. Where it is cheap and the
 validation split is large enough to tell strategies apart, the strategies in ``auto.compare``
 (by default the linear probe, seconds on cached features) are trained too and the best on
