@@ -145,7 +145,7 @@ def report(path: Path, runs: list[dict[str, Any]], quiet: bool = False) -> None:
         "",
         "Each value: mean fold macro-F1 over its seeds ± the folds' spread (mean over seeds), seeds run.",
         "",
-        "| strategy | per class | dataset | key | values tried (recipe in bold) | favoured |",
+        "| strategy | per class | dataset | key | values tried (recipe in bold) | favoured, per seed |",
         "|---|---|---|---|---|---|",
     ]
     for (strategy, size, dataset), by_value in sorted(groups.items()):
@@ -158,7 +158,14 @@ def report(path: Path, runs: list[dict[str, Any]], quiet: bool = False) -> None:
             seeds = ",".join(str(member["seed"]) for member in members)
             name = f"**{value:g}**" if value == recipe else f"{value:g}"
             cells.append(f"{name}: {means[value]:.3f} ± {spread:.3f} (seeds {seeds})")
-        favoured = f"{max(means, key=means.get):g}"
+        # Each seed's best value: a mean over other samples is not comparable.
+        per_seed: dict[int, dict[float, float]] = {}
+        for value, members in by_value.items():
+            for member in members:
+                per_seed.setdefault(member["seed"], {})[value] = member["mean"]
+        favoured = "; ".join(
+            f"seed {seed}: {max(scores, key=scores.get):g}" for seed, scores in sorted(per_seed.items())
+        )
         lines.append(f"| {strategy} | {size} | {dataset} | {VARIED[strategy]} | {'; '.join(cells)} | {favoured} |")
     table = "\n".join(lines) + "\n"
     write_json(
