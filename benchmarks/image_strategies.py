@@ -408,7 +408,7 @@ def coverage(summary: list[dict[str, Any]], threshold: int) -> list[str]:
             "unmeasured."
         )
     lines.append(
-        f"Under auto, at or above the threshold the plan also trains {', '.join(TrainConfig().auto.compare)} "
+        f"Under auto, at or above the threshold the plan also trains {', '.join(IMAGE_RULE.compare)} "
         "(auto.compare) when every class has enough validation examples, and keeps the validation winner: "
         f"a many-side {IMAGE_RULE.many} that loses costs its training time, not the chosen model's score."
     )

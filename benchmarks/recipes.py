@@ -52,7 +52,10 @@ from few_shot import DATASETS, SOURCE, shipped_params  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "recipes.json"
 # The key each strategy's recipe is most sensitive to, and the values tried: the recipe's, half and double.
-VARIED = {strategy: ("head_learning_rate" if strategy == "linear_probe" else "learning_rate") for strategy in RECIPES}
+VARIED = {
+    strategy: ("head_learning_rate" if strategy in ("linear_probe", "lexical_probe") else "learning_rate")
+    for strategy in RECIPES
+}
 # Where each strategy runs: auto's few-label pick and the probe it is compared with at 8 per class; the
 # many-label pick, the probe and a plain fine-tune at 64.
 PLAN = ["contrastive:8", "linear_probe:8", "freeze_unfreeze:64", "full:64", "linear_probe:64"]

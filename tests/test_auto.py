@@ -19,10 +19,10 @@ def labels(per_class: int, classes: str = "abc") -> list[str]:
     ("train_per_class", "valid_per_class", "candidates"),
     [
         (6, 2, ["contrastive"]),  # too few validation examples to compare
-        (39, 10, ["contrastive", "linear_probe"]),
-        (40, 10, ["freeze_unfreeze", "linear_probe"]),
+        (39, 10, ["contrastive", "linear_probe", "lexical_probe"]),
+        (40, 10, ["freeze_unfreeze", "linear_probe", "lexical_probe"]),
         (40, 4, ["freeze_unfreeze"]),
-        (500, 100, ["freeze_unfreeze", "linear_probe"]),
+        (500, 100, ["freeze_unfreeze", "linear_probe", "lexical_probe"]),
     ],
 )
 def test_auto_plans_by_the_smallest_class(train_per_class: int, valid_per_class: int, candidates: list[str]) -> None:
@@ -59,6 +59,16 @@ def test_the_thresholds_and_comparisons_are_the_users() -> None:
     plan = plan_strategy(custom, labels(50), labels(2))
 
     assert plan.candidates == ["contrastive", "full", "linear_probe"]
+
+
+def test_compare_left_null_takes_the_modalitys_list_and_an_empty_one_compares_nothing() -> None:
+    from tlpipe.modalities import get_modality
+
+    image_rule = get_modality("image").auto_rule
+    none = AUTO.model_copy(update={"auto": AutoConfig(compare=())})
+
+    assert plan_strategy(AUTO, labels(50), labels(20), image_rule).candidates == [image_rule.many, "linear_probe"]
+    assert plan_strategy(none, labels(50), labels(20)).candidates == ["freeze_unfreeze"]
 
 
 def test_a_named_strategy_is_trained_alone() -> None:

@@ -46,6 +46,7 @@ def expected_trainable(model, blocks: int) -> set[str]:
         ("freeze_unfreeze", {}, [("head", 1, 2, 0), ("all", 3, 6, 3)]),
         ("gradual_unfreeze", {}, [("head", 1, 1, 0), ("top 1", 2, 2, 1), ("top 2", 3, 3, 2), ("all", 4, 6, 3)]),
         ("contrastive", {}, [("head", 1, 6, 0)]),
+        ("lexical_probe", {}, [("head", 1, 6, 0)]),
         (
             "gradual_unfreeze", {"gradual_unfreeze": {"epochs_per_block": 2}},
             [("head", 1, 2, 0), ("top 1", 3, 4, 1), ("top 2", 5, 6, 2)],
@@ -77,7 +78,8 @@ def test_head_only_phase_trains_two_tensors(model) -> None:
 
 @pytest.mark.parametrize("strategy", sorted(STRATEGIES))
 def test_every_optimiser_group_carries_its_learning_rate_in_every_phase(model, strategy: str) -> None:
-    train = config(strategy, layer_decay=0.5) if strategy != "linear_probe" else config(strategy)
+    head_only = strategy in ("linear_probe", "lexical_probe")
+    train = config(strategy) if head_only else config(strategy, layer_decay=0.5)
     decay = train.layer_decay
     for phase in STRATEGIES[strategy].phases(train, blocks=3):
         apply_phase(model, phase)

@@ -30,6 +30,7 @@ from tlpipe.config import TrainConfig
 
 RECIPES: dict[str, dict[str, Any]] = {
     "linear_probe": {"epochs": 30, "head_learning_rate": 1e-2, "layer_decay": 1.0},
+    "lexical_probe": {"epochs": 30, "head_learning_rate": 1e-2, "layer_decay": 1.0},
     "contrastive": {"epochs": 30, "learning_rate": 2e-5, "head_learning_rate": 1e-2, "layer_decay": 1.0},
     "freeze_unfreeze": {
         "epochs": 5,
@@ -52,12 +53,14 @@ RECIPE_KEYS = ("epochs", "learning_rate", "head_learning_rate", "layer_decay", "
 @dataclass(frozen=True)
 class AutoRule:
     """What ``auto`` picks for one modality: ``few`` when a class has fewer than ``auto.few_labels_below``
-    training examples, else ``many``; each strategy with its measured recipe. ``evidence`` names the benchmark."""
+    training examples, else ``many``; each strategy with its measured recipe. ``evidence`` names the benchmark.
+    ``compare``: what else is trained and scored, unless params.yaml names its own ``auto.compare``."""
 
     few: str
     many: str
     recipes: dict[str, dict[str, Any]]
     evidence: str
+    compare: tuple[str, ...] = ("linear_probe",)
 
 
 TEXT_RULE = AutoRule(
@@ -65,6 +68,7 @@ TEXT_RULE = AutoRule(
     many="freeze_unfreeze",
     recipes=RECIPES,
     evidence="cross-validated on training labels of two datasets: benchmarks/few_shot.py, benchmarks/recipes.py",
+    compare=("linear_probe", "lexical_probe"),
 )
 
 
@@ -123,7 +127,8 @@ def plan_strategy(
             f"Every class has at least {fewest_train} training examples (auto.few_labels_below is "
             f"{settings.few_labels_below}): {main} did best with this many ({rule.evidence})."
         )
-    extra = [name for name in dict.fromkeys(settings.compare) if name != main]
+    compare = rule.compare if settings.compare is None else settings.compare
+    extra = [name for name in dict.fromkeys(compare) if name != main]
     if extra and fewest_valid < settings.compare_min_valid_per_class:
         reason += (
             f" Not compared with {', '.join(extra)}: the smallest class has {fewest_valid} validation examples, "

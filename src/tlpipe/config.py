@@ -153,7 +153,9 @@ class PreprocessConfig(Section):
     augment: AugmentConfig = AugmentConfig()
 
 
-ConcreteStrategy = Literal["linear_probe", "contrastive", "full", "freeze_unfreeze", "gradual_unfreeze", "scratch"]
+ConcreteStrategy = Literal[
+    "linear_probe", "lexical_probe", "contrastive", "full", "freeze_unfreeze", "gradual_unfreeze", "scratch"
+]
 Strategy = Literal["auto", ConcreteStrategy]
 
 
@@ -192,9 +194,10 @@ class AutoConfig(Section):
     few_labels_below: int = Field(
         40, ge=0, description="contrastive when a class has fewer training examples than this, else freeze_unfreeze"
     )
-    compare: tuple[ConcreteStrategy, ...] = Field(
-        ("linear_probe",),
-        description="also train these and keep whichever scores best on validation",
+    compare: tuple[ConcreteStrategy, ...] | None = Field(
+        None,
+        description="also train these and keep whichever scores best on validation; "
+        "null: the modality's (texts: linear_probe and lexical_probe; images: linear_probe)",
     )
     compare_min_valid_per_class: int = Field(
         5, ge=1, description="compare only when every class has this many validation examples (else too noisy)"
@@ -267,8 +270,8 @@ class TrainConfig(Section):
                     "freeze_unfreeze unfreezes with lower learning rates for earlier layers: "
                     "set layer_decay below 1 (for example 0.8), or leave it to the recipe (null)"
                 )
-        if self.strategy == "linear_probe" and "layer_decay" in given and self.layer_decay != 1.0:
-            raise ValueError("layer_decay has no effect with linear_probe (the body is frozen); leave it at 1")
+        if self.strategy in ("linear_probe", "lexical_probe") and "layer_decay" in given and self.layer_decay != 1.0:
+            raise ValueError(f"layer_decay has no effect with {self.strategy} (the body is frozen); leave it at 1")
         return self
 
 
@@ -291,8 +294,10 @@ class PretrainConfig(Section):
 
     @model_validator(mode="after")
     def _strategy_tunes_the_body(self) -> PretrainConfig:
-        if self.train.strategy == "linear_probe":
-            raise ValueError("pretrain.train.strategy linear_probe leaves the body as it was: use full or contrastive")
+        if self.train.strategy in ("linear_probe", "lexical_probe"):
+            raise ValueError(
+                f"pretrain.train.strategy {self.train.strategy} leaves the body as it was: use full or contrastive"
+            )
         if self.train.processes != 1:
             raise ValueError("pretrain.train.processes: pretraining runs in one process; leave it at 1")
         return self
@@ -362,7 +367,8 @@ class Params(Section):
                     message = exc.errors()[0]["msg"].removeprefix("Value error, ")
                     raise ValueError(f"{key}: {message}") from None
         refused = modality.unsupported_strategies
-        named = [("train.strategy", self.train.strategy)] + [("train.auto.compare", s) for s in self.train.auto.compare]
+        compared = self.train.auto.compare or ()
+        named = [("train.strategy", self.train.strategy)] + [("train.auto.compare", s) for s in compared]
         for key, strategy in named:
             if strategy in refused:
                 raise ValueError(

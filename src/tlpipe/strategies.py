@@ -7,6 +7,9 @@ top). The head always trains. Learning rates follow one rule for every strategy:
 ``layer_decay`` times the one above it (discriminative learning rates; 1 turns it off).
 
 - ``linear_probe``: head only, on features the frozen body computes once.
+- ``lexical_probe``: ``linear_probe`` with a second channel for the head, a TF-IDF bag of the
+  input's wordpieces fitted on the training texts (``tlpipe.modalities.text.lexicon``), for labels
+  that hang on words the pretrained body never saw.
 - ``contrastive``: the SetFit method. The body is first tuned on pairs of training examples with
   a sentence-transformers pair loss (``tlpipe.contrastive``), then frozen while the head trains
   on its features, as in ``linear_probe``.
@@ -52,17 +55,19 @@ class Strategy:
     """How a transfer strategy schedules the body: from pretrained weights or not, on cached features or not.
 
     ``tunes_body_on_pairs``: a contrastive phase on the body comes before the planned phases.
+    ``reads_wordpieces``: the head also reads a wordpiece channel fitted on the training texts.
     """
 
     name: str
     pretrained: bool = True
     caches_features: bool = False
     tunes_body_on_pairs: bool = False
+    reads_wordpieces: bool = False
 
     def phases(self, train: TrainConfig, blocks: int) -> list[Phase]:
         """The phases covering epochs 1 .. ``train.epochs`` for a body of ``blocks`` blocks."""
         epochs = train.epochs
-        if self.name in ("linear_probe", "contrastive"):
+        if self.caches_features:
             return [Phase("head", 1, epochs, 0)]
         if self.name in ("full", "scratch"):
             return [Phase("all", 1, epochs, blocks)]
@@ -77,6 +82,7 @@ class Strategy:
 STRATEGIES = {
     "linear_probe": Strategy("linear_probe", caches_features=True),
     "contrastive": Strategy("contrastive", caches_features=True, tunes_body_on_pairs=True),
+    "lexical_probe": Strategy("lexical_probe", caches_features=True, reads_wordpieces=True),
     "full": Strategy("full"),
     "freeze_unfreeze": Strategy("freeze_unfreeze"),
     "gradual_unfreeze": Strategy("gradual_unfreeze"),

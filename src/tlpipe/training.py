@@ -133,6 +133,9 @@ def fine_tune(
     if train.strategy not in STRATEGIES:
         raise ConfigError(f"train.strategy {train.strategy!r} must be resolved to a strategy first (tlpipe.auto)")
     strategy = STRATEGIES[train.strategy]
+    if strategy.reads_wordpieces:  # before a resumed state loads: its weights include the channel
+        model.fit_lexicon(preprocess, list(train_inputs), train.batch_size)
+        feature_cache = None  # the cache holds the body's features alone
     model.to(runtime.device)
     generator = torch.Generator().manual_seed(train.seed)
     resumed = state.load(model) if state else None

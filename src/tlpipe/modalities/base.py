@@ -56,6 +56,10 @@ class Classifier(nn.Module, ABC):
         """Logits from pooled features: (batch, num_labels)."""
         return self.head(self.dropout(features))
 
+    def fit_lexicon(self, preprocess: Any, inputs: Sequence[Any], batch_size: int) -> None:
+        """Give the head a wordpiece channel fitted on the training ``inputs`` (``lexical_probe``; texts only)."""
+        raise TypeError(f"{type(self).__name__} has no wordpieces: lexical_probe applies to texts only")
+
 
 class Preprocessor(Protocol):
     """Turns a list of inputs into the model's named tensors; what a server must redo, as data."""

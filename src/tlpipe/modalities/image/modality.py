@@ -59,7 +59,9 @@ class ImageModality(Modality):
     auto_rule = IMAGE_RULE
     unsupported_strategies = {
         "contrastive": "contrastive pair tuning is the SetFit method for sentence encoders; it has not been "
-        "measured on image backbones. Use auto, linear_probe or freeze_unfreeze."
+        "measured on image backbones. Use auto, linear_probe or freeze_unfreeze.",
+        "lexical_probe": "its second channel is a bag of a text's wordpieces; images have none. "
+        "Use auto, linear_probe or freeze_unfreeze.",
     }
 
     def read_raw(self, path: Path, data: DataConfig) -> pd.DataFrame:

@@ -53,7 +53,8 @@ class TextModality(Modality):
     def build_classifier(self, folder: Path, num_labels: int, dropout: float) -> Classifier:
         from transformers import AutoConfig, AutoModel
 
-        return text_model.TextClassifier(AutoModel.from_config(AutoConfig.from_pretrained(folder)), num_labels, dropout)
+        encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder))
+        return text_model.TextClassifier(encoder, num_labels, dropout, text_model.saved_lexicon_size(folder))
 
     def save_body_config(self, model: Classifier, folder: Path) -> None:
         model.body.config.save_pretrained(folder)

@@ -2,7 +2,9 @@
 
 Mean pooling over the attention mask is how sentence encoders such as all-MiniLM-L6-v2 were
 trained, so their frozen features are useful to a linear probe as they are; BERT's [CLS] pooler
-would start from random weights for such models.
+would start from random weights for such models. The ``lexical_probe`` strategy adds a second
+channel, a TF-IDF bag of the input's wordpieces (``tlpipe.modalities.text.lexicon``), that the
+head reads next to the pooled embedding.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional
 
 from tlpipe.artifacts import read_json
 from tlpipe.errors import ConfigError
 from tlpipe.modalities.base import Classifier
+from tlpipe.modalities.text.lexicon import WordpieceBag
 
 TOKENIZER_FILE = "tokenizer.json"
 INPUT_NAMES = ("input_ids", "attention_mask")
@@ -25,10 +29,25 @@ BLOCK_PATHS = ("encoder.layer", "transformer.layer", "encoder.layers", "layers")
 
 
 class TextClassifier(Classifier):
-    """Encoder body + mean pooling + linear head; ``forward(input_ids, attention_mask) -> logits``."""
+    """Encoder body + mean pooling + linear head; ``forward(input_ids, attention_mask) -> logits``.
 
-    def __init__(self, encoder: nn.Module, num_labels: int, dropout: float = 0.1) -> None:
-        super().__init__(encoder, encoder.config.hidden_size, num_labels, dropout)
+    With a lexicon of ``lexicon_size`` wordpieces, the head reads the unit-length pooled embedding
+    and the input's wordpiece TF-IDF row side by side (both unit length, so neither drowns the other).
+    """
+
+    def __init__(self, encoder: nn.Module, num_labels: int, dropout: float = 0.1, lexicon_size: int = 0) -> None:
+        super().__init__(encoder, encoder.config.hidden_size + lexicon_size, num_labels, dropout)
+        self.lexicon = WordpieceBag(lexicon_size) if lexicon_size else None
+
+    def fit_lexicon(self, preprocess: Any, inputs: Sequence[str], batch_size: int) -> None:
+        """Add the wordpiece channel, its idf fitted on ``inputs`` (the training texts), and a new head that reads it."""
+        vocab_size = self.body.get_input_embeddings().num_embeddings
+        self.lexicon = WordpieceBag(vocab_size)
+        batches = (preprocess(inputs[start : start + batch_size]) for start in range(0, len(inputs), batch_size))
+        self.lexicon.fit(
+            ((batch["input_ids"], batch["attention_mask"]) for batch in batches), preprocess.tokenizer.all_special_ids
+        )
+        self.head = nn.Linear(self.body.config.hidden_size + vocab_size, self.head.out_features)
 
     def body_blocks(self) -> list[nn.Module]:
         """The body split into blocks, bottom (embeddings) to top (last transformer layer).
@@ -48,10 +67,15 @@ class TextClassifier(Classifier):
         )
 
     def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        """Mean of the last hidden states over real (unpadded) tokens: (batch, hidden)."""
+        """Mean of the last hidden states over real (unpadded) tokens: (batch, hidden); with a lexicon,
+        that mean made unit length, then the wordpiece TF-IDF row: (batch, hidden + lexicon size)."""
         hidden = self.body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        if self.lexicon is None:
+            return pooled
+        bag = self.lexicon(input_ids, attention_mask).to(pooled.dtype)
+        return torch.cat([functional.normalize(pooled, dim=1), bag], dim=1)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.classify(self.features(input_ids, attention_mask))
@@ -113,6 +137,14 @@ def load_pretrained(
         config = AutoConfig.from_pretrained(snapshot, trust_remote_code=trust_remote_code)
         encoder = AutoModel.from_config(config, trust_remote_code=trust_remote_code)
     return TextClassifier(encoder, num_labels, dropout)
+
+
+def saved_lexicon_size(folder: Path) -> int:
+    """The wordpiece channel's size in the checkpoint weights in ``folder`` (0: trained without one)."""
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "model.safetensors"), framework="pt") as weights:
+        return weights.get_slice("lexicon.idf").get_shape()[0] if "lexicon.idf" in weights.keys() else 0
 
 
 def load_tokenizer(folder: Path, trust_remote_code: bool = False) -> Any:
