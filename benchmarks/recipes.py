@@ -56,9 +56,12 @@ VARIED = {
     strategy: ("head_learning_rate" if strategy in ("linear_probe", "lexical_probe") else "learning_rate")
     for strategy in RECIPES
 }
-# Where each strategy runs: auto's few-label pick and the probe it is compared with at 8 per class; the
-# many-label pick, the probe and a plain fine-tune at 64.
-PLAN = ["contrastive:8", "linear_probe:8", "freeze_unfreeze:64", "full:64", "linear_probe:64"]
+# Where each strategy runs: auto's few-label pick and the probes it is compared with at 8 per class; the
+# many-label pick, the probes and a plain fine-tune at 64.
+PLAN = [
+    "contrastive:8", "linear_probe:8", "lexical_probe:8",
+    "freeze_unfreeze:64", "full:64", "linear_probe:64", "lexical_probe:64",
+]  # fmt: skip
 
 
 def candidates(strategy: str) -> list[float]:

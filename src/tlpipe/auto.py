@@ -8,8 +8,12 @@ cross-validates each recipe at 64 per class, where freeze-then-unfreeze (with it
 from that script) matched a full fine-tune's recipe on the tickets and beat it and the linear
 probe on the work requests. So the fewest training examples any class has decides between the
 two. Where it is cheap and the validation split is large enough to tell strategies apart, the
-strategies in ``auto.compare`` (by default the linear probe, seconds on cached features) are
-trained too and the best on validation macro-F1 is kept; ties go to the rule's choice.
+strategies in ``auto.compare`` (null: the rule's ``compare``; for texts the linear probe and the
+lexical probe, seconds each on cached features) are trained too and the best on validation
+macro-F1 is kept; ties go to the rule's choice. The lexical probe is there for labels that hang
+on words the public encoder never saw: cross-validated at 64 per class (``recipes.py``) it scored
+above the linear probe on both datasets (beyond the folds' spread on the work requests) and above
+freeze_unfreeze on the work requests.
 
 Each strategy runs with its recipe, whether ``auto`` chose it or params.yaml names it: the epochs
 and learning rates it was benchmarked with, since a head-only strategy wants many more epochs
