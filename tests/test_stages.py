@@ -72,11 +72,12 @@ def test_auto_with_few_labels_cross_validates_trains_on_every_label_says_why_and
     choice = metrics["strategy_choice"]
     assert choice["model_selection"]["method"] == "cross_validation"
     assert "fewer than split.cross_validate_below (40)" in choice["model_selection"]["reason"]
-    assert choice["candidates"] == ["contrastive", "linear_probe"]  # each example validates once across the folds
+    # each example validates once across the folds, so every class has enough to compare on
+    assert choice["candidates"] == ["contrastive", "linear_probe", "lexical_probe"]
     assert "fewer than auto.few_labels_below (40)" in choice["reason"]
     assert "Cross-validated macro-F1: contrastive" in choice["reason"]
     scores = choice["cross_validation"]
-    assert set(scores) == {"contrastive", "linear_probe"}
+    assert set(scores) == {"contrastive", "linear_probe", "lexical_probe"}
     for name, score in scores.items():
         assert len(score["fold_scores"]) == 3 and len(score["mean_by_epoch"]) == 30  # the recipes' 30 head epochs
         assert choice["validation_macro_f1"][name] == pytest.approx(score["mean"])
@@ -256,6 +257,26 @@ def test_linear_probe_checkpoint_records_its_strategy(
     history = json.loads((project / "models" / "checkpoint" / "history.json").read_text())
     assert config["strategy"] == "linear_probe"
     assert config["best"]["epoch"] == history["best_epoch"]
+
+
+def test_lexical_probe_runs_every_stage_and_its_onnx_model_computes_the_wordpiece_bag(
+    project: Path, params_writer, tiny_model_dir, train_table, test_table
+) -> None:
+    import onnx
+
+    params_writer(project, tiny_model_dir, train_table, test_table, {"train": {"strategy": "lexical_probe"}})
+
+    run_all()
+
+    bundle = project / "models" / "bundle"
+    report = json.loads((project / "reports" / "parity.json").read_text())
+    config = json.loads((project / "models" / "checkpoint" / "classifier.json").read_text())
+    assert config["strategy"] == "lexical_probe"
+    assert report["max_abs_logit_diff"] < 1e-4 and report["top1_agreement"] == 1.0
+    assert report["int8"] is not None  # the quantizer took the graph and its gate ran
+    graph = onnx.load(str(bundle / "model.onnx")).graph
+    assert [i.name for i in graph.input] == ["input_ids", "attention_mask"]  # what a server already sends
+    assert "ScatterElements" in {node.op_type for node in graph.node}
 
 
 def test_outputs_get_ordinary_file_permissions_not_temp_file_ones(project: Path) -> None:
