@@ -40,7 +40,7 @@ class TextClassifier(Classifier):
         self.lexicon = WordpieceBag(lexicon_size) if lexicon_size else None
 
     def fit_lexicon(self, preprocess: Any, inputs: Sequence[str], batch_size: int) -> None:
-        """Add the wordpiece channel, its idf fitted on ``inputs`` (the training texts), and a new head that reads it."""
+        """Add the wordpiece channel, its idf fitted on ``inputs`` (the training texts), and a new head reading it."""
         vocab_size = self.body.get_input_embeddings().num_embeddings
         self.lexicon = WordpieceBag(vocab_size)
         batches = (preprocess(inputs[start : start + batch_size]) for start in range(0, len(inputs), batch_size))
