@@ -1,4 +1,4 @@
-"""Each strategy's learning rate, cross-validated on the training labels of two datasets.
+"""Each strategy's learning rate (or another recipe key), cross-validated on the training labels of two datasets.
 
 The first recipes (``tlpipe.auto.RECIPES``) were picked from test scores on the demo data
 (``benchmarks/strategies.py``). This script measures the key each recipe is most sensitive to,
@@ -16,6 +16,7 @@ tries around the new value; the report keeps every value run, with the seeds beh
 
     .venv/bin/python benchmarks/recipes.py                                  # the default plan (about 30 min)
     .venv/bin/python benchmarks/recipes.py --plan contrastive:8 --seeds 0 1
+    .venv/bin/python benchmarks/recipes.py --plan lexical_probe:64 --key epochs   # another recipe key
     .venv/bin/python benchmarks/recipes.py --report-only
 
 Results go to benchmarks/results/recipes.json and recipes.md.
@@ -64,18 +65,21 @@ PLAN = [
 ]  # fmt: skip
 
 
-def candidates(strategy: str) -> list[float]:
-    recipe = RECIPES[strategy][VARIED[strategy]]
+def candidates(strategy: str, key: str) -> list[float]:
+    """Half, the recipe's and double of the recipe's ``key`` (whole numbers for epochs)."""
+    recipe = RECIPES[strategy][key]
+    if key == "epochs":
+        return [max(1, recipe // 2), recipe, recipe * 2]
     return [recipe / 2, recipe, recipe * 2]
 
 
 def cross_validate(
-    strategy: str, value: float, labelled: pd.DataFrame, split: SplitConfig, snapshot: Path, seed: int
+    strategy: str, key: str, value: float, labelled: pd.DataFrame, split: SplitConfig, snapshot: Path, seed: int
 ) -> dict[str, Any]:
-    """``strategy`` with ``VARIED[strategy] = value`` trained on every fold of ``labelled``: its choose_epochs score."""
+    """``strategy`` with ``key = value`` trained on every fold of ``labelled``: its choose_epochs score."""
     params = shipped_params()
     train = settings_for(TrainConfig.model_validate(params["train"] | {"seed": seed}), strategy)
-    train = train.model_copy(update={VARIED[strategy]: value})
+    train = train.model_copy(update={key: value})
     labels = label_names(labelled)
     ids = {label: index for index, label in enumerate(labels)}
     preprocess = TextPreprocessor(load_tokenizer(snapshot), params["preprocess"]["max_length"])
@@ -104,6 +108,10 @@ def main() -> None:
     )
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument(
+        "--key", choices=["epochs", "learning_rate", "head_learning_rate"],
+        help="the recipe key to vary for every planned strategy (default: each one's learning rate)",
+    )  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--report-only", action="store_true", help="summarise --output again; train nothing")
     args = parser.parse_args()
@@ -111,8 +119,15 @@ def main() -> None:
     runs: list[dict[str, Any]] = json.loads(args.output.read_text())["runs"] if args.output.is_file() else []
     if not args.report_only:
         planned = [(entry.split(":")[0], int(entry.split(":")[1])) for entry in args.plan]
-        keys = {(d, s, n, seed) for d in args.datasets for s, n in planned for seed in args.seeds}
-        runs = [run for run in runs if (run["dataset"], run["strategy"], run["size"], run["seed"]) not in keys]
+        varied = {strategy: args.key or VARIED[strategy] for strategy, _ in planned}
+        for strategy, key in varied.items():
+            if key not in RECIPES[strategy]:
+                parser.error(f"{strategy}'s recipe has no {key} (it has {', '.join(RECIPES[strategy])})")
+        keys = {(d, s, n, seed, varied[s]) for d in args.datasets for s, n in planned for seed in args.seeds}
+        runs = [
+            run for run in runs
+            if (run["dataset"], run["strategy"], run["size"], run["seed"], run["key"]) not in keys
+        ]  # fmt: skip
         split = SplitConfig.model_validate(shipped_params()["split"]).model_copy(
             update={"cross_validate_below": sys.maxsize}  # cross-validate at every size: the recipes' evidence
         )
@@ -124,16 +139,16 @@ def main() -> None:
                     train_table, _ = DATASETS[dataset]()  # the test table is never read
                     for seed in args.seeds:
                         labelled = examples_per_class(train_table, size, seed)
-                        for value in candidates(strategy):
-                            scored = cross_validate(
-                                strategy, value, labelled, split.model_copy(update={"seed": seed}), snapshot, seed
-                            )
+                        key = varied[strategy]
+                        for value in candidates(strategy, key):
+                            fold_split = split.model_copy(update={"seed": seed})
+                            scored = cross_validate(strategy, key, value, labelled, fold_split, snapshot, seed)
                             run = {"dataset": dataset, "strategy": strategy, "size": size, "seed": seed,
-                                   "key": VARIED[strategy], "value": value, **scored}  # fmt: skip
+                                   "key": key, "value": value, **scored}  # fmt: skip
                             runs.append(run)
                             print(
-                                f"{dataset:<16} {strategy:<16} {size:>3}/class seed {seed} {VARIED[strategy]} "
-                                f"{value:.1e}: cross-validated macro-F1 {scored['mean']:.3f} ± {scored['std']:.3f} "
+                                f"{dataset:<16} {strategy:<16} {size:>3}/class seed {seed} {key} "
+                                f"{value:g}: cross-validated macro-F1 {scored['mean']:.3f} ± {scored['std']:.3f} "
                                 f"at {scored['epochs']} epochs ({scored['seconds']:.0f}s)",
                                 flush=True,
                             )
@@ -143,19 +158,20 @@ def main() -> None:
 
 def report(path: Path, runs: list[dict[str, Any]], quiet: bool = False) -> None:
     """Write the runs and a Markdown table of mean cross-validated macro-F1 per value; print it unless ``quiet``."""
-    groups: dict[tuple[str, int, str], dict[float, list[dict[str, Any]]]] = {}
+    groups: dict[tuple[str, int, str, str], dict[float, list[dict[str, Any]]]] = {}
     for run in runs:
-        groups.setdefault((run["strategy"], run["size"], run["dataset"]), {}).setdefault(run["value"], []).append(run)
+        group = (run["strategy"], run["size"], run["dataset"], run["key"])
+        groups.setdefault(group, {}).setdefault(run["value"], []).append(run)
     lines = [
-        "# Recipe learning rates, cross-validated on training labels only",
+        "# Recipe settings, cross-validated on training labels only",
         "",
         "Each value: mean fold macro-F1 over its seeds ± the folds' spread (mean over seeds), seeds run.",
         "",
         "| strategy | per class | dataset | key | values tried (recipe in bold) | favoured, per seed |",
         "|---|---|---|---|---|---|",
     ]
-    for (strategy, size, dataset), by_value in sorted(groups.items()):
-        recipe = RECIPES[strategy][VARIED[strategy]]
+    for (strategy, size, dataset, key), by_value in sorted(groups.items()):
+        recipe = RECIPES[strategy][key]
         means = {value: statistics.fmean(member["mean"] for member in members) for value, members in by_value.items()}
         cells = []
         for value in sorted(by_value):
@@ -172,7 +188,7 @@ def report(path: Path, runs: list[dict[str, Any]], quiet: bool = False) -> None:
         favoured = "; ".join(
             f"seed {seed}: {max(scores, key=scores.get):g}" for seed, scores in sorted(per_seed.items())
         )
-        lines.append(f"| {strategy} | {size} | {dataset} | {VARIED[strategy]} | {'; '.join(cells)} | {favoured} |")
+        lines.append(f"| {strategy} | {size} | {dataset} | {key} | {'; '.join(cells)} | {favoured} |")
     table = "\n".join(lines) + "\n"
     write_json(
         path,
