@@ -3,7 +3,8 @@
 Runs every stage (``tlpipe.stages.STAGES``, as ``dvc repro`` would) on the demo texts at
 ``--per-class`` labelled examples per class in two fresh projects taking turns: params.yaml as
 shipped (with few labels, k-fold cross-validation and a final model on every label) and the
-previous default (``split.cross_validate_below: 0``: a held-out 20% chooses). Prints and writes
+previous default (``split.cross_validate_below: 0``: a held-out 20% chooses; compared with the
+linear probe only, ``train.auto.compare: [linear_probe]``). Prints and writes
 each stage's seconds and the ratios of the train stage and of the whole run.
 
     .venv/bin/python benchmarks/default_run_cost.py                    # 8 per class, 2 rounds, in-process
@@ -38,17 +39,23 @@ from tlpipe.stages import STAGES
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "default_run_cost.json"
-SETTINGS = {"default": {}, "previous": {"cross_validate_below": 0}}
+SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
+    "default": {},
+    "previous": {"split": {"cross_validate_below": 0}, "train": {"auto": {"compare": ["linear_probe"]}}},
+}
 
 
 @contextlib.contextmanager
-def project(root: Path, per_class: int, split: dict[str, Any]) -> Iterator[Path]:
-    """A fresh copy of the demo project in ``root`` with these split settings, as the working directory."""
+def project(root: Path, per_class: int, changes: dict[str, dict[str, Any]]) -> Iterator[Path]:
+    """A fresh copy of the demo project in ``root`` with these params.yaml changes, as the working directory."""
     for name in ("data/raw/train.csv", "data/raw/test.csv"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, root / name)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["split"].update(examples_per_class=per_class, **split)
+    params["split"]["examples_per_class"] = per_class
+    for section, values in changes.items():
+        for key, value in values.items():
+            params[section][key] = params[section][key] | value if isinstance(value, dict) else value
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     before = Path.cwd()
     os.chdir(root)
@@ -58,11 +65,11 @@ def project(root: Path, per_class: int, split: dict[str, Any]) -> Iterator[Path]
         os.chdir(before)
 
 
-def timed_pipeline(root: Path, per_class: int, split: dict[str, Any], processes: bool) -> dict[str, float]:
+def timed_pipeline(root: Path, per_class: int, changes: dict[str, dict[str, Any]], processes: bool) -> dict[str, float]:
     """Seconds of each stage, run in order in a fresh project: in this process, or each as ``tlpipe <stage>`` in
     its own process as ``dvc repro`` runs it (imports and model loading included)."""
     seconds = {}
-    with project(root, per_class, split):
+    with project(root, per_class, changes):
         for stage in STAGES:
             started = time.perf_counter()
             if processes:
@@ -89,9 +96,9 @@ def main() -> None:
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in SETTINGS}
     with tempfile.TemporaryDirectory() as scratch:
         for round_ in range(args.rounds):
-            for name, split in SETTINGS.items():
+            for name, changes in SETTINGS.items():
                 folder = Path(scratch) / f"{name}-{round_}"
-                runs[name].append(timed_pipeline(folder, args.per_class, split, args.processes))
+                runs[name].append(timed_pipeline(folder, args.per_class, changes, args.processes))
                 print(f"round {round_ + 1} {name:<8} " + "  ".join(f"{k} {v:.0f}s" for k, v in runs[name][-1].items()))
     median = {
         name: {stage: statistics.median(run[stage] for run in members) for stage in STAGES}
