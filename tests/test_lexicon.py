@@ -18,7 +18,8 @@ from tlpipe.modalities import get_modality
 from tlpipe.modalities.text.lexicon import WordpieceBag
 from tlpipe.modalities.text.model import TextPreprocessor, load_pretrained, load_tokenizer
 from tlpipe.onnx_export import export_onnx
-from tlpipe.training import fine_tune, predict_logits, seed_everything
+from tlpipe.train_state import TrainStateStore
+from tlpipe.training import Callbacks, fine_tune, predict_logits, seed_everything
 
 LABELS = ["access", "billing", "shipping"]
 PROBE = TrainConfig(strategy="lexical_probe", epochs=3, batch_size=8, head_learning_rate=1e-2, seed=0)
@@ -72,6 +73,35 @@ def test_lexical_probe_trains_a_head_over_embedding_and_wordpieces_and_leaves_th
     assert model.lexicon.idf.gt(0).sum() > 10
     for name, parameter in model.body.named_parameters():
         assert torch.equal(parameter, body_before[name]), name
+
+
+def test_an_interrupted_lexical_probe_resumes_with_its_channel_and_ends_like_an_uninterrupted_one(
+    tiny_model_dir: Path, preprocess, train_table, test_table, tmp_path: Path
+) -> None:
+    settings = PROBE.model_copy(update={"epochs": 4, "dropout": 0.1})
+
+    def run(store: TrainStateStore, callbacks: Callbacks | None = None):
+        seed_everything(0)
+        model = load_pretrained(tiny_model_dir, len(LABELS), dropout=0.1)
+        result = fine_tune(model, preprocess, *encode(train_table), *encode(test_table), settings, callbacks, store)
+        return model, result
+
+    reference, _ = run(TrainStateStore(tmp_path / "a", "same"))
+    store = TrainStateStore(tmp_path / "b", "same")
+
+    def crash_in_epoch_3(record: dict) -> None:
+        if record["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(store, Callbacks(on_epoch_end=crash_in_epoch_3))
+    resumed, result = run(store)
+
+    assert result.resumed_after_epoch == 2
+    texts = test_table["text"].tolist()
+    assert torch.equal(
+        predict_logits(resumed, preprocess, texts, 4), predict_logits(reference, preprocess, texts, 4)
+    )
 
 
 def test_the_channel_survives_a_checkpoint(trained, preprocess, tmp_path: Path, test_table) -> None:
