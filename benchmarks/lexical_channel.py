@@ -23,6 +23,7 @@ from __future__ import annotations
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,12 @@ RESULTS = REPO / "benchmarks" / "results" / "lexical_channel.json"
 INPUTS = ["word", "embedding", "wordpieces", "wordpieces+embedding"]
 
 
-def features(kind: str, fit: list[str], score: list[str], fit_emb: np.ndarray, score_emb: np.ndarray, tokenize):
+Tokenize = Callable[[str], list[str]]
+
+
+def features(
+    kind: str, fit: list[str], score: list[str], fit_emb: np.ndarray, score_emb: np.ndarray, tokenize: Tokenize
+) -> tuple[Any, Any]:
     """``kind``'s features of the ``fit`` and ``score`` texts, vectorisers fitted on ``fit`` only."""
     if kind == "embedding":
         return fit_emb, score_emb
@@ -61,7 +67,11 @@ def features(kind: str, fit: list[str], score: list[str], fit_emb: np.ndarray, s
     )
 
 
-def macro_f1(kind: str, fit, score, fit_emb, score_emb, fit_labels, score_labels, tokenize) -> float:
+def macro_f1(
+    kind: str, fit: list[str], score: list[str], fit_emb: np.ndarray, score_emb: np.ndarray,
+    fit_labels: np.ndarray, score_labels: np.ndarray, tokenize: Tokenize,
+) -> float:
+    """Macro-F1 on ``score`` of logistic regression fitted on ``fit`` with ``kind``'s features."""
     fit_x, score_x = features(kind, fit, score, fit_emb, score_emb, tokenize)
     model = LogisticRegression(C=10.0, max_iter=3000, class_weight="balanced").fit(fit_x, fit_labels)
     return float(f1_score(score_labels, model.predict(score_x), average="macro"))
@@ -108,6 +118,7 @@ def main() -> None:
 
 
 def report(runs: list[dict[str, Any]]) -> None:
+    """Write the runs and a Markdown table of the mean cross-validated and test macro-F1; print the table."""
     lines = [
         "# Logistic regression on four inputs (mean over 3 seeds): cross-validated on training / test",
         "",

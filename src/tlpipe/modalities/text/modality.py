@@ -53,8 +53,11 @@ class TextModality(Modality):
     def build_classifier(self, folder: Path, num_labels: int, dropout: float) -> Classifier:
         from transformers import AutoConfig, AutoModel
 
+        from tlpipe.checkpoint import WEIGHTS
+
         encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder))
-        return text_model.TextClassifier(encoder, num_labels, dropout, text_model.saved_lexicon_size(folder))
+        lexicon_size = text_model.saved_lexicon_size(folder / WEIGHTS)
+        return text_model.TextClassifier(encoder, num_labels, dropout, lexicon_size)
 
     def save_body_config(self, model: Classifier, folder: Path) -> None:
         model.body.config.save_pretrained(folder)

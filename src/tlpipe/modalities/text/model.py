@@ -139,11 +139,11 @@ def load_pretrained(
     return TextClassifier(encoder, num_labels, dropout)
 
 
-def saved_lexicon_size(folder: Path) -> int:
-    """The wordpiece channel's size in the checkpoint weights in ``folder`` (0: trained without one)."""
+def saved_lexicon_size(weights_file: Path) -> int:
+    """The wordpiece channel's size in a checkpoint's safetensors weights (0: trained without one)."""
     from safetensors import safe_open
 
-    with safe_open(str(folder / "model.safetensors"), framework="pt") as weights:
+    with safe_open(str(weights_file), framework="pt") as weights:
         return weights.get_slice("lexicon.idf").get_shape()[0] if "lexicon.idf" in weights.keys() else 0
 
 
