@@ -46,7 +46,7 @@ def load_checkpoint(folder: Path) -> tuple[Classifier, Preprocessor, dict[str, A
 
     config = read_json(folder / CLASSIFIER_CONFIG, "train")
     modality = get_modality(config["modality"])
-    model = modality.build_classifier(folder, len(config["labels"]), config["dropout"])
+    model = modality.build_classifier(folder, folder / WEIGHTS, len(config["labels"]), config["dropout"])
     load_model(model, str(folder / WEIGHTS))
     preprocess = PreprocessConfig.model_validate(config["preprocess"])
     return model.eval(), modality.preprocessor(folder, preprocess, trust_remote_code=False), config, modality

@@ -133,8 +133,12 @@ class Modality(ABC):
         """A classifier with the snapshot's body (random weights unless ``pretrained``) and a new head."""
 
     @abstractmethod
-    def build_classifier(self, folder: Path, num_labels: int, dropout: float) -> Classifier:
-        """An untrained classifier of the architecture saved in a checkpoint ``folder`` (weights load after)."""
+    def build_classifier(self, folder: Path, weights: Path, num_labels: int, dropout: float) -> Classifier:
+        """An untrained classifier of the architecture saved in a checkpoint ``folder``.
+
+        ``weights`` is the checkpoint's safetensors file, loaded after; a modality whose architecture has a
+        data-dependent size (the text lexicon) reads that size from the file's tensor shapes.
+        """
 
     @abstractmethod
     def save_body_config(self, model: Classifier, folder: Path) -> None:

@@ -90,7 +90,7 @@ class ImageModality(Modality):
     ) -> Classifier:
         return self._classifier(snapshot, num_labels, dropout, pretrained)
 
-    def build_classifier(self, folder: Path, num_labels: int, dropout: float) -> Classifier:
+    def build_classifier(self, folder: Path, weights: Path, num_labels: int, dropout: float) -> Classifier:
         return self._classifier(folder, num_labels, dropout, pretrained=False)
 
     def save_body_config(self, model: Classifier, folder: Path) -> None:

@@ -50,13 +50,11 @@ class TextModality(Modality):
     ) -> Classifier:
         return text_model.load_pretrained(snapshot, num_labels, dropout, trust_remote_code, pretrained)
 
-    def build_classifier(self, folder: Path, num_labels: int, dropout: float) -> Classifier:
+    def build_classifier(self, folder: Path, weights: Path, num_labels: int, dropout: float) -> Classifier:
         from transformers import AutoConfig, AutoModel
 
-        from tlpipe.checkpoint import WEIGHTS
-
         encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder))
-        lexicon_size = text_model.saved_lexicon_size(folder / WEIGHTS)
+        lexicon_size = text_model.saved_lexicon_size(weights)
         return text_model.TextClassifier(encoder, num_labels, dropout, lexicon_size)
 
     def save_body_config(self, model: Classifier, folder: Path) -> None:
