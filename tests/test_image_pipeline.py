@@ -26,6 +26,7 @@ from tlpipe.errors import ConfigError, ModelSourceError
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.modalities import get_modality
 from tlpipe.modalities.image.model import ImagePreprocessor
+from tlpipe.modalities.image.modality import ImageModality
 from tlpipe.sources import fetch_snapshot
 from tlpipe.stages import STAGES
 from tlpipe.training import Callbacks, fine_tune, seed_everything
@@ -118,6 +119,21 @@ def test_image_folders_become_a_bundle_that_pillow_numpy_and_onnxruntime_serve_a
     assert "logistic regression on downscaled pixels" in card
     manifest = pd.read_csv(image_project / "data" / "manifest" / "train.csv")
     assert len(manifest) == 30 and manifest["sha256"].str.len().eq(64).all()
+
+
+def test_a_null_threshold_is_the_image_modalitys(image_project: Path) -> None:
+    threshold = ImageModality.cross_validate_below
+    write_images(image_project / "data" / "raw" / "train", threshold, 200)  # with the fixture's 10: above it
+    params = yaml.safe_load((image_project / "params.yaml").read_text())
+    params["split"]["cross_validate_below"] = None
+    (image_project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for stage in ("validate", "prepare"):
+        run_stage(stage)
+
+    folds = json.loads((image_project / "data" / "prepared" / "folds.json").read_text())
+    assert folds["cross_validate_below"] == threshold and folds["smallest_class"] == threshold + 10
+    assert folds["method"] == "holdout"  # where the text threshold would cross-validate
+    assert threshold + 10 < get_modality("text").cross_validate_below
 
 
 def labelled_images(folder: Path, per_class: int) -> tuple[list[str], list[int]]:

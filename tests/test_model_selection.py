@@ -11,7 +11,7 @@ import pytest
 from tlpipe.config import SplitConfig
 from tlpipe.datasets import INPUT, LABEL
 from tlpipe.errors import DataError
-from tlpipe.model_selection import Folds, assign_folds, choose_epochs
+from tlpipe.model_selection import Folds, assign_folds, choose_epochs, with_threshold
 
 
 def labelled(per_class: dict[str, int]) -> pd.DataFrame:
@@ -36,7 +36,7 @@ def test_few_labels_get_stratified_seeded_folds_covering_every_example() -> None
 
 def test_a_fold_validates_on_its_rows_and_trains_on_the_rest() -> None:
     table = labelled({"a": 8, "b": 8})
-    folds = assign_folds(table, SplitConfig(folds=4))
+    folds = assign_folds(table, SplitConfig(folds=4, cross_validate_below=20))
 
     seen = []
     for fold in range(4):
@@ -61,9 +61,16 @@ def test_always_holding_out_when_the_threshold_is_zero() -> None:
     assert assign_folds(labelled({"a": 4, "b": 4}), SplitConfig(cross_validate_below=0)).method == "holdout"
 
 
+def test_a_null_threshold_takes_the_modalitys_and_a_set_one_stays() -> None:
+    assert with_threshold(SplitConfig(), 30).cross_validate_below == 30
+    assert with_threshold(SplitConfig(cross_validate_below=0), 30).cross_validate_below == 0
+    with pytest.raises(ValueError, match="with_threshold"):
+        assign_folds(labelled({"a": 4, "b": 4}), SplitConfig())
+
+
 def test_a_class_smaller_than_the_fold_count_is_refused_with_the_fix() -> None:
     with pytest.raises(DataError, match=r"split.folds is 5, but 'b' \(3\).*Lower split.folds"):
-        assign_folds(labelled({"a": 8, "b": 3}), SplitConfig(folds=5))
+        assign_folds(labelled({"a": 8, "b": 3}), SplitConfig(folds=5, cross_validate_below=20))
 
 
 def history(scores: list[float], phases: list[str] | None = None) -> list[dict]:

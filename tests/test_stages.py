@@ -14,6 +14,7 @@ from tokenizers import Tokenizer
 
 from tlpipe.cli import run_stage
 from tlpipe.errors import ArtifactError, DataValidationError, ExportParityError
+from tlpipe.modalities.text.modality import TextModality
 from tlpipe.onnx_export import ParityReport
 from tlpipe.stages import STAGES
 
@@ -150,6 +151,15 @@ def test_folds_that_do_not_match_the_train_table_are_refused_with_the_fix(
     with pytest.raises(ArtifactError, match=refusal):
         run_stage("train")
     assert not (project / "models" / "checkpoint").exists()
+
+
+def test_a_null_threshold_is_the_text_modalitys(project: Path, tiny_model_dir: Path, train_table, test_table) -> None:
+    write_project(project, tiny_model_dir, train_table, test_table, {"split": {"cross_validate_below": None}})
+    run_all(until="prepare")
+
+    folds = json.loads((project / "data" / "prepared" / "folds.json").read_text())
+    assert folds["cross_validate_below"] == TextModality.cross_validate_below
+    assert folds["method"] == "cross_validation"
 
 
 def test_auto_compares_with_the_probe_on_validation_and_keeps_the_better(

@@ -98,11 +98,12 @@ class SplitConfig(Section):
         None, ge=2, description="use at most this many labelled examples per class (null: all of them)"
     )
     folds: int = Field(3, ge=2, le=20, description="k of the k-fold cross-validation that chooses settings")
-    cross_validate_below: int = Field(
-        20,
+    cross_validate_below: int | None = Field(
+        None,
         ge=0,
         description="cross-validate when the smallest class has fewer labelled examples than this, and train the "
-        "final model on all of them; else hold out validation_fraction (0: always hold out)",
+        "final model on all of them; else hold out validation_fraction (0: always hold out; null: the modality's "
+        "threshold, 100 for texts and 20 for images)",
     )
 
 

@@ -13,7 +13,7 @@ from tlpipe.artifacts import atomic_directory, read_json, write_json
 from tlpipe.config import DataConfig, PathsConfig, SplitConfig
 from tlpipe.datasets import LABEL, examples_per_class, label_names, read_manifest, write_examples
 from tlpipe.errors import DataValidationError
-from tlpipe.model_selection import selection_tables
+from tlpipe.model_selection import selection_tables, with_threshold
 from tlpipe.modalities import get_modality
 from tlpipe.stages.validate import manifest_files, manifest_version
 
@@ -47,7 +47,7 @@ def run(paths: PathsConfig, data: DataConfig, split: SplitConfig) -> None:
                 split.examples_per_class, ", ".join(f"'{label}' ({count})" for label, count in short.items()),
             )  # fmt: skip
     train = examples_per_class(train, split.examples_per_class, split.seed)
-    fit, valid, folds = selection_tables(train, split)
+    fit, valid, folds = selection_tables(train, with_threshold(split, modality.cross_validate_below))
     with atomic_directory(paths.prepared) as staging:
         write_examples(fit, staging / TRAIN)
         write_examples(valid, staging / VALID)
