@@ -19,7 +19,7 @@ def labels(per_class: int, classes: str = "abc") -> list[str]:
     ("train_per_class", "valid_per_class", "candidates"),
     [
         (6, 2, ["contrastive"]),  # too few validation examples to compare
-        (39, 10, ["contrastive", "linear_probe", "lexical_probe"]),
+        (39, 10, ["contrastive", "lexical_contrastive", "linear_probe", "lexical_probe"]),
         (40, 10, ["freeze_unfreeze", "linear_probe", "lexical_probe"]),
         (40, 4, ["freeze_unfreeze"]),
         (500, 100, ["freeze_unfreeze", "linear_probe", "lexical_probe"]),
@@ -31,6 +31,14 @@ def test_auto_plans_by_the_smallest_class(train_per_class: int, valid_per_class:
     assert plan.candidates == candidates
     assert plan.requested == "auto"
     assert f"{train_per_class} training examples" in plan.reason
+
+
+def test_a_compare_list_in_params_replaces_the_rules_companions_too() -> None:
+    named = AUTO.model_copy(update={"auto": AutoConfig(compare=("linear_probe",))})
+    off = AUTO.model_copy(update={"auto": AutoConfig(compare=())})
+
+    assert plan_strategy(named, labels(8), labels(8)).candidates == ["contrastive", "linear_probe"]
+    assert plan_strategy(off, labels(8), labels(8)).candidates == ["contrastive"]
 
 
 def test_the_smallest_class_decides_not_the_average() -> None:

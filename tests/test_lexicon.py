@@ -1,5 +1,6 @@
 """``lexical_probe``: the wordpiece channel is sklearn's TF-IDF, only the head trains, and it survives
-a checkpoint and the ONNX export."""
+a checkpoint and the ONNX export. ``lexical_contrastive``: the same channel after contrastive tuning,
+whose pairs tune the pooled embedding alone."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from tlpipe import contrastive
 from tlpipe.checkpoint import load_checkpoint, save_checkpoint
 from tlpipe.config import PreprocessConfig, TrainConfig, parse_params
 from tlpipe.errors import ConfigError
@@ -136,4 +138,37 @@ def test_images_refuse_lexical_probe_by_name_but_not_by_default() -> None:
 
     with pytest.raises(ConfigError, match="train.auto.compare: lexical_probe does not apply to data.modality image"):
         parse_params({**image, "train": {"auto": {"compare": ["lexical_probe"]}}})
+    with pytest.raises(ConfigError, match="train.strategy: lexical_contrastive does not apply to data.modality image"):
+        parse_params({**image, "train": {"strategy": "lexical_contrastive"}})
     assert parse_params(image).train.auto.compare is None  # the image rule's own list applies
+
+
+def test_lexical_contrastive_tunes_the_body_on_its_embedding_then_the_head_reads_both_channels(
+    tiny_model_dir: Path, preprocess, train_table, test_table, monkeypatch
+) -> None:
+    tuned_widths = []
+    encode_embeddings = contrastive.BatchEmbeddings.encode
+
+    def recording_encode(self, features):
+        encode_embeddings(self, features)
+        tuned_widths.append(self.embeddings.shape[1])
+
+    monkeypatch.setattr(contrastive.BatchEmbeddings, "encode", recording_encode)
+    settings = TrainConfig.model_validate(
+        PROBE.model_dump() | {"strategy": "lexical_contrastive", "learning_rate": 1e-3, "contrastive": {"max_pairs": 16}}
+    )
+    seed_everything(0)
+    model = load_pretrained(tiny_model_dir, len(LABELS), dropout=0.0)
+    body_before = {name: p.detach().clone() for name, p in model.body.named_parameters()}
+
+    result = fine_tune(model, preprocess, *encode(train_table), *encode(test_table), settings)
+
+    hidden = model.body.config.hidden_size
+    assert tuned_widths and set(tuned_widths) == {hidden}  # the pair loss never saw the wordpiece channel
+    assert model.lexicon is not None and model.lexicon.idf.gt(0).sum() > 10
+    assert model.head.in_features == hidden + model.lexicon.vocab_size
+    assert result.body_tuning["pairs"] == 16
+    changed = [name for name, p in model.body.named_parameters() if not torch.equal(p, body_before[name])]
+    assert changed, "the contrastive phase left the body as it was"
+    texts = test_table["text"].tolist()
+    assert predict_logits(model, preprocess, texts, 4).shape == (len(texts), len(LABELS))

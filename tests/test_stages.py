@@ -12,6 +12,7 @@ import pytest
 from factories import write_project
 from tokenizers import Tokenizer
 
+from tlpipe import training
 from tlpipe.cli import run_stage
 from tlpipe.errors import ArtifactError, DataValidationError, ExportParityError
 from tlpipe.modalities.text.modality import TextModality
@@ -54,8 +55,16 @@ def test_pipeline_writes_a_bundle_that_onnxruntime_serves_alone(project: Path) -
 
 
 def test_auto_with_few_labels_cross_validates_trains_on_every_label_says_why_and_exports_with_parity(
-    project: Path, tiny_model_dir: Path, train_table, test_table
+    project: Path, tiny_model_dir: Path, train_table, test_table, monkeypatch
 ) -> None:
+    tunings = []
+    tune_body = training.tune_body
+
+    def counting_tune_body(*args, **kwargs):
+        tunings.append(len(args[2]))  # the examples it tunes on
+        return tune_body(*args, **kwargs)
+
+    monkeypatch.setattr(training, "tune_body", counting_tune_body)
     write_project(
         project, tiny_model_dir, train_table, test_table,
         {
@@ -74,11 +83,11 @@ def test_auto_with_few_labels_cross_validates_trains_on_every_label_says_why_and
     assert choice["model_selection"]["method"] == "cross_validation"
     assert "fewer than split.cross_validate_below (40)" in choice["model_selection"]["reason"]
     # each example validates once across the folds, so every class has enough to compare on
-    assert choice["candidates"] == ["contrastive", "linear_probe", "lexical_probe"]
+    assert choice["candidates"] == ["contrastive", "lexical_contrastive", "linear_probe", "lexical_probe"]
     assert "fewer than auto.few_labels_below (40)" in choice["reason"]
     assert "Cross-validated macro-F1: contrastive" in choice["reason"]
     scores = choice["cross_validation"]
-    assert set(scores) == {"contrastive", "linear_probe", "lexical_probe"}
+    assert set(scores) == {"contrastive", "lexical_contrastive", "linear_probe", "lexical_probe"}
     for name, score in scores.items():
         assert len(score["fold_scores"]) == 3 and len(score["mean_by_epoch"]) == 30  # the recipes' 30 head epochs
         assert choice["validation_macro_f1"][name] == pytest.approx(score["mean"])
@@ -87,7 +96,12 @@ def test_auto_with_few_labels_cross_validates_trains_on_every_label_says_why_and
     history = json.loads((project / "models" / "checkpoint" / "history.json").read_text())
     assert len(history["epochs"]) == scores[chosen]["epochs"]  # the final model trains the chosen epochs
     assert all(epoch["valid_macro_f1"] is None for epoch in history["epochs"])
-    if chosen == "contrastive":
+    # lexical_contrastive's folds reuse the bodies contrastive's folds tuned; the final model tunes its own
+    tunes_finally = chosen in ("contrastive", "lexical_contrastive")
+    assert len(tunings) == 3 + tunes_finally
+    assert sum(tunings[:3]) == 2 * len(train_table)  # each example trains in two of the three folds
+    assert tunings[3:] == ([len(train_table)] if tunes_finally else [])
+    if tunes_finally:
         assert history["body_tuning"]["pairs"] == 20 * len(train_table)  # pairs from every label
     parity = json.loads((project / "reports" / "parity.json").read_text())
     assert parity["passed"] and parity["top1_agreement"] == 1.0

@@ -47,6 +47,7 @@ def expected_trainable(model, blocks: int) -> set[str]:
         ("gradual_unfreeze", {}, [("head", 1, 1, 0), ("top 1", 2, 2, 1), ("top 2", 3, 3, 2), ("all", 4, 6, 3)]),
         ("contrastive", {}, [("head", 1, 6, 0)]),
         ("lexical_probe", {}, [("head", 1, 6, 0)]),
+        ("lexical_contrastive", {}, [("head", 1, 6, 0)]),
         (
             "gradual_unfreeze", {"gradual_unfreeze": {"epochs_per_block": 2}},
             [("head", 1, 2, 0), ("top 1", 3, 4, 1), ("top 2", 5, 6, 2)],

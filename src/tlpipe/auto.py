@@ -36,6 +36,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "linear_probe": {"epochs": 30, "head_learning_rate": 1e-2, "layer_decay": 1.0},
     "lexical_probe": {"epochs": 30, "head_learning_rate": 1e-2, "layer_decay": 1.0},
     "contrastive": {"epochs": 30, "learning_rate": 2e-5, "head_learning_rate": 1e-2, "layer_decay": 1.0},
+    "lexical_contrastive": {"epochs": 30, "learning_rate": 2e-5, "head_learning_rate": 1e-2, "layer_decay": 1.0},
     "freeze_unfreeze": {
         "epochs": 5,
         "learning_rate": 1e-4,  # beat 5e-5 beyond the folds' spread on both datasets (recipes.py seed 0; seed 1 agreed)
@@ -58,13 +59,15 @@ RECIPE_KEYS = ("epochs", "learning_rate", "head_learning_rate", "layer_decay", "
 class AutoRule:
     """What ``auto`` picks for one modality: ``few`` when a class has fewer than ``auto.few_labels_below``
     training examples, else ``many``; each strategy with its measured recipe. ``evidence`` names the benchmark.
-    ``compare``: what else is trained and scored, unless params.yaml names its own ``auto.compare``."""
+    ``compare``: what else is trained and scored, unless params.yaml names its own ``auto.compare``;
+    ``companions``: per choice, strategies scored with it because they reuse its costly part (the tuned body)."""
 
     few: str
     many: str
     recipes: dict[str, dict[str, Any]]
     evidence: str
     compare: tuple[str, ...] = ("linear_probe",)
+    companions: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 TEXT_RULE = AutoRule(
@@ -73,6 +76,7 @@ TEXT_RULE = AutoRule(
     recipes=RECIPES,
     evidence="cross-validated on training labels of two datasets: benchmarks/few_shot.py, benchmarks/recipes.py",
     compare=("linear_probe", "lexical_probe"),
+    companions={"contrastive": ("lexical_contrastive",)},
 )
 
 
@@ -131,7 +135,7 @@ def plan_strategy(
             f"Every class has at least {fewest_train} training examples (auto.few_labels_below is "
             f"{settings.few_labels_below}): {main} did best with this many ({rule.evidence})."
         )
-    compare = rule.compare if settings.compare is None else settings.compare
+    compare = (*rule.companions.get(main, ()), *rule.compare) if settings.compare is None else settings.compare
     extra = [name for name in dict.fromkeys(compare) if name != main]
     if extra and fewest_valid < settings.compare_min_valid_per_class:
         reason += (

@@ -155,7 +155,14 @@ class PreprocessConfig(Section):
 
 
 ConcreteStrategy = Literal[
-    "linear_probe", "lexical_probe", "contrastive", "full", "freeze_unfreeze", "gradual_unfreeze", "scratch"
+    "linear_probe",
+    "lexical_probe",
+    "contrastive",
+    "lexical_contrastive",
+    "full",
+    "freeze_unfreeze",
+    "gradual_unfreeze",
+    "scratch",
 ]
 Strategy = Literal["auto", ConcreteStrategy]
 

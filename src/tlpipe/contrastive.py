@@ -113,7 +113,8 @@ class BatchEmbeddings(nn.Module):
     and pooling once over the batch's distinct examples and each side looks its rows up: the same
     loss and gradients (with dropout on, one draw per example and batch instead of one per side)
     for a quarter less of the body's work at 8 examples per class (``benchmarks/contrastive_step.py``).
-    The embedding the loss tunes is exactly what the head will be trained and served on.
+    The embedding the loss tunes is what the head will be trained and served on (``lexical_contrastive``'s head
+    also reads a wordpiece channel, which no body weight changes).
     """
 
     def __init__(self, classifier: Any) -> None:
@@ -122,7 +123,7 @@ class BatchEmbeddings(nn.Module):
         self.embeddings: torch.Tensor | None = None
 
     def encode(self, features: dict[str, torch.Tensor]) -> None:
-        self.embeddings = self.classifier.features(**features)
+        self.embeddings = self.classifier.embedding(**features)
 
     def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self.embeddings is None:

@@ -13,6 +13,8 @@ top). The head always trains. Learning rates follow one rule for every strategy:
 - ``contrastive``: the SetFit method. The body is first tuned on pairs of training examples with
   a sentence-transformers pair loss (``tlpipe.contrastive``), then frozen while the head trains
   on its features, as in ``linear_probe``.
+- ``lexical_contrastive``: ``contrastive`` whose head also reads the wordpiece channel of
+  ``lexical_probe``; the pairs tune the pooled embedding alone, since the channel is fixed.
 - ``full``: every block from the first epoch.
 - ``freeze_unfreeze``: head only for ``head_epochs``, then every block (fastai's ``fine_tune``).
 - ``gradual_unfreeze``: head only, then one more block from the top every ``epochs_per_block``
@@ -83,6 +85,9 @@ STRATEGIES = {
     "linear_probe": Strategy("linear_probe", caches_features=True),
     "contrastive": Strategy("contrastive", caches_features=True, tunes_body_on_pairs=True),
     "lexical_probe": Strategy("lexical_probe", caches_features=True, reads_wordpieces=True),
+    "lexical_contrastive": Strategy(
+        "lexical_contrastive", caches_features=True, tunes_body_on_pairs=True, reads_wordpieces=True
+    ),
     "full": Strategy("full"),
     "freeze_unfreeze": Strategy("freeze_unfreeze"),
     "gradual_unfreeze": Strategy("gradual_unfreeze"),

@@ -46,6 +46,7 @@ from tlpipe.strategies import (
     warmup_then_linear_decay,
 )
 from tlpipe.train_state import Progress, TrainStateStore, restore_rng
+from tlpipe.tuned_bodies import TunedBodies
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +117,13 @@ def fine_tune(
     state: TrainStateStore | None = None,
     feature_cache: FeatureCache | None = None,
     augment: Preprocess | None = None,
+    tuned_bodies: TunedBodies | None = None,
 ) -> TrainResult:
     """Train ``model`` with ``train.strategy``; resume from ``state`` when it holds this run's last epoch.
 
     ``augment`` preprocesses training batches when the strategy trains on raw inputs (image
     augmentation); validation, cached features and the contrastive pairs use ``preprocess``.
+    ``tuned_bodies`` keeps the body a contrastive phase tuned, for another strategy tuning alike on the same data.
     Without validation examples (the final model of a cross-validation) the last epoch is kept, and
     early stopping is off.
     """
@@ -158,10 +161,15 @@ def fine_tune(
 
     if strategy.tunes_body_on_pairs:
         if progress.epoch == 0:  # a resumed run restored the tuned body with its weights
-            summary = tune_body(
-                model, preprocess, train_inputs, train_labels, train, runtime.device, runtime.autocast_dtype, generator
+            def tune() -> dict[str, Any]:
+                return tune_body(
+                    model, preprocess, train_inputs, train_labels, train, runtime.device, runtime.autocast_dtype,
+                    generator,
+                ).to_dict()  # fmt: skip
+
+            progress.body_tuning = (
+                tuned_bodies.load_or_tune(model.body, train_inputs, train_labels, train, tune) if tuned_bodies else tune()
             )
-            progress.body_tuning = summary.to_dict()
         feature_cache = None  # the cache is keyed by the snapshot's body, not the tuned one
     if strategy.caches_features:
         apply_phase(model, Phase("head", 1, train.epochs, 0))

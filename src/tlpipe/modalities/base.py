@@ -52,6 +52,11 @@ class Classifier(nn.Module, ABC):
     def features(self, **inputs: torch.Tensor) -> torch.Tensor:
         """Pooled body features: (batch, num_features)."""
 
+    def embedding(self, **inputs: torch.Tensor) -> torch.Tensor:
+        """What contrastive tuning pulls together and apart: the body's pooled features, without any channel
+        fitted on the data (``features`` adds those)."""
+        return self.features(**inputs)
+
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         """Logits from pooled features: (batch, num_labels)."""
         return self.head(self.dropout(features))

@@ -45,10 +45,12 @@ from tlpipe.stages.prepare import DATA_VERSION, FOLDS, LABELS, TRAIN, VALID
 from tlpipe.strategies import STRATEGIES
 from tlpipe.train_state import BEST, TrainStateStore
 from tlpipe.training import Callbacks, TrainResult, fine_tune, seed_everything
+from tlpipe.tuned_bodies import TunedBodies
 
 log = logging.getLogger(__name__)
 
 HISTORY = "history.json"
+TUNED_BODIES = "tuned_bodies"  # under paths.train_state: bodies the contrastive phase tuned, shared by candidates
 
 
 def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, train: TrainConfig) -> TrainResult:
@@ -267,6 +269,10 @@ class CandidateRun:
                 self.paths.feature_cache, self.snapshot_key, self.preprocessor.describe(), self.modality.content_key
             ),
             augment=self.augmenter,
+            tuned_bodies=TunedBodies(
+                self.paths.train_state / TUNED_BODIES, self.snapshot_key, self.preprocessor.describe(),
+                self.modality.content_key,
+            ),  # fmt: skip
         )
 
 

@@ -65,6 +65,8 @@ class ImageModality(Modality):
         "measured on image backbones. Use auto, linear_probe or freeze_unfreeze.",
         "lexical_probe": "its second channel is a bag of a text's wordpieces; images have none. "
         "Use auto, linear_probe or freeze_unfreeze.",
+        "lexical_contrastive": "it is contrastive tuning with a second channel of a text's wordpieces; images "
+        "have neither. Use auto, linear_probe or freeze_unfreeze.",
     }
 
     def read_raw(self, path: Path, data: DataConfig) -> pd.DataFrame:

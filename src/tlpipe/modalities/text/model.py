@@ -66,12 +66,16 @@ class TextClassifier(Classifier):
             "add the architecture's block path to tlpipe.modalities.text.model.BLOCK_PATHS"
         )
 
-    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        """Mean of the last hidden states over real (unpadded) tokens: (batch, hidden); with a lexicon,
-        that mean made unit length, then the wordpiece TF-IDF row: (batch, hidden + lexicon size)."""
+    def embedding(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """Mean of the last hidden states over real (unpadded) tokens: (batch, hidden)."""
         hidden = self.body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """The ``embedding``: (batch, hidden); with a lexicon, the embedding made unit length, then the
+        wordpiece TF-IDF row: (batch, hidden + lexicon size)."""
+        pooled = self.embedding(input_ids, attention_mask)
         if self.lexicon is None:
             return pooled
         bag = self.lexicon(input_ids, attention_mask).to(pooled.dtype)
