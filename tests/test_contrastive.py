@@ -112,8 +112,8 @@ def test_encoding_a_batchs_distinct_examples_once_gives_the_sentence_transformer
 def test_the_body_encodes_each_distinct_example_of_a_batch_once(tiny_model_dir: Path, train_table) -> None:
     model, preprocess = build(tiny_model_dir)
     encoded: list[int] = []
-    real_features = model.features
-    model.features = lambda **features: encoded.append(len(features["input_ids"])) or real_features(**features)
+    real_embedding = model.embedding
+    model.embedding = lambda **features: encoded.append(len(features["input_ids"])) or real_embedding(**features)
     settings = CONTRASTIVE.model_copy(update={"batch_size": 27})  # a batch has 54 pair sides, 24 examples at most
 
     summary = tune_body(

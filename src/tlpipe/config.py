@@ -205,7 +205,8 @@ class AutoConfig(Section):
     compare: tuple[ConcreteStrategy, ...] | None = Field(
         None,
         description="also train these and keep whichever scores best on validation; "
-        "null: the modality's (texts: linear_probe and lexical_probe; images: linear_probe)",
+        "null: the modality's (texts: linear_probe and lexical_probe, and lexical_contrastive with contrastive; "
+        "images: linear_probe)",
     )
     compare_min_valid_per_class: int = Field(
         5, ge=1, description="compare only when every class has this many validation examples (else too noisy)"
