@@ -155,7 +155,8 @@ def test_lexical_contrastive_tunes_the_body_on_its_embedding_then_the_head_reads
 
     monkeypatch.setattr(contrastive.BatchEmbeddings, "encode", recording_encode)
     settings = TrainConfig.model_validate(
-        PROBE.model_dump() | {"strategy": "lexical_contrastive", "learning_rate": 1e-3, "contrastive": {"max_pairs": 16}}
+        PROBE.model_dump()
+        | {"strategy": "lexical_contrastive", "learning_rate": 1e-3, "contrastive": {"max_pairs": 16}}
     )
     seed_everything(0)
     model = load_pretrained(tiny_model_dir, len(LABELS), dropout=0.0)

@@ -13,7 +13,10 @@ lexical probe, seconds each on cached features) are trained too and the best on 
 macro-F1 is kept; ties go to the rule's choice. The lexical probe is there for labels that hang
 on words the public encoder never saw: cross-validated at 64 per class (``recipes.py``) it scored
 above the linear probe on both datasets (beyond the folds' spread on the work requests) and above
-freeze_unfreeze on the work requests.
+freeze_unfreeze on the work requests. With contrastive, its companion ``lexical_contrastive`` is
+scored too: it reuses each fold's tuned body (``tlpipe.tuned_bodies``), so it costs a head, and
+on both datasets the folds chose it on 1 to 3 seeds of 3 at 16 and 32 per class and ranked it
+below contrastive at 8 (``few_shot.py``), so neither is the rule's alone: the folds decide.
 
 Each strategy runs with its recipe, whether ``auto`` chose it or params.yaml names it: the epochs
 and learning rates it was benchmarked with, since a head-only strategy wants many more epochs

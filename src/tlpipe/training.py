@@ -168,7 +168,9 @@ def fine_tune(
                 ).to_dict()  # fmt: skip
 
             progress.body_tuning = (
-                tuned_bodies.load_or_tune(model.body, train_inputs, train_labels, train, tune) if tuned_bodies else tune()
+                tuned_bodies.load_or_tune(model.body, train_inputs, train_labels, train, tune)
+                if tuned_bodies
+                else tune()
             )
         feature_cache = None  # the cache is keyed by the snapshot's body, not the tuned one
     if strategy.caches_features:

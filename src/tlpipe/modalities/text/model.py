@@ -66,7 +66,9 @@ class TextClassifier(Classifier):
             "add the architecture's block path to tlpipe.modalities.text.model.BLOCK_PATHS"
         )
 
-    def embedding(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def embedding(  # type: ignore[override]
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
         """Mean of the last hidden states over real (unpadded) tokens: (batch, hidden)."""
         hidden = self.body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
