@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from tlpipe.config import TrainConfig
+from tlpipe.feature_cache import FeatureCache
 from tlpipe.tuned_bodies import TunedBodies
 
 TEXTS = ["reset my password", "invoice is wrong", "parcel is late"]
@@ -15,8 +16,8 @@ LABELS = [0, 1, 2]
 CONTRASTIVE = TrainConfig(strategy="contrastive", epochs=30, learning_rate=2e-5, head_learning_rate=1e-2, seed=3)
 
 
-def store(folder: Path) -> TunedBodies:
-    return TunedBodies(folder, snapshot_key="weights-sha", preprocessing={"max_length": 32})
+def store(folder: Path, snapshot_key: str = "weights-sha") -> TunedBodies:
+    return TunedBodies(folder, FeatureCache(folder / "features", snapshot_key, preprocessing={"max_length": 32}))
 
 
 def test_the_key_ignores_the_strategy_and_the_head_but_not_the_data_labels_or_tuning(tmp_path: Path) -> None:
@@ -31,7 +32,7 @@ def test_the_key_ignores_the_strategy_and_the_head_but_not_the_data_labels_or_tu
     assert bodies.key(TEXTS, LABELS, CONTRASTIVE.model_copy(update={"seed": 4})) != key
     more_pairs = TrainConfig.model_validate(CONTRASTIVE.model_dump() | {"contrastive": {"pairs_per_example": 40}})
     assert bodies.key(TEXTS, LABELS, more_pairs) != key
-    assert TunedBodies(tmp_path, "other-weights", {"max_length": 32}).key(TEXTS, LABELS, CONTRASTIVE) != key
+    assert store(tmp_path, "other-weights").key(TEXTS, LABELS, CONTRASTIVE) != key
 
 
 def test_a_second_strategy_tuning_alike_gets_the_first_ones_weights_without_tuning(tmp_path: Path) -> None:

@@ -3,8 +3,9 @@
 ``contrastive`` and ``lexical_contrastive`` tune the body the same way: the pair loss reads the
 pooled embedding alone, and the wordpiece channel is not a body weight. Cross-validating both
 would tune every fold's body twice, the costly part of either. The key is the sha256 of what
-decides the tuned weights: the snapshot's content, the preprocessing, the training inputs and
-their labels, and the settings the tuning reads; never the strategy's name or its head's settings.
+decides the tuned weights: the feature cache's key of the training inputs (the snapshot's
+content, the preprocessing and the inputs), their labels and the settings the tuning reads;
+never the strategy's name or its head's settings.
 The entries live under ``paths.train_state``, which the train stage removes when it ends.
 """
 
@@ -21,6 +22,7 @@ from torch import nn
 
 from tlpipe.artifacts import atomic_file
 from tlpipe.config import TrainConfig
+from tlpipe.feature_cache import FeatureCache
 
 log = logging.getLogger(__name__)
 
@@ -34,26 +36,15 @@ TUNING_SETTINGS = {
 class TunedBodies:
     """A folder of ``<key>.safetensors`` files: a tuned body's weights, with the tuning's summary as metadata."""
 
-    def __init__(
-        self,
-        folder: Path,
-        snapshot_key: str,
-        preprocessing: dict[str, Any],
-        content_key: Callable[[Any], str] = str,
-    ) -> None:
+    def __init__(self, folder: Path, features: FeatureCache) -> None:
         self.folder = folder
-        self.snapshot_key = snapshot_key
-        self.preprocessing = preprocessing
-        self.content_key = content_key
+        self.features = features
 
     def key(self, inputs: Sequence[Any], labels: Sequence[int], train: TrainConfig) -> str:
         """The key of the body tuned on ``inputs`` with ``labels`` under ``train``'s tuning settings."""
-        digest = hashlib.sha256()
-        digest.update(self.snapshot_key.encode())
-        digest.update(json.dumps(self.preprocessing, sort_keys=True).encode())
+        digest = hashlib.sha256(self.features.key(inputs).encode())
+        digest.update(json.dumps(list(labels)).encode())
         digest.update(json.dumps(train.model_dump(mode="json", include=TUNING_SETTINGS), sort_keys=True).encode())
-        for item, label in zip(inputs, labels, strict=True):
-            digest.update(f"{self.content_key(item)}\0{label}\0".encode())
         return digest.hexdigest()
 
     def load_or_tune(

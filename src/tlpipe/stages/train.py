@@ -251,6 +251,9 @@ class CandidateRun:
             saved = state.best_dir / CLASSIFIER_CONFIG
             return read_json(saved, "train")["best"]["epoch"] if saved.is_file() else None
 
+        features = FeatureCache(
+            self.paths.feature_cache, self.snapshot_key, self.preprocessor.describe(), self.modality.content_key
+        )
         return fine_tune(
             classifier,
             self.preprocessor,
@@ -265,14 +268,9 @@ class CandidateRun:
                 saved_best_epoch=saved_best_epoch,
             ),
             state=state,
-            feature_cache=FeatureCache(
-                self.paths.feature_cache, self.snapshot_key, self.preprocessor.describe(), self.modality.content_key
-            ),
+            feature_cache=features,
             augment=self.augmenter,
-            tuned_bodies=TunedBodies(
-                self.paths.train_state / TUNED_BODIES, self.snapshot_key, self.preprocessor.describe(),
-                self.modality.content_key,
-            ),  # fmt: skip
+            tuned_bodies=TunedBodies(self.paths.train_state / TUNED_BODIES, features),
         )
 
 
