@@ -9,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 import pytest
+import torch
 from factories import write_project
 from tokenizers import Tokenizer
 
@@ -118,6 +119,55 @@ def test_auto_with_few_labels_cross_validates_trains_on_every_label_says_why_and
     from importlib.metadata import version
 
     assert f"sentence-transformers {version('sentence-transformers')}, tokenizers" in card
+
+
+@pytest.mark.parametrize("fold_body_missing", [False, True])
+def test_fold_average_gives_the_final_model_the_mean_of_the_folds_bodies_without_a_fourth_tuning(
+    project: Path, tiny_model_dir: Path, train_table, test_table, monkeypatch, fold_body_missing: bool
+) -> None:
+    import tlpipe.stages.train as train_stage
+    from tlpipe.checkpoint import load_checkpoint
+
+    tuned_bodies = []
+    tune_body = training.tune_body
+
+    def recording_tune_body(model, *args, **kwargs):
+        summary = tune_body(model, *args, **kwargs)
+        tuned_bodies.append({name: tensor.detach().clone() for name, tensor in model.body.state_dict().items()})
+        return summary
+
+    monkeypatch.setattr(training, "tune_body", recording_tune_body)
+    if fold_body_missing:  # as when a fold's state was resumed without its body in the store
+        monkeypatch.setattr(train_stage.TunedBodies, "average", lambda self, sources, into: False)
+    write_project(
+        project, tiny_model_dir, train_table, test_table,
+        {
+            "split": {"cross_validate_below": 40, "folds": 3},
+            "train": {"strategy": "contrastive", "epochs": 3, "contrastive": {"final_body": "fold_average"}},
+        },
+    )  # fmt: skip
+
+    run_all("train" if fold_body_missing else "evaluate")
+
+    history = json.loads((project / "models" / "checkpoint" / "history.json").read_text())
+    if fold_body_missing:
+        assert len(tuned_bodies) == 4  # the final body was tuned on every example instead
+        assert "method" not in history["body_tuning"]
+        return
+    assert len(tuned_bodies) == 3  # the folds'; none for the final model
+    final_body = load_checkpoint(project / "models" / "checkpoint")[0].body.state_dict()
+    for name, tensor in final_body.items():
+        if tensor.is_floating_point():
+            mean = torch.stack([fold[name].double() for fold in tuned_bodies]).mean(dim=0).to(tensor.dtype)
+            assert torch.allclose(tensor, mean, atol=1e-6), name
+    assert any(not torch.equal(tuned_bodies[0][name], tuned_bodies[1][name]) for name in final_body)  # folds differ
+    tuning = history["body_tuning"]
+    assert tuning["method"] == "fold_average" and tuning["folds"] == 3
+    assert tuning["pairs"] == 20 * 2 * len(train_table)  # each example is in two folds' training part
+    card = (project / "reports" / "model_card.md").read_text()
+    assert "the element-wise mean of the 3 cross-validation folds' tuned encoders" in card
+    assert "their encoders averaged into its encoder" in card
+    assert not (project / "models" / "train_state").exists()
 
 
 def test_an_interrupted_cross_validation_resumes_without_retraining_finished_folds(

@@ -1,9 +1,10 @@
-"""Tuned bodies are shared only where the tuning would be the same: same data, labels and tuning settings."""
+"""Tuned bodies: shared only where the tuning would be the same, and averaged over the folds for a final model."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -55,3 +56,57 @@ def test_a_second_strategy_tuning_alike_gets_the_first_ones_weights_without_tuni
     assert again == {**first, "reused": True}
     assert torch.equal(fresh.weight, tuned.weight) and torch.equal(fresh.bias, tuned.bias)
     assert [p.name for p in tmp_path.iterdir()] == [f"{bodies.key(TEXTS, LABELS, CONTRASTIVE)}.safetensors"]
+
+
+class Body(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 2)
+        self.register_buffer("position_ids", torch.arange(4))
+
+
+def tuning(body: Body, value: float) -> dict:
+    with torch.no_grad():
+        body.linear.weight.fill_(value)
+        body.linear.bias.fill_(-value)
+    return {"pairs": 40, "similar_pairs": 20, "steps": 3, "seconds": 1.5, "epochs": 1, "loss": "cosine_similarity",
+            "final_loss": value / 10}  # fmt: skip
+
+
+def test_the_folds_average_is_their_element_wise_mean_and_the_final_run_loads_it_without_tuning(
+    tmp_path: Path,
+) -> None:
+    bodies = store(tmp_path)
+    folds = [(TEXTS[:2], LABELS[:2], 1.0), (TEXTS[1:], LABELS[1:], 2.0), (TEXTS[::2], LABELS[::2], 6.0)]
+    for texts, labels, value in folds:
+        body = Body()
+        bodies.load_or_tune(body, texts, labels, CONTRASTIVE, lambda body=body, value=value: tuning(body, value))
+    fold_keys = [bodies.key(texts, labels, CONTRASTIVE) for texts, labels, _ in folds]
+
+    assert bodies.average(fold_keys, into=bodies.key(TEXTS, LABELS, CONTRASTIVE))
+    final = Body()
+    with torch.no_grad():
+        final.position_ids.zero_()
+
+    def must_not_tune() -> dict:
+        raise AssertionError("the final body was tuned again")
+
+    summary = bodies.load_or_tune(final, TEXTS, LABELS, CONTRASTIVE, must_not_tune)
+    assert torch.equal(final.linear.weight, torch.full((2, 4), 3.0))
+    assert torch.equal(final.linear.bias, torch.full((2,), -3.0))
+    assert torch.equal(final.position_ids, torch.arange(4))  # integer buffers are copied, not averaged
+    assert summary == {
+        "method": "fold_average", "folds": 3, "pairs": 120, "similar_pairs": 60, "steps": 9, "seconds": 4.5,
+        "epochs": 1, "loss": "cosine_similarity", "precision": "fp32", "final_loss": pytest.approx(0.3),
+        "fold_bodies": [key[:12] for key in fold_keys],
+    }  # fmt: skip
+
+
+def test_no_average_is_written_when_a_fold_body_is_missing(tmp_path: Path) -> None:
+    bodies = store(tmp_path)
+    body = Body()
+    bodies.load_or_tune(body, TEXTS[:2], LABELS[:2], CONTRASTIVE, lambda: tuning(body, 1.0))
+    final_key = bodies.key(TEXTS, LABELS, CONTRASTIVE)
+
+    assert not bodies.average([bodies.key(TEXTS[:2], LABELS[:2], CONTRASTIVE), "0" * 64], into=final_key)
+    assert not bodies.path(final_key).exists()

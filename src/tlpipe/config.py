@@ -185,7 +185,8 @@ class ContrastiveConfig(Section):
     """``contrastive``: tune the body on labelled pairs (the SetFit method), then train the head on its features.
 
     Pairs scale with the data: ``pairs_per_example`` per training example, at most ``max_pairs``,
-    half of them from the same class and half from different classes.
+    half of them from the same class and half from different classes. ``final_body`` applies when
+    cross-validation chose the strategy (``tlpipe.stages.train``).
     """
 
     pairs_per_example: int = Field(20, ge=2, le=1000, description="pairs drawn per training example")
@@ -193,6 +194,11 @@ class ContrastiveConfig(Section):
     epochs: int = Field(1, ge=1, le=100, description="passes over the pairs")
     loss: Literal["cosine_similarity", "contrastive", "online_contrastive"] = Field(
         "cosine_similarity", description="sentence-transformers pair loss"
+    )
+    final_body: Literal["tune", "fold_average"] = Field(
+        "tune",
+        description="under cross-validation, the final model's body: tuned again on every example (tune), or the "
+        "element-wise mean of the folds' tuned bodies, with no further tuning (fold_average: cheaper)",
     )
 
 

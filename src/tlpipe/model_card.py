@@ -138,12 +138,22 @@ def _strategy_lines(classifier: Mapping[str, Any], history: Mapping[str, Any]) -
         shown = ", ".join(f"{key} {settings[key]}{marks.get(key, '')}" for key in keys if key in settings)
         lines += ["", f"Settings: {shown}. (recipe): the strategy's own default, not set in params.yaml."]
     tuning = history.get("body_tuning")
-    if tuning:
+    if tuning and tuning.get("method") == "fold_average":
+        lines += [
+            "",
+            f"Contrastive phase: the encoder is the element-wise mean of the {tuning['folds']} cross-validation folds' "
+            f"tuned encoders (`train.contrastive.final_body: fold_average`), tuned on {tuning['pairs']} pairs in all "
+            f"({tuning['similar_pairs']} from the same class), sentence-transformers `{tuning['loss']}` loss in "
+            f"{tuning.get('precision', 'fp32')}, {tuning['seconds']:.0f} s; then the head was trained on its features "
+            "of every example.",
+        ]
+    elif tuning:
         lines += [
             "",
             f"Contrastive phase: {tuning['pairs']} pairs ({tuning['similar_pairs']} from the same class) for "
-            f"{tuning['epochs']} epoch(s), sentence-transformers `{tuning['loss']}` loss, {tuning['seconds']:.0f} s; "
-            "then the head was trained on the tuned encoder's features.",
+            f"{tuning['epochs']} epoch(s), sentence-transformers `{tuning['loss']}` loss in "
+            f"{tuning.get('precision', 'fp32')}, {tuning['seconds']:.0f} s; then the head was trained on the tuned "
+            "encoder's features.",
         ]
     selection = choice.get("model_selection") or {}
     if selection.get("method") == "cross_validation":
@@ -151,7 +161,11 @@ def _strategy_lines(classifier: Mapping[str, Any], history: Mapping[str, Any]) -
         lines += [
             "",
             f"The final model trained on every labelled example for the chosen {settings.get('epochs')} epochs; "
-            "the fold models were only scored.",
+            + (
+                "the folds' models were scored, and their encoders averaged into its encoder."
+                if tuning and tuning.get("method") == "fold_average"
+                else "the fold models were only scored."
+            ),
         ]
         return lines
     if selection:

@@ -45,7 +45,7 @@ from tlpipe.stages.prepare import DATA_VERSION, FOLDS, LABELS, TRAIN, VALID
 from tlpipe.strategies import STRATEGIES
 from tlpipe.train_state import BEST, TrainStateStore
 from tlpipe.training import Callbacks, TrainResult, fine_tune, seed_everything
-from tlpipe.tuned_bodies import TunedBodies
+from tlpipe.tuned_bodies import FOLD_AVERAGE, TunedBodies
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +130,26 @@ def _cross_validate_then_refit(
     plan.cross_validation = {name: score.to_dict() for name, score in scores.items()}
     final = settings_for(train, chosen, rule).model_copy(update={"epochs": scores[chosen].epochs})
     from_recipe = [key for key in recipe_keys_used(train) if key != "epochs"]
+    if STRATEGIES[chosen].tunes_body_on_pairs and final.contrastive.final_body == FOLD_AVERAGE:
+        _average_fold_bodies(candidate_run, folds, final)
     log.info("Training the final %s model on all %d examples, %d epochs", chosen, len(candidate_run.fit), final.epochs)
     result = candidate_run.train(final, training_log, from_recipe)
     return chosen, dataclasses.replace(result, best_macro_f1=scores[chosen].mean)
+
+
+def _average_fold_bodies(candidate_run: CandidateRun, folds: Folds, train: TrainConfig) -> None:
+    """Store the mean of the folds' tuned bodies as the body the final run would tune on every example.
+
+    The final run then finds it in the store instead of tuning (``tlpipe.tuned_bodies``). A fold body
+    missing from the store (a state resumed from elsewhere) leaves the final run to tune as usual.
+    """
+    fold_runs = [candidate_run.on(*folds.split(candidate_run.fit, fold)) for fold in range(folds.folds)]
+    bodies = candidate_run.tuned_bodies()
+    if not bodies.average([run.body_key(train) for run in fold_runs], into=candidate_run.body_key(train)):
+        log.warning(
+            "train.contrastive.final_body is %s, but a fold's tuned body is not in %s: tuning the final body on "
+            "every example instead.", FOLD_AVERAGE, bodies.folder,
+        )  # fmt: skip
 
 
 def _keep_checkpoint(
@@ -251,9 +268,7 @@ class CandidateRun:
             saved = state.best_dir / CLASSIFIER_CONFIG
             return read_json(saved, "train")["best"]["epoch"] if saved.is_file() else None
 
-        features = FeatureCache(
-            self.paths.feature_cache, self.snapshot_key, self.preprocessor.describe(), self.modality.content_key
-        )
+        features = self.feature_cache()
         return fine_tune(
             classifier,
             self.preprocessor,
@@ -270,8 +285,22 @@ class CandidateRun:
             state=state,
             feature_cache=features,
             augment=self.augmenter,
-            tuned_bodies=TunedBodies(self.paths.train_state / TUNED_BODIES, features),
+            tuned_bodies=self.tuned_bodies(),
         )
+
+    def feature_cache(self) -> FeatureCache:
+        return FeatureCache(
+            self.paths.feature_cache, self.snapshot_key, self.preprocessor.describe(), self.modality.content_key
+        )
+
+    def tuned_bodies(self) -> TunedBodies:
+        """The bodies tuned on pairs in this train stage, shared by every candidate and fold."""
+        return TunedBodies(self.paths.train_state / TUNED_BODIES, self.feature_cache())
+
+    def body_key(self, train: TrainConfig) -> str:
+        """The key of the body a contrastive phase with ``train`` tunes on this run's training examples."""
+        labels = [self.label_ids[label] for label in self.fit[LABEL]]
+        return self.tuned_bodies().key(self.fit[INPUT].tolist(), labels, train)
 
 
 def _fingerprint(paths: PathsConfig, snapshot_key: str, preprocess: PreprocessConfig, train: TrainConfig) -> str:
