@@ -3,10 +3,12 @@
 The contrastive phase (``tlpipe.contrastive.tune_body``) used to let the sentence-transformers pair
 loss encode each side of a batch of pairs, and stepped AdamW's default loop over the tensors. It
 now encodes the batch's distinct examples once and the loss looks rows up (``BatchEmbeddings``),
-and steps AdamW's fused kernel (``tlpipe.strategies.adamw``). This script takes the pip-packaged
-all-MiniLM-L6-v2, the demo texts at n examples per class and the pairs ``params.yaml`` makes from
-them (20 per example, batches of 16), and times the same batches both ways, taking turns batch by
-batch so that both see the same machine: forward and backward, then the optimizer step.
+and steps AdamW's fused kernel (``tlpipe.strategies.adamw``). On a CPU with bf16 instructions it
+also runs in bf16 autocast (``tlpipe.runtime.pair_tuning_dtype``), timed here as a third way. This
+script takes the pip-packaged all-MiniLM-L6-v2, the demo texts at n examples per class and the
+pairs ``params.yaml`` makes from them (20 per example, batches of 16), and times the same batches
+every way, taking turns batch by batch so that all see the same machine: forward and backward,
+then the optimizer step.
 
     .venv/bin/python benchmarks/contrastive_step.py                 # 8 per class: 48 examples
     .venv/bin/python benchmarks/contrastive_step.py --per-class 16 --batches 20
@@ -35,6 +37,7 @@ from tlpipe.strategies import adamw, parameter_groups
 from tlpipe.datasets import INPUT, LABEL
 from tlpipe.modalities.text.data import read_raw_table, to_examples
 from tlpipe.modalities.text.model import TextPreprocessor, load_pretrained, load_tokenizer
+from tlpipe.runtime import cpu_computes_bf16
 from tlpipe.sources import fetch_snapshot
 from tlpipe.training import seed_everything
 
@@ -68,7 +71,7 @@ def main() -> None:
     pairs = make_pairs(ids, pair_count(len(texts), train.contrastive), seed=0)
     batches = [pairs[start : start + train.batch_size] for start in range(0, len(pairs), train.batch_size)]
     batches = batches[: args.batches]
-    ways = ("before", "after")
+    ways = ("before", "after", "bf16")
     forward_backward: dict[str, list[float]] = {way: [] for way in ways}
     optimizer_step: dict[str, list[float]] = {way: [] for way in ways}
     encoded = dict.fromkeys(ways, 0)
@@ -83,8 +86,10 @@ def main() -> None:
             parameter.requires_grad_(False)
         batch_embeddings = BatchEmbeddings(model)
         losses = {"before": pair_loss(train.contrastive.loss, EachSide(model)),
-                  "after": pair_loss(train.contrastive.loss, batch_embeddings)}  # fmt: skip
-        optimizers = {"before": torch.optim.AdamW(parameter_groups(model, train)), "after": adamw(model, train)}
+                  "after": pair_loss(train.contrastive.loss, batch_embeddings),
+                  "bf16": pair_loss(train.contrastive.loss, batch_embeddings)}  # fmt: skip
+        optimizers = {"before": torch.optim.AdamW(parameter_groups(model, train)), "after": adamw(model, train),
+                      "bf16": adamw(model, train)}  # fmt: skip
         for batch in batches:
             targets = torch.tensor([float(p.similar) for p in batch])
             for way in ways:
@@ -96,9 +101,12 @@ def main() -> None:
                 else:
                     distinct = sorted({p.first for p in batch} | {p.second for p in batch})
                     row_of = {example: row for row, example in enumerate(distinct)}
-                    batch_embeddings.encode(preprocess([texts[i] for i in distinct]))
-                    rows = [{"rows": torch.tensor([row_of[getattr(p, s)] for p in batch])} for s in ("first", "second")]
-                    loss = losses[way](rows, targets)
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=way == "bf16"):
+                        batch_embeddings.encode(preprocess([texts[i] for i in distinct]))
+                        rows = [
+                            {"rows": torch.tensor([row_of[getattr(p, side)] for p in batch])} for side in ("first", "second")
+                        ]
+                        loss = losses[way](rows, targets)
                     encoded[way] += len(distinct)
                 loss.backward()
                 stepped = time.perf_counter()
@@ -125,6 +133,11 @@ def main() -> None:
             "optimizer_step": sum(optimizer_step["after"]) / sum(optimizer_step["before"]),
             "step": total["after"] / total["before"],
         },
+        "cpu_computes_bf16": cpu_computes_bf16(),
+        "bf16_over_after": {
+            "forward_backward": sum(forward_backward["bf16"]) / sum(forward_backward["after"]),
+            "step": total["bf16"] / total["after"],
+        },
     }
     write_json(args.output, result)
     ratio = result["after_over_before"]
@@ -132,7 +145,8 @@ def main() -> None:
         f"{len(texts)} examples, {len(batches)} batches of {train.batch_size} pairs: before {total['before']:.1f}s "
         f"({encoded['before']} examples encoded), after {total['after']:.1f}s ({encoded['after']} encoded): "
         f"{ratio['step']:.2f}x the time (forward and backward {ratio['forward_backward']:.2f}x, "
-        f"optimizer step {ratio['optimizer_step']:.2f}x)"
+        f"optimizer step {ratio['optimizer_step']:.2f}x); in bf16 autocast {total['bf16']:.1f}s, "
+        f"{result['bf16_over_after']['step']:.2f}x the fp32 time (bf16 instructions: {result['cpu_computes_bf16']})"
     )
 
 

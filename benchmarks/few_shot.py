@@ -13,7 +13,8 @@ scored once, on the dataset's test table:
   model trains on every label);
 - ``previous``: the previous default, ``auto`` choosing on a held-out 20% instead
   (``split.cross_validate_below: 0``), whose best validation epoch is kept, and comparing its pick
-  with the linear probe only (``train.auto.compare: [linear_probe]``);
+  with the linear probe only (``train.auto.compare: [linear_probe]``), tuning in fp32
+  (``train.mixed_precision: off``; the default tunes in bf16 on CPUs with bf16 instructions);
 - ``linear_probe``, ``lexical_probe`` and ``full``: the strategy named in params.yaml, with its recipe;
 - ``tfidf``: the TF-IDF + logistic regression baseline on the same labels;
 - ``half_pairs`` (only with ``--rows``): a variant tried, ``default`` with half the contrastive
@@ -103,6 +104,7 @@ def row_settings(row: str, seed: int) -> tuple[SplitConfig, TrainConfig]:
     if row == "previous":
         split["cross_validate_below"] = 0
         train["auto"] = train["auto"] | {"compare": ["linear_probe"]}
+        train["mixed_precision"] = "off"  # it tuned in fp32 on every CPU
     elif row in ("linear_probe", "lexical_probe", "full", "lexical_contrastive"):
         train["strategy"] = row
     for key, value in EXTRA_ROWS.get(row, {}).items():

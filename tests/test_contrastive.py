@@ -135,8 +135,9 @@ def class_separation(model, preprocess, texts: list[str], labels: list[int]) -> 
     return float(similarity[same & off_diagonal].mean() - similarity[~same].mean())
 
 
+@pytest.mark.parametrize(("autocast_dtype", "precision"), [(None, "fp32"), (torch.bfloat16, "bf16")])
 def test_tuning_pulls_classes_apart_in_the_body_and_leaves_the_head_alone(
-    tiny_model_dir: Path, train_table, test_table
+    tiny_model_dir: Path, train_table, test_table, autocast_dtype: torch.dtype | None, precision: str
 ) -> None:
     model, preprocess = build(tiny_model_dir)
     head_before = model.head.weight.detach().clone()
@@ -149,13 +150,15 @@ def test_tuning_pulls_classes_apart_in_the_body_and_leaves_the_head_alone(
         *encode(train_table),
         CONTRASTIVE,
         torch.device("cpu"),
-        None,
+        autocast_dtype,  # bf16: how a CPU with bf16 instructions tunes (tlpipe.runtime.pair_tuning_dtype)
         torch.Generator().manual_seed(0),
     )
 
     after = class_separation(model, preprocess, texts, labels)
     assert after > before + 0.1, (before, after)
     assert torch.equal(model.head.weight, head_before)
+    assert summary.precision == precision
+    assert {parameter.dtype for parameter in model.parameters()} == {torch.float32}  # autocast leaves weights fp32
     assert summary.pairs == pair_count(len(train_table), CONTRASTIVE.contrastive) == 216
     assert summary.similar_pairs == 108
     assert summary.steps == 27  # 216 pairs in batches of 8

@@ -7,7 +7,14 @@ import torch
 
 from tlpipe.config import TrainConfig
 from tlpipe.errors import ConfigError
-from tlpipe.runtime import Runtime, device_report, make_deterministic, select_runtime
+from tlpipe.runtime import (
+    Runtime,
+    cpu_computes_bf16,
+    device_report,
+    make_deterministic,
+    pair_tuning_dtype,
+    select_runtime,
+)
 from tlpipe.training import restore_scaler
 
 
@@ -40,6 +47,43 @@ def test_precision_follows_the_hardware_not_bf16_emulation(
     runtime = select_runtime(TrainConfig(**settings))
 
     assert (runtime.device.type, runtime.precision, runtime.uses_scaler) == (device, precision, scaler)
+
+
+@pytest.mark.parametrize(
+    ("capability", "settings", "cpu_bf16", "dtype"),
+    [
+        (None, {}, True, torch.bfloat16),  # a CPU with bf16 instructions
+        (None, {}, False, None),  # AVX-512 alone would emulate bf16, slower than fp32
+        (None, {"mixed_precision": "off"}, True, None),
+        ((8, 6), {"device": "cpu"}, True, torch.bfloat16),
+        ((8, 6), {}, False, torch.bfloat16),  # a GPU: the epochs' precision
+        ((7, 5), {}, True, torch.float16),
+        ((8, 6), {"mixed_precision": "off"}, True, None),
+    ],
+    ids=["cpu bf16", "cpu without", "cpu off", "cpu asked", "sm86", "sm75", "gpu off"],
+)
+def test_the_contrastive_phase_runs_in_bf16_on_cpus_that_compute_it_and_as_the_epochs_on_gpus(
+    monkeypatch: pytest.MonkeyPatch, capability, settings: dict, cpu_bf16: bool, dtype
+) -> None:
+    import tlpipe.runtime
+
+    fake_gpu(monkeypatch, capability)
+    monkeypatch.setattr(tlpipe.runtime, "cpu_computes_bf16", lambda: cpu_bf16)
+    train = TrainConfig(**settings)
+
+    assert pair_tuning_dtype(select_runtime(train), train) == dtype
+
+
+@pytest.mark.parametrize(
+    ("flags", "computes"),
+    [("fpu sse2 avx2 avx512f avx512_bf16", True), ("fpu avx512f amx_tile amx_bf16", True), ("fpu avx2 avx512f", False)],
+)
+def test_bf16_instructions_are_read_from_the_cpu_flags(tmp_path, flags: str, computes: bool) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n")
+
+    assert cpu_computes_bf16(cpuinfo) is computes
+    assert cpu_computes_bf16(tmp_path / "missing") is False
 
 
 def test_cuda_asked_for_without_a_gpu_says_why_it_may_be_missing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -54,6 +54,7 @@ class ContrastiveSummary:
     loss: str
     final_loss: float
     seconds: float
+    precision: str = "fp32"  # of the forward and backward passes (autocast); the weights are fp32
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,9 +174,11 @@ def tune_body(
     total_steps = steps_per_epoch * settings.epochs
     scheduler = warmup_then_linear_decay(optimizer, train.warmup_ratio, total_steps)
     scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype == torch.float16)
+    precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(autocast_dtype, "fp32")
     log.info(
-        "Contrastive phase: %d pairs (%d similar) from %d examples, %d epoch(s) of %d steps, %s loss, on %s",
+        "Contrastive phase: %d pairs (%d similar) from %d examples, %d epoch(s) of %d steps, %s loss, on %s in %s",
         len(pairs), sum(p.similar for p in pairs), len(inputs), settings.epochs, steps_per_epoch, settings.loss, device,
+        precision,
     )  # fmt: skip
     model.train()
     step, pairs_seen, encoded, recent_loss = 0, 0, 0, float("nan")
@@ -216,6 +219,7 @@ def tune_body(
         loss=settings.loss,
         final_loss=recent_loss,
         seconds=time.perf_counter() - started,
+        precision=precision,
     )
     embedder.embeddings = None
     log.info(

@@ -36,7 +36,7 @@ from tlpipe.distributed import Workers, join_process_group
 from tlpipe.errors import ConfigError
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.modalities.base import Classifier
-from tlpipe.runtime import Runtime, device_report, make_deterministic, select_runtime
+from tlpipe.runtime import Runtime, device_report, make_deterministic, pair_tuning_dtype, select_runtime
 from tlpipe.strategies import (
     STRATEGIES,
     Phase,
@@ -163,8 +163,8 @@ def fine_tune(
         if progress.epoch == 0:  # a resumed run restored the tuned body with its weights
             def tune() -> dict[str, Any]:
                 return tune_body(
-                    model, preprocess, train_inputs, train_labels, train, runtime.device, runtime.autocast_dtype,
-                    generator,
+                    model, preprocess, train_inputs, train_labels, train, runtime.device,
+                    pair_tuning_dtype(runtime, train), generator,
                 ).to_dict()  # fmt: skip
 
             progress.body_tuning = (
