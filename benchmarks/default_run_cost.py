@@ -46,7 +46,7 @@ PREVIOUS = {"split": {"cross_validate_below": 0}, "train": {"auto": {"compare": 
 SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     "default": {},
     "previous": {"split": PREVIOUS["split"], "train": PREVIOUS["train"] | {"mixed_precision": "off"}},
-    # The previous choice made as the default now tunes: what cross-validation costs, apart from the precision.
+    # The previous choice with today's bf16 contrastive phase: what cross-validation costs, apart from the precision.
     "previous_bf16": PREVIOUS,
 }
 
