@@ -26,6 +26,7 @@ from torch import nn
 
 from tlpipe.config import ContrastiveConfig, TrainConfig
 from tlpipe.errors import DataError
+from tlpipe.runtime import precision_name
 from tlpipe.strategies import Phase, adamw, apply_phase, optimizer_step, warmup_then_linear_decay
 
 log = logging.getLogger(__name__)
@@ -174,7 +175,7 @@ def tune_body(
     total_steps = steps_per_epoch * settings.epochs
     scheduler = warmup_then_linear_decay(optimizer, train.warmup_ratio, total_steps)
     scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype == torch.float16)
-    precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(autocast_dtype, "fp32")
+    precision = precision_name(autocast_dtype)
     log.info(
         "Contrastive phase: %d pairs (%d similar) from %d examples, %d epoch(s) of %d steps, %s loss, on %s in %s",
         len(pairs), sum(p.similar for p in pairs), len(inputs), settings.epochs, steps_per_epoch, settings.loss, device,

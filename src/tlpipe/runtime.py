@@ -49,7 +49,12 @@ class Runtime:
     @property
     def precision(self) -> str:
         """``bf16``, ``fp16`` or ``fp32``, as recorded in checkpoints and training states."""
-        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.autocast_dtype, "fp32")
+        return precision_name(self.autocast_dtype)
+
+
+def precision_name(autocast_dtype: torch.dtype | None) -> str:
+    """``bf16``, ``fp16`` or ``fp32`` (no autocast)."""
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(autocast_dtype, "fp32")
 
 
 def select_runtime(train: TrainConfig, local_rank: int = 0) -> Runtime:
