@@ -25,6 +25,10 @@ own, from cross-validation or validation on the sampled training labels, and the
 reports those training-data scores, the evidence for ``auto``'s rule. Times are the stage's wall
 time on this machine, side by side in one run.
 
+Every run keeps its test predictions, so the report can say which gaps the test tables can tell
+apart: the default minus each row, with a 95% paired bootstrap interval over the test rows (the
+tickets' test table has 20 texts per class, so one text moves a row's macro-F1 by about a point).
+
     .venv/bin/python benchmarks/few_shot.py                               # everything (hours on 2 CPU cores)
     .venv/bin/python benchmarks/few_shot.py --sizes 8 16 --keep-existing  # add points to the results
     .venv/bin/python benchmarks/few_shot.py --report-only                 # print the table again
@@ -48,9 +52,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 import yaml
+from scipy.stats import bootstrap
+from torchmetrics.functional.classification import multiclass_f1_score
 
 from tlpipe.artifacts import write_json, write_text
 from tlpipe.checkpoint import load_checkpoint
@@ -75,6 +82,7 @@ SEEDS = [0, 1, 2]
 ROWS = ["default", "previous", "linear_probe", "lexical_probe", "full", "tfidf", "lexical_contrastive", "half_pairs"]
 # Tried, not the default: ``default`` with half the contrastive pairs per example (half the tuning cost).
 EXTRA_ROWS = {"half_pairs": {"contrastive": {"pairs_per_example": 10}}}
+BOOTSTRAP_RESAMPLES = 9999
 
 
 def demo_tickets() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -126,7 +134,8 @@ def run_row(
             labelled[INPUT].tolist(), [ids[label] for label in labelled[LABEL]], EvaluateConfig(), seed=0
         )
         predicted = [int(i) for i in baseline.predict(test[INPUT].tolist())]
-        return {"test_macro_f1": _macro_f1(predicted, actual, labels), "seconds": time.perf_counter() - started}
+        seconds = time.perf_counter() - started
+        return {"test_macro_f1": _macro_f1(predicted, actual, labels), "seconds": seconds, **_answers(predicted, actual)}
     return train_and_score(*row_settings(row, seed), labelled, test, snapshot, work / row)
 
 
@@ -153,7 +162,13 @@ def train_and_score(
         "model_selection": choice["model_selection"]["method"],
         "training_data_macro_f1": choice["validation_macro_f1"],  # cross-validated or held-out: never the test
         "cross_validation": choice.get("cross_validation") or {},
+        **_answers(predicted, actual),
     }
+
+
+def _answers(predicted: list[int], actual: list[int]) -> dict[str, list[int]]:
+    """Each test row's predicted and true label id: what the paired comparison between rows resamples."""
+    return {"test_predicted": predicted, "test_actual": actual}
 
 
 def same_run(row: str, seed: int, labelled: pd.DataFrame) -> str:
@@ -278,10 +293,76 @@ def report(path: Path, runs: list[dict[str, Any]], quiet: bool = False) -> None:
             "runs": runs,
         },
     )  # fmt: skip
-    table = markdown(summary, runs)
+    table = markdown(summary, runs, compare=not quiet)  # the bootstrap takes a minute: at the end only
     write_text(path.with_suffix(".md"), table)
     if not quiet:
         print(table)
+
+
+def paired_differences(runs: list[dict[str, Any]]) -> list[str]:
+    """Per dataset and size, the default's test macro-F1 minus each other row's (means over the seeds both ran),
+    with a 95% paired bootstrap interval over the test rows: how much of a gap the test table's size can tell."""
+    answered = {_key(run): run for run in runs if "test_predicted" in run}
+    lines = [
+        "## The default against each row on the same test rows (points of macro-F1, mean over seeds)",
+        "",
+        f"Default minus row, with a 95% paired bootstrap interval ({BOOTSTRAP_RESAMPLES} resamples of the test rows, "
+        "the same rows for every seed and both rows; percentile method). It measures the test table's sampling "
+        "error, not the seeds'; `*`: the interval excludes 0. Only runs that kept their test predictions.",
+        "",
+        "| dataset | per class | seeds | " + " | ".join(row for row in ROWS[1:6]) + " |",
+        "|---|---|---|" + "---|" * 5,
+    ]
+    cells = sorted({(dataset, size) for dataset, size, _, row in answered if row == "default"})
+    for dataset, size in cells:
+        seeds = sorted(seed for d, s, seed, row in answered if (d, s, row) == (dataset, size, "default"))
+        row_cells = []
+        for row in ROWS[1:6]:
+            shared = [seed for seed in seeds if (dataset, size, seed, row) in answered]
+            if not shared:
+                row_cells.append("-")
+                continue
+            default = [answered[(dataset, size, seed, "default")] for seed in shared]
+            other = [answered[(dataset, size, seed, row)] for seed in shared]
+            point, low, high = default_minus(default, other)
+            mark = "*" if low > 0 or high < 0 else ""
+            row_cells.append(f"{100 * point:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]{mark}")
+        lines.append(f"| {dataset} | {size} | {len(seeds)} | " + " | ".join(row_cells) + " |")
+    return [*lines, ""]
+
+
+def default_minus(default: list[dict[str, Any]], other: list[dict[str, Any]]) -> tuple[float, float, float]:
+    """Mean test macro-F1 of ``default``'s runs minus ``other``'s (one run per seed each, same test rows), and the
+    95% paired bootstrap interval of that difference over the test rows."""
+    actual = np.asarray(default[0]["test_actual"])
+    if any(run["test_actual"] != default[0]["test_actual"] for run in (*default, *other)):
+        raise ValueError("the runs compared were not scored on the same test rows")
+    classes = int(actual.max()) + 1
+    seeds = len(default)
+
+    def mean_f1(predicted: tuple[np.ndarray, ...], truth: np.ndarray) -> np.ndarray:
+        scores = [
+            multiclass_f1_score(
+                torch.as_tensor(np.atleast_2d(p)), torch.as_tensor(np.atleast_2d(truth)), num_classes=classes,
+                average="macro", multidim_average="samplewise",
+            ).numpy()
+            for p in predicted
+        ]  # fmt: skip
+        return np.mean(scores, axis=0)
+
+    def difference(truth: np.ndarray, *predicted: np.ndarray, axis: int = -1) -> np.ndarray:
+        return mean_f1(predicted[:seeds], truth) - mean_f1(predicted[seeds:], truth)
+
+    samples = (actual, *(np.asarray(run["test_predicted"]) for run in (*default, *other)))
+    point = float(difference(*samples)[0])
+    expected = statistics.fmean(r["test_macro_f1"] for r in default) - statistics.fmean(r["test_macro_f1"] for r in other)
+    if abs(point - expected) > 1e-5:  # the resampled statistic must be the one the table reports
+        raise ValueError(f"paired difference {point:.6f} does not match the runs' scores ({expected:.6f})")
+    interval = bootstrap(
+        samples, difference, paired=True, vectorized=True, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile",
+        rng=np.random.default_rng(0),
+    ).confidence_interval  # fmt: skip
+    return point, float(interval.low), float(interval.high)
 
 
 def evidence(runs: list[dict[str, Any]]) -> list[str]:
@@ -317,8 +398,9 @@ def _cell(item: dict[str, Any]) -> str:
     return f"{item['macro_f1_mean']:.3f} ± {item['macro_f1_std']:.3f} ({item['seconds_mean']:.0f} s)"
 
 
-def markdown(summary: list[dict[str, Any]], runs: list[dict[str, Any]]) -> str:
-    """Test macro-F1 (mean ± std over seeds) and seconds per row by dataset and size, then the training-data scores."""
+def markdown(summary: list[dict[str, Any]], runs: list[dict[str, Any]], compare: bool = True) -> str:
+    """Test macro-F1 (mean ± std over seeds) and seconds per row by dataset and size; with ``compare``, the default
+    against each row on the same test rows; then the training-data scores."""
     lines = ["# Few-shot rows on two datasets (test macro-F1, mean ± std over seeds; train-stage seconds)", ""]
     for dataset in dict.fromkeys(item["dataset"] for item in summary):
         sizes = sorted({item["size"] for item in summary if item["dataset"] == dataset})
@@ -331,6 +413,7 @@ def markdown(summary: list[dict[str, Any]], runs: list[dict[str, Any]]) -> str:
                 cells.append(_cell(found[0]) if found else "not run")
             lines.append(f"| {row} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += paired_differences(runs) if compare else []
     lines += evidence(runs)
     lines += [
         "## What the training data said (cross-validated; held out for `previous`, and from "
