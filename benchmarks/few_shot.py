@@ -355,7 +355,9 @@ def default_minus(default: list[dict[str, Any]], other: list[dict[str, Any]]) ->
 
     samples = (actual, *(np.asarray(run["test_predicted"]) for run in (*default, *other)))
     point = float(difference(*samples)[0])
-    expected = statistics.fmean(r["test_macro_f1"] for r in default) - statistics.fmean(r["test_macro_f1"] for r in other)
+    expected = statistics.fmean(r["test_macro_f1"] for r in default) - statistics.fmean(
+        r["test_macro_f1"] for r in other
+    )
     if abs(point - expected) > 1e-5:  # the resampled statistic must be the one the table reports
         raise ValueError(f"paired difference {point:.6f} does not match the runs' scores ({expected:.6f})")
     interval = bootstrap(
