@@ -19,7 +19,6 @@ Results go to benchmarks/results/cross_validate_below.json (rewritten after ever
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
 import tempfile
@@ -27,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from few_shot import DATASETS, SOURCE, row_settings, train_and_score  # this folder is on sys.path when run as a script
+from few_shot import DATASETS, SOURCE, row_settings  # this folder is on sys.path when run as a script
+from undrawn_rows import drawn_and_undrawn, score_on_undrawn
 
 from tlpipe.artifacts import write_json, write_text
-from tlpipe.datasets import LABEL, examples_per_class
 from tlpipe.sources import fetch_snapshot
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cross_validate_below.json"
@@ -39,25 +38,12 @@ PLAN = ["support_tickets:32", "support_tickets:48", "work_requests:32", "work_re
 METHODS = ("holdout", "cross_validation")
 
 
-def drawn_and_undrawn(train: pd.DataFrame, size: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The labelled sample ``examples_per_class`` draws, and the training rows it leaves out."""
-    drawn = pd.concat(rows.sample(n=min(size, len(rows)), random_state=seed) for _, rows in train.groupby(LABEL))
-    labelled = drawn.reset_index(drop=True)
-    assert labelled.equals(examples_per_class(train, size, seed)), "examples_per_class draws differently now"
-    return labelled, train.drop(index=drawn.index).reset_index(drop=True)
-
-
 def run(method: str, seed: int, size: int, labelled: pd.DataFrame, scored: pd.DataFrame, snapshot: Path,
         scratch: Path) -> dict[str, Any]:  # fmt: skip
     split, train = row_settings("default", seed)
     split = split.model_copy(update={"cross_validate_below": 0 if method == "holdout" else size + 1})
-    work = Path(tempfile.mkdtemp(dir=scratch))
-    try:
-        result = train_and_score(split, train, labelled, scored, snapshot, work)
-    finally:
-        shutil.rmtree(work)
+    result = score_on_undrawn(split, train, labelled, scored, snapshot, scratch)
     assert result["model_selection"] == method, result["model_selection"]
-    result["undrawn_macro_f1"] = result.pop("test_macro_f1")  # scored on undrawn training rows, not the test table
     return result
 
 

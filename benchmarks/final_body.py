@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from cross_validate_below import drawn_and_undrawn  # this folder is on sys.path when run as a script
-from few_shot import DATASETS, SOURCE, row_settings, train_and_score
+from few_shot import DATASETS, SOURCE, row_settings  # this folder is on sys.path when run as a script
+from undrawn_rows import drawn_and_undrawn, paired_summary, score_on_undrawn
 
 from tlpipe.artifacts import write_json, write_text
 from tlpipe.sources import fetch_snapshot
@@ -43,12 +41,7 @@ def run(variant: str, seed: int, labelled: Any, undrawn: Any, snapshot: Path, sc
     """The default train stage with ``final_body: variant`` on ``labelled``, scored on the undrawn rows."""
     split, train = row_settings("default", seed)
     train = train.model_copy(update={"contrastive": train.contrastive.model_copy(update={"final_body": variant})})
-    work = Path(tempfile.mkdtemp(dir=scratch))
-    try:
-        result = train_and_score(split, train, labelled, undrawn, snapshot, work)
-    finally:
-        shutil.rmtree(work)
-    return {"undrawn_macro_f1": result.pop("test_macro_f1"), **result}
+    return score_on_undrawn(split, train, labelled, undrawn, snapshot, scratch)
 
 
 def main() -> None:
@@ -95,33 +88,13 @@ def report(path: Path, runs: list[dict[str, Any]], quiet: bool = False) -> None:
         "| seconds, fold_average / tune |",
         "|---|---|---|---|---|---|---|",
     ]
-    summary = []
-    for dataset, size in dict.fromkeys((run["dataset"], run["size"]) for run in runs):
-        by_variant = {
-            variant: {r["seed"]: r for r in runs if (r["dataset"], r["size"], r["variant"]) == (dataset, size, variant)}
-            for variant in VARIANTS
-        }
-        seeds = sorted(set(by_variant["fold_average"]) & set(by_variant["tune"]))
-        if not seeds:
-            continue
-        scores = {v: [by_variant[v][s]["undrawn_macro_f1"] for s in seeds] for v in VARIANTS}
-        seconds = {v: statistics.fmean(by_variant[v][s]["seconds"] for s in seeds) for v in VARIANTS}
-        differences = [a - b for a, b in zip(scores["fold_average"], scores["tune"], strict=True)]
-        item = {
-            "dataset": dataset,
-            "size": size,
-            "seeds": seeds,
-            **{f"{v}_mean": statistics.fmean(scores[v]) for v in VARIANTS},
-            **{f"{v}_std": statistics.stdev(scores[v]) if len(seeds) > 1 else 0.0 for v in VARIANTS},
-            "difference_mean": statistics.fmean(differences),
-            "seconds_ratio": seconds["fold_average"] / seconds["tune"],
-        }
-        summary.append(item)
+    summary = paired_summary(runs, VARIANTS, key="variant")
+    for item in summary:
         cells = " | ".join(f"{item[f'{v}_mean']:.3f} ± {item[f'{v}_std']:.3f}" for v in VARIANTS)
-        per_seed = ", ".join(f"{d:+.3f}" for d in differences)
+        per_seed = ", ".join(f"{d:+.3f}" for d in item["differences"])
         lines.append(
-            f"| {dataset} | {size} | {len(seeds)} | {cells} | {item['difference_mean']:+.3f} ({per_seed}) "
-            f"| {item['seconds_ratio']:.2f} |"
+            f"| {item['dataset']} | {item['size']} | {len(item['seeds'])} | {cells} "
+            f"| {item['difference_mean']:+.3f} ({per_seed}) | {item['seconds_ratio']:.2f} |"
         )
     adopt = bool(summary) and all(item["difference_mean"] >= -0.01 for item in summary)
     lines += ["", f"Rule (at most 1 point below tuning again everywhere): {'met' if adopt else 'not met'}.", ""]
