@@ -35,14 +35,15 @@ def score_on_undrawn(
     scratch: Path,
 ) -> dict[str, Any]:  # fmt: skip
     """The train stage with these settings on ``labelled`` in a fresh project under ``scratch``, scored on
-    ``undrawn`` (``undrawn_macro_f1``), with its time and choices."""
+    ``undrawn`` (``undrawn_macro_f1``, ``undrawn_predicted``), with its time and choices."""
     work = Path(tempfile.mkdtemp(dir=scratch))
     try:
         result = train_and_score(split, train, labelled, undrawn, snapshot, work)
     finally:
         shutil.rmtree(work)
-    result["undrawn_macro_f1"] = result.pop("test_macro_f1")  # scored on undrawn training rows, not the test table
-    return result
+    # Scored on undrawn training rows, not the test table: named so.
+    return {"undrawn_" + key.removeprefix("test_") if key.startswith("test_") else key: value
+            for key, value in result.items()}  # fmt: skip
 
 
 def paired_summary(runs: list[dict[str, Any]], variants: tuple[str, str], key: str) -> list[dict[str, Any]]:
