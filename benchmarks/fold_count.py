@@ -59,7 +59,10 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--sizes", nargs="+", type=int, default=[8], help="labelled examples per class")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--folds", nargs=2, type=int, default=[5, 3], metavar=("TRIED", "SHIPPED"))
+    parser.add_argument(
+        "--folds", nargs=2, type=int, default=[5, 3], metavar=("TRIED", "SHIPPED"),
+        help="the fold count tried, then the one it is compared with (split.folds as shipped)",
+    )  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

@@ -22,6 +22,7 @@ Results: benchmarks/results/fold_leakage.json and .md.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -62,6 +63,7 @@ def describe(cosines: np.ndarray, same_label: np.ndarray) -> dict[str, float]:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as scratch:
         snapshot = Path(scratch) / "snapshot"
