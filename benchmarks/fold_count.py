@@ -5,8 +5,8 @@ about 3, so cross-validation scores every candidate at two thirds of the data th
 gets. A strategy that gains more from the last few labels than the others (the lexical probe,
 whose wordpiece channel needs to have seen a word to use it) is ranked too low: on the work
 requests at 8 per class the folds put it last of four candidates. More folds train each fold
-closer to the final size, at one more run of every candidate per fold; for the default at 8 per
-class that is one more contrastive tuning, the stage's costly part.
+closer to the final size, at one more run of every candidate for each fold added; for the
+default at 8 per class that is one more contrastive tuning each, the stage's costly part.
 
 For each dataset of ``few_shot.py``, size and seed, this script runs the default (params.yaml as
 shipped) and the two probes named alone with each fold count on the same labelled sample, and

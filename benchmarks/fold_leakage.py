@@ -23,23 +23,19 @@ Results: benchmarks/results/fold_leakage.json and .md.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from few_shot import DATASETS, SOURCE  # this folder is on sys.path when run as a script
 from sentence_transformers import SentenceTransformer
 
 from tlpipe.artifacts import write_json, write_text
 from tlpipe.datasets import INPUT, LABEL
 from tlpipe.sources import fetch_snapshot
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-from few_shot import DATASETS, SOURCE  # noqa: E402
-
-RESULTS = REPO / "benchmarks" / "results" / "fold_leakage.json"
+RESULTS = Path(__file__).resolve().parent / "results" / "fold_leakage.json"
 NEAR_COPY = 0.9
 
 
