@@ -1,133 +1,142 @@
-"""prefect.yaml on a real server: deploy, a process worker picks the run up, it completes with its artifacts.
+"""prefect.yaml on a real server: the schedules produce runs, and a run the scheduler made completes on a worker.
 
-Starts `prefect server start` on a free loopback port with its own PREFECT_HOME, creates the
-process work pool with a concurrency limit of one, deploys with `prefect deploy --all` from a
-project that holds the repository's prefect.yaml and flows/, starts a worker, triggers the
-deployment with an override, and reads the run's state and artifacts back through the API.
-Every process it starts is stopped at the end, also when the test fails.
+Each test starts `prefect server start` on a free loopback port with its own PREFECT_HOME (see
+prefect_server.py), deploys with `prefect deploy --all` from a project that holds the repository's
+prefect.yaml and flows/, and reads what happened back through the API. Nothing is triggered by hand:
+the runs are the server scheduler's. Each test ends by reading the server log: every periodic service
+must have finished a pass, and no service may have logged an error.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 import yaml
+from cronsim import CronSim
 from factories import REPO
+
+from .prefect_server import FINAL_STATES, PrefectServer, ServiceReport
 
 pytestmark = pytest.mark.slow
 POOL = "tlpipe-process"
-DEPLOYMENT = "tlpipe/weekly-retrain"
+FLOW = "tlpipe"
 RUN_TIMEOUT_S = 600
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class PrefectServer:
-    """A real Prefect server and the processes that talk to it, all stopped by ``close``."""
-
-    def __init__(self, home: Path) -> None:
-        port = free_port()
-        self.api = f"http://127.0.0.1:{port}/api"
-        self.env = {
-            **os.environ,
-            "PREFECT_HOME": str(home),
-            "PREFECT_API_URL": self.api,
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_SERVER_API_PORT": str(port),
-        }
-        self.processes: list[subprocess.Popen] = []
-        self.logs = home / "logs"
-        self.logs.mkdir(parents=True)
-        self.start("server", "server", "start", "--host", "127.0.0.1", "--port", str(port))
-        self.wait_healthy()
-
-    def start(self, name: str, *args: str, cwd: Path | None = None) -> None:
-        log = (self.logs / f"{name}.log").open("w")
-        self.processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "prefect", *args], cwd=cwd, env=self.env, stdout=log, stderr=log,
-                start_new_session=True,  # its own process group: close() stops the workers' flow runs too
-            )
-        )  # fmt: skip
-
-    def cli(self, *args: str, cwd: Path | None = None) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "prefect", "--no-prompt", *args], cwd=cwd, env=self.env, capture_output=True, text=True
-        )
-        assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-        return done.stdout
-
-    def wait_healthy(self, timeout_s: float = 120) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.api}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            assert self.processes[0].poll() is None, (self.logs / "server.log").read_text()
-            time.sleep(0.5)
-        raise AssertionError(f"the Prefect server was not healthy after {timeout_s}s")
-
-    def post(self, path: str, body: dict) -> object:
-        response = httpx.post(f"{self.api}{path}", json=body, timeout=10)
-        response.raise_for_status()
-        return response.json()
-
-    def close(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+SCHEDULING_TIMEOUT_S = 90  # the server schedules a new deployment within seconds, and every deployment each minute
+INTERVAL_S = 10
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[PrefectServer]:
-    running = PrefectServer(tmp_path / "prefect-home")
+def start_server(tmp_path: Path) -> Iterator[Callable[..., PrefectServer]]:
+    """Start a server with these settings (environment variables) on top of the defaults; stopped at the end."""
+    started: list[PrefectServer] = []
+
+    def start(**settings: str) -> PrefectServer:
+        started.append(PrefectServer(tmp_path / "prefect-home", **settings))
+        return started[-1]
+
     try:
-        yield running
+        yield start
     finally:
-        running.close()
+        for server in started:
+            server.close()
 
 
-def test_the_weekly_deployment_runs_on_a_real_server_and_attaches_its_artifacts(server, dvc_project: Path) -> None:
-    shutil.copy(REPO / "prefect.yaml", dvc_project / "prefect.yaml")
-    shutil.copytree(REPO / "flows", dvc_project / "flows", ignore=shutil.ignore_patterns("__pycache__"))
+def deploy(server: PrefectServer, project: Path, config: dict) -> None:
+    (project / "prefect.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    shutil.copytree(REPO / "flows", project / "flows", ignore=shutil.ignore_patterns("__pycache__"))
     server.cli("work-pool", "create", POOL, "--type", "process")
     server.cli("work-pool", "set-concurrency-limit", POOL, "1")
-    server.cli("deploy", "--all", cwd=dvc_project)
+    server.cli("deploy", "--all", cwd=project)
+
+
+def assert_services_healthy(server: PrefectServer) -> ServiceReport:
+    report = server.services()
+    print(f"\nPrefect server services (from its log):\n{report.table()}")
+    assert report.passes, "no periodic service was scheduled: " + server.log("server")[-3000:]
+    assert not report.errors, "the server logged errors:\n" + "\n".join(report.errors[:20])
+    idle = [service for service, count in report.passes.items() if count == 0]
+    assert not idle, f"services that never finished a pass: {idle}"
+    return report
+
+
+def test_every_deployment_in_prefect_yaml_gets_its_scheduled_runs(start_server, dvc_project: Path) -> None:
+    server = start_server()  # the scheduler's defaults, as a user's server has them
+    config = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    deploy(server, dvc_project, config)
+
+    for spec in config["deployments"]:
+        deployment = server.deployment(f"{FLOW}/{spec['name']}")
+        assert [s["active"] for s in deployment["schedules"]] == [s.get("active", True) for s in spec["schedules"]]
+        runs = server.wait_for(
+            f"SCHEDULED runs of {spec['name']}",
+            lambda: server.flow_runs(deployment["id"], "SCHEDULED"),  # noqa: B023 - called at once, in this iteration
+            SCHEDULING_TIMEOUT_S,
+        )
+        assert all(run["auto_scheduled"] and run["created_by"]["type"] == "SCHEDULE" for run in runs)
+        starts = [datetime.fromisoformat(run["expected_start_time"]) for run in runs]
+        [schedule] = spec["schedules"]  # each deployment has one; a second would need its runs told apart
+        zone = ZoneInfo(schedule.get("timezone", "UTC"))
+        upcoming = CronSim(schedule["cron"], datetime.now(zone))
+        assert starts == [next(upcoming) for _ in starts], (spec["name"], starts)
+        print(f"{spec['name']}: {len(runs)} SCHEDULED runs, the first at {starts[0].isoformat()}")
+    time.sleep(5)  # one more pass of the 5 s services after the runs were made
+    assert_services_healthy(server)
+
+
+def test_a_scheduled_run_of_the_pipeline_fires_and_completes_on_the_worker(start_server, dvc_project: Path) -> None:
+    # Three runs ahead instead of up to 100 (every 10 s is 360 an hour), and a worker that polls every 2 s
+    # instead of 15: the test waits for them, a weekly deployment does not.
+    server = start_server(PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS="3", PREFECT_WORKER_QUERY_SECONDS="2")
+    config = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    [spec] = [spec for spec in config["deployments"] if spec["name"] == "weekly-retrain"]
+    # The deployment as shipped, on a schedule that comes round within seconds, with the run settings of a test.
+    spec["schedules"] = [
+        {
+            "interval": INTERVAL_S,
+            "parameters": {"overrides": {"train.epochs": 2}, "push": False},
+        }
+    ]
+    deploy(server, dvc_project, config)
     server.start("worker", "worker", "start", "--pool", POOL, cwd=dvc_project)
+    deployment = server.deployment(f"{FLOW}/weekly-retrain")
 
     started = time.monotonic()
-    output = server.cli(
-        "deployment", "run", DEPLOYMENT, "--params", json.dumps({"overrides": {"train.epochs": 2}, "push": False})
-    )
-    flow_run_id = next(line.split()[-1] for line in output.splitlines() if "UUID" in line)
-    state = wait_for_final_state(server, flow_run_id)
+    server.wait_for("runs made by the scheduler", lambda: server.flow_runs(deployment["id"]), SCHEDULING_TIMEOUT_S)
+    first = server.wait_for(
+        "a run of the deployment that reached a final state",
+        lambda: server.flow_runs(deployment["id"], *FINAL_STATES),
+        RUN_TIMEOUT_S,
+    )[0]
     seconds = time.monotonic() - started
 
-    assert state == "COMPLETED", (server.logs / "worker.log").read_text()[-5000:]
-    artifacts = server.post("/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}})
+    history = server.get(f"/flow_run_states/?flow_run_id={first['id']}")
+    print(f"\nflow run {first['name']} ({first['id']}), created by {first['created_by']}:")
+    for state in sorted(history, key=lambda state: state["timestamp"]):
+        print(f"  {state['timestamp']}  {state['type']:<10} {state['name']}")
+    assert first["state_type"] == "COMPLETED", server.log("worker")[-5000:]
+    assert first["auto_scheduled"] and first["created_by"]["type"] == "SCHEDULE"
+    assert first["infrastructure_pid"], "no worker process ran it"
+    assert [s["type"] for s in sorted(history, key=lambda state: state["timestamp"])][:1] == ["SCHEDULED"]
+    assert {"PENDING", "RUNNING", "COMPLETED"} <= {s["type"] for s in history}
+    assert first["parameters"]["overrides"] == {"train.epochs": 2}  # the schedule's own parameters
+
+    # What the run did: its tasks were recorded (TaskRunRecorder), its events persisted (EventPersister).
+    task_runs = server.post("/task_runs/filter", {"flow_runs": {"id": {"any_": [first["id"]]}}})
+    assert {"validate", "prepare", "fetch_model", "train", "evaluate", "export"} <= {run["name"] for run in task_runs}
+    completed = {
+        "filter": {
+            "any_resource": {"id": [f"prefect.flow-run.{first['id']}"]},
+            "event": {"name": ["prefect.flow-run.Completed"]},
+        }
+    }
+    server.wait_for("the run's Completed event", lambda: server.post("/events/filter", completed)["events"], 30)
+    artifacts = server.post("/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [first["id"]]}}})
     keys = {artifact["key"] for artifact in artifacts}
     assert {"data-validation", "test-metrics", "model-card", "onnx-parity"} <= keys, keys
     parity = next(artifact for artifact in artifacts if artifact["key"] == "onnx-parity")
@@ -136,14 +145,5 @@ def test_the_weekly_deployment_runs_on_a_real_server_and_attaches_its_artifacts(
     assert (dvc_project / "models" / "bundle" / "model.onnx").is_file()
     [pool] = server.post("/work_pools/filter", {"work_pools": {"name": {"any_": [POOL]}}})
     assert pool["concurrency_limit"] == 1
-    print(f"deployment run completed in {seconds:.0f}s after the trigger")
-
-
-def wait_for_final_state(server: PrefectServer, flow_run_id: str) -> str:
-    deadline = time.monotonic() + RUN_TIMEOUT_S
-    while time.monotonic() < deadline:
-        run = httpx.get(f"{server.api}/flow_runs/{flow_run_id}", timeout=10).json()
-        if run["state_type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
-            return run["state_type"]
-        time.sleep(2)
-    raise AssertionError(f"flow run {flow_run_id} did not finish in {RUN_TIMEOUT_S}s")
+    assert_services_healthy(server)
+    print(f"the scheduled run reached {first['state_type']} {seconds:.0f}s after the deployment")

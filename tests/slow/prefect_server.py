@@ -1,0 +1,184 @@
+"""A real ``prefect server start`` on a free loopback port, its workers, and what its log says about its services.
+
+The server gets its own PREFECT_HOME with a logging config that also logs docket (the task queue the
+server's periodic services run on) at INFO: docket's line for each finished pass of a service is how the
+tests tell that every service ran, and its ERROR line for a failed pass is how they tell which one failed.
+Every process started here is stopped by ``close``, also when the test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+LOG_LEVEL = re.compile(r"^\d\d:\d\d:\d\d\.\d+ \| (?P<level>[A-Z]+) +\| (?P<logger>\S+) - (?P<message>.*)$")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def write_logging_config(home: Path) -> None:
+    """Prefect's own logging config plus docket at INFO, where Prefect reads it (``$PREFECT_HOME/logging.yml``)."""
+    import prefect.logging
+
+    config = yaml.safe_load((Path(prefect.logging.__file__).parent / "logging.yml").read_text())
+    config["loggers"]["docket"] = {"level": "INFO"}
+    (home / "logging.yml").write_text(yaml.safe_dump(config))
+
+
+@dataclass(frozen=True)
+class ServiceReport:
+    """What the server log says: each periodic service's finished passes, and every error line."""
+
+    passes: dict[str, int]
+    failed_passes: dict[str, list[str]]
+    errors: list[str]
+
+    def table(self) -> str:
+        rows = [f"{'service':<40} {'passes':>6}  failed passes"]
+        for service, count in sorted(self.passes.items()):
+            rows.append(f"{service:<40} {count:>6}  {len(self.failed_passes.get(service, []))}")
+        return "\n".join(rows)
+
+
+def read_service_report(log: str) -> ServiceReport:
+    """Parse a server log: the perpetual services Prefect scheduled, how many passes of each finished, the errors."""
+    passes: dict[str, int] = {}
+    failed: dict[str, list[str]] = {}
+    errors: list[str] = []
+    for line in log.splitlines():
+        if line.startswith("Traceback"):
+            errors.append(line)
+        match = LOG_LEVEL.match(line)
+        if not match:
+            continue
+        message = match["message"]
+        if scheduled := re.search(r"Scheduling perpetual service: (\w+)", message):
+            passes.setdefault(scheduled[1], 0)
+        # docket: "↫" a periodic pass finished and the next was scheduled; "↩" at ERROR a pass raised
+        finished = re.search(r"[↫↩] \[\s*[\d.]+\w+\] (\w+)\(", message)
+        if match["level"] in {"ERROR", "CRITICAL"}:
+            errors.append(line)
+            if finished:
+                failed.setdefault(finished[1], []).append(line)
+        elif finished and "↫" in message:
+            passes[finished[1]] = passes.get(finished[1], 0) + 1
+    return ServiceReport(passes, failed, errors)
+
+
+class PrefectServer:
+    """A real Prefect server and the processes that talk to it, all stopped by ``close``."""
+
+    def __init__(self, home: Path, **settings: str) -> None:
+        port = free_port()
+        home.mkdir(parents=True)
+        write_logging_config(home)
+        self.api = f"http://127.0.0.1:{port}/api"
+        self.env = {
+            **os.environ,
+            "PREFECT_HOME": str(home),
+            "PREFECT_API_URL": self.api,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_API_PORT": str(port),
+            "PREFECT_SERVER_LOGGING_LEVEL": "INFO",
+            **settings,
+        }
+        self.processes: list[subprocess.Popen] = []
+        self.logs = home / "logs"
+        self.logs.mkdir()
+        self.start("server", "server", "start", "--host", "127.0.0.1", "--port", str(port))
+        self.wait_healthy()
+
+    def start(self, name: str, *args: str, cwd: Path | None = None) -> None:
+        log = (self.logs / f"{name}.log").open("w")
+        self.processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "prefect", *args], cwd=cwd, env=self.env, stdout=log, stderr=log,
+                start_new_session=True,  # its own process group: close() stops the workers' flow runs too
+            )
+        )  # fmt: skip
+
+    def cli(self, *args: str, cwd: Path | None = None) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "prefect", "--no-prompt", *args],
+            cwd=cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    def wait_healthy(self, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.api}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert self.processes[0].poll() is None, self.log("server")
+            time.sleep(0.5)
+        raise AssertionError(f"the Prefect server was not healthy after {timeout_s}s")
+
+    def get(self, path: str) -> Any:
+        response = httpx.get(f"{self.api}{path}", timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def post(self, path: str, body: dict) -> Any:
+        response = httpx.post(f"{self.api}{path}", json=body, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")
+
+    def services(self) -> ServiceReport:
+        return read_service_report(self.log("server"))
+
+    def deployment(self, name: str) -> dict:
+        return self.get(f"/deployments/name/{name}")
+
+    def flow_runs(self, deployment_id: str, *state_types: str) -> list[dict]:
+        query: dict = {"deployment_id": {"any_": [deployment_id]}}
+        if state_types:
+            query["state"] = {"type": {"any_": list(state_types)}}
+        return self.post("/flow_runs/filter", {"flow_runs": query, "sort": "EXPECTED_START_TIME_ASC", "limit": 50})
+
+    def wait_for(self, what: str, found: Callable[[], Any], timeout_s: float) -> Any:
+        """Poll ``found`` until it returns something truthy; fail with the server's errors if it never does."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if result := found():
+                return result
+            time.sleep(2)
+        errors = "\n".join(self.services().errors[:20]) or "(no error lines in the server log)"
+        raise AssertionError(f"{what}: nothing after {timeout_s:.0f}s. Server log errors:\n{errors}")
+
+    def close(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
