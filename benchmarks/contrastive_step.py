@@ -26,19 +26,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 from torch import nn
 
 from tlpipe.artifacts import write_json
 from tlpipe.config import DataConfig, TrainConfig
 from tlpipe.contrastive import BatchEmbeddings, make_pairs, pair_count, pair_loss
-from tlpipe.strategies import adamw, parameter_groups
 from tlpipe.datasets import INPUT, LABEL
 from tlpipe.modalities.text.data import read_raw_table, to_examples
 from tlpipe.modalities.text.model import TextPreprocessor, load_pretrained, load_tokenizer
 from tlpipe.runtime import cpu_computes_bf16
 from tlpipe.sources import fetch_snapshot
+from tlpipe.strategies import adamw, parameter_groups
 from tlpipe.training import seed_everything
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,7 +103,8 @@ def main() -> None:
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=way == "bf16"):
                         batch_embeddings.encode(preprocess([texts[i] for i in distinct]))
                         rows = [
-                            {"rows": torch.tensor([row_of[getattr(p, side)] for p in batch])} for side in ("first", "second")
+                            {"rows": torch.tensor([row_of[getattr(p, side)] for p in batch])}
+                            for side in ("first", "second")
                         ]
                         loss = losses[way](rows, targets)
                     encoded[way] += len(distinct)
@@ -123,8 +123,10 @@ def main() -> None:
         "batches": len(batches),
         "examples_encoded": encoded,
         "median_seconds": {
-            way: {"forward_backward": statistics.median(forward_backward[way]),
-                  "optimizer_step": statistics.median(optimizer_step[way])}
+            way: {
+                "forward_backward": statistics.median(forward_backward[way]),
+                "optimizer_step": statistics.median(optimizer_step[way]),
+            }
             for way in ways
         },  # fmt: skip
         "total_seconds": total,

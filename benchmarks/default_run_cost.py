@@ -94,8 +94,12 @@ def main() -> None:
     parser.add_argument(
         "--processes", action="store_true", help="run each stage as its own `tlpipe <stage>` process, as dvc repro does"
     )
-    parser.add_argument("--output", type=Path, default=None, help=f"default: {RESULTS.name}, or "
-                        f"{RESULTS.stem}_processes.json with --processes, in {RESULTS.parent}")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help=f"default: {RESULTS.name}, or {RESULTS.stem}_processes.json with --processes, in {RESULTS.parent}",
+    )
     args = parser.parse_args()
     args.output = args.output or RESULTS.with_stem(RESULTS.stem + "_processes" * args.processes)
     logging.basicConfig(level=logging.WARNING)

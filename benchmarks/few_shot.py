@@ -135,7 +135,11 @@ def run_row(
         )
         predicted = [int(i) for i in baseline.predict(test[INPUT].tolist())]
         seconds = time.perf_counter() - started
-        return {"test_macro_f1": _macro_f1(predicted, actual, labels), "seconds": seconds, **_answers(predicted, actual)}
+        return {
+            "test_macro_f1": _macro_f1(predicted, actual, labels),
+            "seconds": seconds,
+            **_answers(predicted, actual),
+        }
     return train_and_score(*row_settings(row, seed), labelled, test, snapshot, work / row)
 
 

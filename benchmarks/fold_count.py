@@ -113,7 +113,8 @@ def row_means(runs: list[dict[str, Any]]) -> dict[tuple[str, int, int, int], lis
     return {
         key: [
             f"{statistics.fmean(by_row[row]):.3f} ± {statistics.stdev(by_row[row]) if len(by_row[row]) > 1 else 0:.3f}"
-            if row in by_row else "-"
+            if row in by_row
+            else "-"
             for row in ROWS
         ]
         for key, by_row in scores.items()

@@ -41,9 +41,9 @@ from typing import Any
 
 import pandas as pd
 import torch
+from timing import interleaved  # benchmarks/timing.py (this folder is on sys.path when run as a script)
 from torch import nn
 
-from timing import interleaved  # benchmarks/timing.py (this folder is on sys.path when run as a script)
 from tlpipe.artifacts import write_json
 from tlpipe.config import PreprocessConfig, TrainConfig
 from tlpipe.distributed import Workers

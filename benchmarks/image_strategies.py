@@ -188,7 +188,7 @@ def write_digits(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     digits = load_digits()
     rows = []
-    for index, (pixels, target) in enumerate(zip(digits.images, digits.target)):
+    for index, (pixels, target) in enumerate(zip(digits.images, digits.target, strict=True)):
         label = str(target)
         if label not in DIGIT_CLASSES:
             continue
@@ -337,9 +337,7 @@ def findings(summary: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[
         dataset, size, fit = row["dataset"], row["size"], row["fit_per_class"]
         here = [run for run in runs if run["dataset"] == dataset and run["size"] == size]
         means = {
-            r["variant"]: r["valid_macro_f1_mean"]
-            for r in summary
-            if r["dataset"] == dataset and r["size"] == size
+            r["variant"]: r["valid_macro_f1_mean"] for r in summary if r["dataset"] == dataset and r["size"] == size
         }
         ranked = sorted((name for name in VARIANTS if name in means), key=lambda name: -means[name])
         line = (

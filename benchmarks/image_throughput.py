@@ -42,9 +42,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from timing import interleaved  # benchmarks/timing.py (this folder is on sys.path when run as a script)
 from torch import nn
 
-from timing import interleaved  # benchmarks/timing.py (this folder is on sys.path when run as a script)
 from tlpipe.artifacts import write_json
 from tlpipe.config import PreprocessConfig, TrainConfig
 from tlpipe.modalities import get_modality
@@ -182,8 +182,6 @@ class Workload:
 
     def _step(self, train: TrainConfig) -> None:
         optimizer_step(self.optimizer, self.scheduler, self.scaler, self.trainable, train.max_grad_norm)
-
-
 
 
 def measure(

@@ -68,8 +68,14 @@ def features(
 
 
 def macro_f1(
-    kind: str, fit: list[str], score: list[str], fit_emb: np.ndarray, score_emb: np.ndarray,
-    fit_labels: np.ndarray, score_labels: np.ndarray, tokenize: Tokenize,
+    kind: str,
+    fit: list[str],
+    score: list[str],
+    fit_emb: np.ndarray,
+    score_emb: np.ndarray,
+    fit_labels: np.ndarray,
+    score_labels: np.ndarray,
+    tokenize: Tokenize,
 ) -> float:
     """Macro-F1 on ``score`` of logistic regression fitted on ``fit`` with ``kind``'s features."""
     fit_x, score_x = features(kind, fit, score, fit_emb, score_emb, tokenize)

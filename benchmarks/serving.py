@@ -57,8 +57,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import torch
-
 from timing import interleaved  # benchmarks/timing.py (this folder is on sys.path when run as a script)
+
 from tlpipe.artifacts import write_json
 from tlpipe.config import PreprocessConfig
 from tlpipe.modalities import get_modality
@@ -200,7 +200,7 @@ def image_workload(folder: Path, latency_images: int, batched_images: int, threa
     ).eval()
     preprocess = modality.preprocessor(folder / "snapshot", PreprocessConfig(), False)
     shapes = preprocess.input_shapes()
-    (name, axes), = shapes.items()
+    ((name, axes),) = shapes.items()
     size = axes[-1]
     single = [{name: torch.randn(1, 3, size, size)} for _ in range(latency_images)]
     batched = [
@@ -240,8 +240,6 @@ def session_runner(path: Path, threads: int) -> Callable[[dict[str, np.ndarray]]
     options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return lambda feed: session.run([OUTPUT_NAME], feed)[0]
-
-
 
 
 def measure(workload: Workload, warmup: int, repeats: int) -> dict[str, Any]:
@@ -348,7 +346,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"(max |logit diff| {agree['int8_vs_fp32_max_abs_logit_diff']:.3f}); ORT fp32 vs PyTorch "
             f"{agree['fp32_vs_torch_top1']:.3f} (max |logit diff| {agree['fp32_vs_torch_max_abs_logit_diff']:.1e}). "
             "The head is untrained, so this measures how far quantisation moves the outputs, not accuracy; the "
-            "accuracy gate on a trained model is `tlpipe export` (reports/parity.json, \"int8\").",
+            'accuracy gate on a trained model is `tlpipe export` (reports/parity.json, "int8").',
         ]
         if section["preprocess"]:
             pre = section["preprocess"]

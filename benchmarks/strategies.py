@@ -42,9 +42,9 @@ import torch
 from tlpipe.auto import RECIPES, plan_strategy, settings_for
 from tlpipe.config import DataConfig, SplitConfig, TrainConfig
 from tlpipe.datasets import INPUT, LABEL, stratified_split
-from tlpipe.modalities.text.data import read_raw_table, to_examples
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.metrics import classification_metrics
+from tlpipe.modalities.text.data import read_raw_table, to_examples
 from tlpipe.modalities.text.model import TextPreprocessor, load_pretrained, load_tokenizer
 from tlpipe.sources import fetch_snapshot
 from tlpipe.strategies import STRATEGIES

@@ -194,8 +194,10 @@ def main() -> None:
         cells = "".join(f"{curve[str(size)]['mean']:>9.3f} ± {curve[str(size)]['std']:.3f}" for size in SIZES)
         print(f"{method:<14}{cells}")
     if "source_holdout_accuracy" in results:
-        print(f"source fine-tuning: {results['finetune_seconds']} s, held-out source accuracy "
-              f"{results['source_holdout_accuracy']:.3f}")
+        print(
+            f"source fine-tuning: {results['finetune_seconds']} s, held-out source accuracy "
+            f"{results['source_holdout_accuracy']:.3f}"
+        )
     print(f"total {results['seconds']} s")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -53,7 +53,10 @@ def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, centre: np.ndarray, radiu
     def polygon(vertices: int, radii: list[float]) -> list[tuple[float, float]]:
         step = 2 * math.pi / (vertices * len(radii))
         return [
-            (cx + radii[i % len(radii)] * math.cos(angle + i * step), cy + radii[i % len(radii)] * math.sin(angle + i * step))
+            (
+                cx + radii[i % len(radii)] * math.cos(angle + i * step),
+                cy + radii[i % len(radii)] * math.sin(angle + i * step),
+            )
             for i in range(vertices * len(radii))
         ]
 
@@ -96,7 +99,10 @@ def write_dataset(folder: Path, per_class: int, seed: int) -> None:
 
 
 def copy_code(root: Path) -> None:
-    """This repository's ``dvc.yaml``, ``src/``, ``requirements.lock`` and ``data/source`` into ``root`` (stage deps)."""
+    """This repository's ``dvc.yaml``, ``src/``, ``requirements.lock`` and ``data/source`` into ``root``.
+
+    They are the stages' dependencies.
+    """
     for name in ("dvc.yaml", "requirements.lock", ".dvcignore", "data/source/README.md"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, root / name)

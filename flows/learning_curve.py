@@ -21,14 +21,6 @@ from typing import Any
 import yaml
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
-from tlpipe.tasks.dvc_experiments import (
-    ExperimentError,
-    experiment_json,
-    experiment_text,
-    queue_experiments,
-    queue_logs,
-    run_queue,
-)
 
 from tlpipe.artifacts import atomic_directory, write_json, write_text
 from tlpipe.config import load_params
@@ -44,6 +36,14 @@ from tlpipe.learning_curve_plan import (
     points_csv,
     scratch_pairs,
     scratch_setting,
+)
+from tlpipe.tasks.dvc_experiments import (
+    ExperimentError,
+    experiment_json,
+    experiment_text,
+    queue_experiments,
+    queue_logs,
+    run_queue,
 )
 from tlpipe.transfer_verdict import transfer_gain
 
@@ -122,7 +122,6 @@ def learning_curve(
         logger.warning("%d of %d points failed: %s (`dvc queue logs <name>` shows why)", len(failed), len(ordered),
                        ", ".join(failed))  # fmt: skip
     return [row.to_dict() for row in rows]
-
 
 
 def _with_gains_over_scratch(

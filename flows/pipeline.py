@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
+
+from tlpipe.config import load_params
+from tlpipe.sources import PRETRAINING_RECORD, source_changed
+from tlpipe.stages import STAGES
 from tlpipe.tasks.dvc_remote import push_outputs
 from tlpipe.tasks.dvc_stage import reproduce_stage, retry_on_transient_failure
 from tlpipe.tasks.params import apply_run_settings
@@ -19,10 +23,6 @@ from tlpipe.tasks.publish import (
     publish_pretraining,
     publish_validation,
 )
-
-from tlpipe.config import load_params
-from tlpipe.sources import PRETRAINING_RECORD, source_changed
-from tlpipe.stages import STAGES
 
 # The hub download is the only step that talks to a network; the others fail for good reasons. It is
 # retried only when it failed for a reason a retry can fix (the stage exits with EX_TEMPFAIL).

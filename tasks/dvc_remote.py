@@ -1,7 +1,7 @@
 """A Prefect task that pushes what the pipeline produced to the DVC remote, so a fresh clone can ``dvc pull`` it.
 
 The remote is the project's default DVC remote (``.dvc/config``; the repository ships a local one
-beside the checkout, and README "Sharing results" shows an S3 one). Everything DVC tracks goes:
+beside the checkout, and docs/operations.md "Sharing results" shows an S3 one). Everything DVC tracks goes:
 the manifests, the prepared splits, the model snapshot, the checkpoint, the reports and the bundle.
 """
 
@@ -37,7 +37,9 @@ def push_outputs(root: str) -> str:
     with contextlib.chdir(root), Repo(".") as repo:
         remote = repo.config["core"].get("remote")
         if not remote:
-            logger.warning("No default DVC remote in %s: outputs stay local (README: Sharing results)", Path(root))
+            logger.warning(
+                "No default DVC remote in %s: outputs stay local (docs/operations.md: Sharing results)", Path(root)
+            )
             return "no remote configured"
         url = repo.config["remote"][remote]["url"]
         try:

@@ -196,7 +196,9 @@ def test_int8_gate_refuses_a_model_that_loses_accuracy(exported: Path, monkeypat
     from tlpipe import quantization
 
     outputs = {"fp32": np.eye(3)[[0, 1, 2, 0]], "int8": np.eye(3)[[0, 0, 0, 0]]}
-    monkeypatch.setattr(quantization, "onnx_logits", lambda path, *a: outputs["int8" if "int8" in str(path) else "fp32"])
+    monkeypatch.setattr(
+        quantization, "onnx_logits", lambda path, *a: outputs["int8" if "int8" in str(path) else "fp32"]
+    )
     for name in ("fp32.onnx", "int8.onnx"):
         (exported / name).write_bytes(b"x")
 

@@ -9,8 +9,8 @@ import pytest
 
 from tlpipe.config import DataConfig, SplitConfig
 from tlpipe.datasets import INPUT, LABEL, examples_per_class, label_names, stratified_split
-from tlpipe.modalities.text.data import read_raw_table, to_examples
 from tlpipe.errors import DataValidationError
+from tlpipe.modalities.text.data import read_raw_table, to_examples
 
 
 def test_split_is_stratified_and_the_same_for_the_same_seed(train_table: pd.DataFrame) -> None:

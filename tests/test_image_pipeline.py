@@ -25,8 +25,8 @@ from tlpipe.config import AugmentConfig, TrainConfig, parse_params
 from tlpipe.errors import ConfigError, ModelSourceError
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.modalities import get_modality
-from tlpipe.modalities.image.model import ImagePreprocessor
 from tlpipe.modalities.image.modality import ImageModality
+from tlpipe.modalities.image.model import ImagePreprocessor
 from tlpipe.sources import fetch_snapshot
 from tlpipe.stages import STAGES
 from tlpipe.training import Callbacks, fine_tune, seed_everything
@@ -74,8 +74,13 @@ def image_project(tmp_path: Path, tiny_image_weights: Path, monkeypatch: pytest.
     params["data"].update(modality="image", min_examples_per_class=4, min_image_size=16)
     params["model"].update(source=str(tiny_image_weights), architecture=ARCHITECTURE)
     params["train"].update(
-        strategy="freeze_unfreeze", epochs=2, batch_size=8, learning_rate=1e-3, head_learning_rate=1e-2,
-        layer_decay=0.8, freeze_unfreeze={"head_epochs": 1},
+        strategy="freeze_unfreeze",
+        epochs=2,
+        batch_size=8,
+        learning_rate=1e-3,
+        head_learning_rate=1e-2,
+        layer_decay=0.8,
+        freeze_unfreeze={"head_epochs": 1},
     )
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return tmp_path

@@ -101,9 +101,7 @@ def test_an_interrupted_lexical_probe_resumes_with_its_channel_and_ends_like_an_
 
     assert result.resumed_after_epoch == 2
     texts = test_table["text"].tolist()
-    assert torch.equal(
-        predict_logits(resumed, preprocess, texts, 4), predict_logits(reference, preprocess, texts, 4)
-    )
+    assert torch.equal(predict_logits(resumed, preprocess, texts, 4), predict_logits(reference, preprocess, texts, 4))
 
 
 def test_the_channel_survives_a_checkpoint(trained, preprocess, tmp_path: Path, test_table) -> None:

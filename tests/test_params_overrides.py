@@ -51,7 +51,11 @@ def test_unchanged_settings_leave_the_file_untouched(params: Path) -> None:
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
-    [({"train.learning_rate": -1}, "learning_rate"), ({"trian.epochs": 3}, "no section 'trian'"), ({"train.epoch": 3}, "epoch")],
+    [
+        ({"train.learning_rate": -1}, "learning_rate"),
+        ({"trian.epochs": 3}, "no section 'trian'"),
+        ({"train.epoch": 3}, "epoch"),
+    ],
 )
 def test_a_bad_override_is_refused_and_params_yaml_kept(params: Path, overrides: dict, message: str) -> None:
     before = params.read_text()

@@ -44,7 +44,11 @@ def pretrain_from(root: Path, start: Path, strategy: str = "full") -> None:
         pretrain={
             "start_from": str(start),
             "train": {
-                "strategy": strategy, "epochs": 2, "batch_size": 8, "learning_rate": 1e-3, "head_learning_rate": 1e-2,
+                "strategy": strategy,
+                "epochs": 2,
+                "batch_size": 8,
+                "learning_rate": 1e-3,
+                "head_learning_rate": 1e-2,
             },
         },
     )

@@ -19,7 +19,7 @@ from tlpipe.training import restore_scaler
 
 
 def fake_gpu(monkeypatch: pytest.MonkeyPatch, capability: tuple[int, int] | None) -> None:
-    """A machine with a GPU of ``capability`` (None: no GPU). bf16 'support' is claimed everywhere, as emulation does."""
+    """A GPU of ``capability`` (None: none); bf16 'support' is claimed everywhere, as emulation does"""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: capability is not None)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
@@ -110,7 +110,13 @@ def test_a_resume_in_fp16_after_a_save_without_scaling_starts_a_fresh_scaler() -
 
     restore_scaler(scaler, {"scaler": {}, "precision": "bf16"}, fp16)  # the old code called load_state_dict({})
 
-    saved = {"scale": 1024.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000, "_growth_tracker": 3}
+    saved = {
+        "scale": 1024.0,
+        "growth_factor": 2.0,
+        "backoff_factor": 0.5,
+        "growth_interval": 2000,
+        "_growth_tracker": 3,
+    }
     loaded: list[dict] = []
     scaler.load_state_dict = loaded.append  # type: ignore[method-assign]
     restore_scaler(scaler, {"scaler": saved, "precision": "fp16"}, fp16)
@@ -135,9 +141,7 @@ def test_the_suite_runs_on_the_cpu_whatever_the_machine_has() -> None:
     assert select_runtime(TrainConfig()).device.type == "cpu"
 
 
-def test_a_saved_training_state_is_loaded_onto_the_cpu_weights_only(
-    monkeypatch: pytest.MonkeyPatch, tmp_path
-) -> None:
+def test_a_saved_training_state_is_loaded_onto_the_cpu_weights_only(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     from tlpipe import train_state
     from tlpipe.train_state import Progress, TrainStateStore
 

@@ -18,7 +18,11 @@ from tlpipe.sweep_plan import (
 def test_axes_are_parsed_with_yaml_typed_values() -> None:
     axes = parse_axes(["train.learning_rate=1e-4,5.0e-5", "train.strategy=full,freeze_unfreeze", "train.epochs=3"])
 
-    assert axes == {"train.learning_rate": [1e-4, 5e-5], "train.strategy": ["full", "freeze_unfreeze"], "train.epochs": [3]}
+    assert axes == {
+        "train.learning_rate": [1e-4, 5e-5],
+        "train.strategy": ["full", "freeze_unfreeze"],
+        "train.epochs": [3],
+    }
 
 
 @pytest.mark.parametrize("specs", [["train.epochs"], ["=3"], ["train.epochs=3", "train.epochs=4"], []])

@@ -8,10 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from tlpipe.config import FreezeUnfreezeConfig, TrainConfig
-from tlpipe.feature_cache import FeatureCache
 from tlpipe.checkpoint import load_checkpoint, save_checkpoint
-from tlpipe.config import PreprocessConfig
+from tlpipe.config import FreezeUnfreezeConfig, PreprocessConfig, TrainConfig
+from tlpipe.feature_cache import FeatureCache
 from tlpipe.modalities import get_modality
 from tlpipe.modalities.text.model import TextPreprocessor, load_pretrained, load_tokenizer
 from tlpipe.train_state import TrainStateStore
@@ -256,7 +255,9 @@ def test_batches_prepared_by_loader_workers_train_the_same_model_as_in_process_o
     )
 
     texts = test_table["text"].tolist()
-    assert torch.equal(predict_logits(in_process, preprocess, texts, 8), predict_logits(with_workers, preprocess, texts, 8))
+    assert torch.equal(
+        predict_logits(in_process, preprocess, texts, 8), predict_logits(with_workers, preprocess, texts, 8)
+    )
 
 
 def test_a_kill_between_the_state_and_the_best_checkpoint_is_repaired_on_resume(

@@ -33,7 +33,9 @@ def examples_per_class(train: pd.DataFrame, per_class: int | None, seed: int) ->
     """
     if per_class is None:
         return train
-    picked = [rows.sample(n=min(per_class, len(rows)), random_state=seed) for _, rows in train.groupby(LABEL, sort=True)]
+    picked = [
+        rows.sample(n=min(per_class, len(rows)), random_state=seed) for _, rows in train.groupby(LABEL, sort=True)
+    ]
     return pd.concat(picked).reset_index(drop=True)
 
 
@@ -101,7 +103,7 @@ def _require_utf8(path: Path, what: str) -> None:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise DataValidationError(
-            f"{path}: line {line} is not UTF-8 text (byte {raw[exc.start:exc.start + 1]!r} at offset {exc.start}); "
+            f"{path}: line {line} is not UTF-8 text (byte {raw[exc.start : exc.start + 1]!r} at offset {exc.start}); "
             f"re-save the {what} as UTF-8."
         ) from None
 

@@ -1,6 +1,5 @@
 """Domain errors: each message says what went wrong, where, and what to do about it."""
 
-
 EX_TEMPFAIL = 75  # sysexits.h: a temporary failure; the same command may succeed later
 
 

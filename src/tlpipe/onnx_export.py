@@ -86,7 +86,7 @@ def export_onnx(
 
 
 def annotate(path: Path, metadata: dict[str, Any]) -> None:
-    """Store ``metadata`` in the ONNX file's ``metadata_props`` (values as JSON), for servers that read only the model."""
+    """Store ``metadata`` in the ONNX file's ``metadata_props`` (values as JSON), for servers reading only the model."""
     import json
 
     import onnx

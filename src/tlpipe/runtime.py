@@ -30,7 +30,7 @@ BF16_MIN_CAPABILITY = (8, 0)
 NO_GPU_HINT = (
     "no CUDA GPU is visible. The usual reasons: no NVIDIA driver, a driver "
     "older than this torch build's CUDA {cuda} needs, CUDA_VISIBLE_DEVICES set to nothing, or a CPU-only "
-    "torch build (README: GPU drivers)."
+    "torch build (docs/operations.md: GPU drivers)."
 )
 
 
@@ -96,7 +96,8 @@ def device_report(runtime: Runtime, train: TrainConfig) -> str:
     if runtime.device.type == "cuda":
         major, minor = torch.cuda.get_device_capability(runtime.device)
         return (
-            f"Training on {torch.cuda.get_device_name(runtime.device)} (compute capability {major}.{minor}, torch {torch.__version__} "
+            f"Training on {torch.cuda.get_device_name(runtime.device)} (compute capability {major}.{minor}, "
+            f"torch {torch.__version__} "
             f"built for CUDA {torch.version.cuda}) in {runtime.precision}"
             + (" with a gradient scaler" if runtime.uses_scaler else "")
         )

@@ -183,7 +183,9 @@ def _images_in(path: Path) -> list[Path]:
     if not path.is_file():
         raise BundleError(f"{path}: no such file or folder.")
     if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise BundleError(f"{path}: not an image file ({', '.join(sorted(IMAGE_SUFFIXES))}); this bundle classifies images.")
+        raise BundleError(
+            f"{path}: not an image file ({', '.join(sorted(IMAGE_SUFFIXES))}); this bundle classifies images."
+        )
     if path.stat().st_size == 0:
         raise BundleError(f"{path}: an empty file.")
     return [path]

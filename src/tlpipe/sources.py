@@ -140,13 +140,16 @@ def source_fingerprint(reference: ModelReference) -> str | None:
         except importlib.metadata.PackageNotFoundError:
             return None  # fetching says what to install
         record = (distribution.read_text("RECORD") or "").encode()
-        return f"{distribution.metadata['Name']}=={distribution.version} RECORD sha256 {hashlib.sha256(record).hexdigest()}"
+        pin = f"{distribution.metadata['Name']}=={distribution.version}"
+        return f"{pin} RECORD sha256 {hashlib.sha256(record).hexdigest()}"
     if reference.kind == "path":
         root = Path(reference.name).expanduser()
         files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST)
         if not files:
             return None
-        listing = "\n".join(f"{p.relative_to(root).as_posix() if p != root else p.name} {sha256_file(p)}" for p in files)
+        listing = "\n".join(
+            f"{p.relative_to(root).as_posix() if p != root else p.name} {sha256_file(p)}" for p in files
+        )
         return "sha256 " + hashlib.sha256(listing.encode()).hexdigest()
     return None
 
@@ -223,7 +226,10 @@ def _require_readable_safetensors(reference: ModelReference, path: Path) -> None
 
 
 def _require_no_remote_code(reference: ModelReference, folder: Path, trust_remote_code: bool) -> None:
-    """A model whose config maps its classes to its own Python files runs that code when loaded: refused unless trusted."""
+    """A model whose config maps its classes to its own Python files runs that code when loaded.
+
+    It is refused unless the user opted in with ``trust_remote_code``.
+    """
     code = read_json(folder / "config.json", "fetch-model").get("auto_map") or {}
     if code and not trust_remote_code:
         classes = ", ".join(sorted({str(value) for value in code.values()}))
@@ -364,8 +370,14 @@ def _from_hub(reference: ModelReference, staging: Path, architecture: str | None
                 f"model.source '{reference}': the hub could not serve the download just now: {exc}"
             ) from None
         raise ModelSourceError(f"model.source '{reference}': the hub refused the download: {exc}") from None
-    except (TimeoutError, ConnectionError, httpx2.TransportError) as exc:  # the hub client's timeouts and network errors
-        raise SourceUnavailableError(f"model.source '{reference}': the download from the hub broke off: {exc}") from None
+    except (
+        TimeoutError,
+        ConnectionError,
+        httpx2.TransportError,
+    ) as exc:  # the hub client's timeouts and network errors
+        raise SourceUnavailableError(
+            f"model.source '{reference}': the download from the hub broke off: {exc}"
+        ) from None
     shutil.copytree(folder, staging, dirs_exist_ok=True)
     return f"{reference.name}@{Path(folder).name}"
 

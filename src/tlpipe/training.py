@@ -161,6 +161,7 @@ def fine_tune(
 
     if strategy.tunes_body_on_pairs:
         if progress.epoch == 0:  # a resumed run restored the tuned body with its weights
+
             def tune() -> dict[str, Any]:
                 return tune_body(
                     model, preprocess, train_inputs, train_labels, train, runtime.device,

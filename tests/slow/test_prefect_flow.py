@@ -73,6 +73,7 @@ def test_flow_fails_at_validate_on_bad_data_and_runs_nothing_after(
     prefect, dvc_project: Path, tiny_model_dir, train_table, test_table
 ) -> None:
     from factories import write_project
+
     from tlpipe.flows.pipeline import pipeline
     from tlpipe.tasks.dvc_stage import StageFailedError
 

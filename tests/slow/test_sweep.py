@@ -1,4 +1,4 @@
-"""`tlpipe sweep` runs its points as queued DVC experiments, names the best on validation, and survives a failed point."""
+"""`tlpipe sweep` runs its points as queued DVC experiments, names the best on validation, survives a failed point."""
 
 from __future__ import annotations
 

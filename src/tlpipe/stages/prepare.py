@@ -13,8 +13,8 @@ from tlpipe.artifacts import atomic_directory, read_json, write_json
 from tlpipe.config import DataConfig, PathsConfig, SplitConfig
 from tlpipe.datasets import LABEL, examples_per_class, label_names, read_manifest, write_examples
 from tlpipe.errors import DataValidationError
-from tlpipe.model_selection import selection_tables, with_threshold
 from tlpipe.modalities import get_modality
+from tlpipe.model_selection import selection_tables, with_threshold
 from tlpipe.stages.validate import manifest_files, manifest_version
 
 log = logging.getLogger(__name__)

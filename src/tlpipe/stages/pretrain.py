@@ -47,7 +47,8 @@ def run(paths: PathsConfig, data: DataConfig, preprocess: PreprocessConfig, pret
     if source is None:
         reason = (
             f"{paths.source_data} has no source data ({' or '.join(SOURCE_FILES)}), so the pretrain stage trained "
-            "nothing. Put your own labelled source data there (README: own-domain pretraining) and run `dvc repro`."
+            "nothing. Put your own labelled source data there (docs/strategies.md: Transfer from your own domain) "
+            "and run `dvc repro`."
         )
         with atomic_directory(paths.source_snapshot) as staging:
             write_json(staging / PRETRAINING_RECORD, {"pretrained": False, "reason": reason})
@@ -97,9 +98,7 @@ def find_source_data(folder: Path, modality: Modality) -> Path | None:
     return None
 
 
-def _source_split(
-    source: Path, modality: Modality, data: DataConfig, pretrain: PretrainConfig
-) -> tuple[Any, Any, str]:
+def _source_split(source: Path, modality: Modality, data: DataConfig, pretrain: PretrainConfig) -> tuple[Any, Any, str]:
     """The source data checked like target data (no test file to compare with), split for validation; its version.
 
     The version is the sha256 of the table as read, which for images lists every file's sha256.
@@ -153,4 +152,3 @@ def _train_on_source(
         "train_settings": settings.model_dump(mode="json"),
     }
     return result, best
-

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-
 from pathlib import Path
 
 from tlpipe.artifacts import atomic_directory, sha256_files, write_json, write_text

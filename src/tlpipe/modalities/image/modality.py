@@ -18,7 +18,6 @@ from tlpipe.modalities.image import backbones
 from tlpipe.modalities.image.model import ImageClassifier, ImagePreprocessor, load_preprocessing
 from tlpipe.quality import QualityReport
 
-
 # From benchmarks/image_strategies.py (EfficientNet-Lite0; generated shapes and scikit-learn's digits; chosen by
 # validation macro-F1 on held-out training images, never test; results/image_strategies.md). The linear probe
 # won on validation at 6, 24 and 48 training images per class on both datasets. The freeze_unfreeze recipe
@@ -122,7 +121,9 @@ class ImageModality(Modality):
                 ".safetensors file with model.architecture)."
             )
 
-    def fit_baseline(self, inputs: Sequence[Any], labels: Sequence[int], evaluate: EvaluateConfig, seed: int) -> Baseline:
+    def fit_baseline(
+        self, inputs: Sequence[Any], labels: Sequence[int], evaluate: EvaluateConfig, seed: int
+    ) -> Baseline:
         from tlpipe.modalities.image.baseline import fit_pixel_logreg
 
         return fit_pixel_logreg(inputs, labels, evaluate, seed)

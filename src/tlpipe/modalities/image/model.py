@@ -61,8 +61,8 @@ class ImagePreprocessor:
         self.normalize = batch_normalizer(preprocessing)
 
     def __call__(self, paths: Sequence[str]) -> dict[str, torch.Tensor]:
-        # Per image only what differs between images (uint8); scaling and normalising run once per batch,
-        # because on a few torch threads the per-tensor overhead of small ops dominated (benchmarks/image_throughput.py).
+        # Per image only what differs between images (uint8); scaling and normalising run once per batch, because
+        # on a few torch threads the per-tensor overhead of small ops dominated (benchmarks/image_throughput.py).
         return {INPUT_NAME: self.normalize(torch.stack([self.transform(load_rgb(path)) for path in paths]))}
 
     def input_shapes(self) -> dict[str, list[str | int]]:

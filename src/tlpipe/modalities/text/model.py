@@ -160,13 +160,13 @@ def load_tokenizer(folder: Path, trust_remote_code: bool = False) -> Any:
     return AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
 
 
-
-
 def check_max_length(folder: Path, tokenizer: Any, max_length: int) -> None:
     """Refuse a ``preprocess.max_length`` longer than the model's position embeddings (it fails on long texts only)."""
     positions = read_json(folder / "config.json", "fetch-model").get("max_position_embeddings")
     # The tokenizer's own limit is the tighter one where the embeddings keep a padding offset (RoBERTa: 514 -> 512).
-    limits = [limit for limit in (positions, tokenizer.model_max_length) if isinstance(limit, int) and limit < 1_000_000]
+    limits = [
+        limit for limit in (positions, tokenizer.model_max_length) if isinstance(limit, int) and limit < 1_000_000
+    ]
     if limits and max_length > min(limits):
         raise ConfigError(
             f"preprocess.max_length is {max_length}, but the model in {folder} reads at most {min(limits)} tokens "
