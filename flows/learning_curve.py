@@ -23,7 +23,6 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 
 from tlpipe.artifacts import atomic_directory, write_json, write_text
-from tlpipe.config import load_params
 from tlpipe.learning_curve_plan import (
     DEFAULT_SIZES,
     PointResult,
@@ -37,6 +36,7 @@ from tlpipe.learning_curve_plan import (
     scratch_pairs,
     scratch_setting,
 )
+from tlpipe.params import load_params
 from tlpipe.tasks.dvc_experiments import (
     ExperimentError,
     experiment_json,

@@ -10,7 +10,7 @@ from typing import Any
 
 from prefect import flow
 
-from tlpipe.config import load_params
+from tlpipe.params import load_params
 from tlpipe.sources import PRETRAINING_RECORD, source_changed
 from tlpipe.stages import STAGES
 from tlpipe.tasks.dvc_remote import push_outputs

@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from tlpipe.artifacts import write_json, write_text
-from tlpipe.config import load_params
+from tlpipe.params import load_params
 from tlpipe.sweep_plan import best_by_validation, comparison_markdown, run_from_experiment, sweep_points
 from tlpipe.tasks.dvc_experiments import experiment_metrics, queue_experiments, run_queue
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tlpipe.auto import RECIPE_KEYS, RECIPES, StrategyPlan, plan_strategy, recipe_keys_used, settings_for
-from tlpipe.config import AutoConfig, TrainConfig, parse_params
+from tlpipe.config import AutoConfig, TrainConfig
 from tlpipe.errors import ConfigError
+from tlpipe.params import parse_params
 
 AUTO = TrainConfig(strategy="auto", batch_size=8, seed=7)
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from tlpipe.config import Params, load_params, parse_params
+from tlpipe.config import Params
 from tlpipe.errors import ConfigError
+from tlpipe.params import load_params, parse_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -95,6 +96,11 @@ def test_unknown_key_in_a_strategy_section_names_the_nested_section() -> None:
 def test_strategy_settings_are_checked_against_the_strategy(train: dict, expected: str) -> None:
     with pytest.raises(ConfigError, match=expected):
         parse_params({"train": train})
+
+
+def test_an_unknown_modality_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="data.modality: unknown modality 'audio'; known: text, image"):
+        parse_params({"data": {"modality": "audio"}})
 
 
 @pytest.mark.parametrize(

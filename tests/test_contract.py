@@ -7,6 +7,8 @@ import importlib
 import importlib.util
 import inspect
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,6 +58,28 @@ def test_artifact_paths_come_from_params_paths_only(stage: str) -> None:
         names = re.findall(r"\$\{paths\.(\w+)\}", entry)
         assert names, f"{stage}: {entry} is written literally; use ${{paths.<name>}}"
         assert set(names) <= set(PathsConfig.model_fields)
+
+
+def test_the_import_contracts_hold() -> None:
+    """pyproject.toml's [tool.importlinter] contracts: the layers, no Prefect or DVC below orchestration, and
+    modalities that reach each other only through their interface."""
+    lint = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports")], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert lint.returncode == 0, lint.stdout[-3000:] + lint.stderr[-2000:]
+    assert "0 broken" in lint.stdout
+
+
+def test_the_package_has_no_import_cycle() -> None:
+    import grimp
+    import networkx
+
+    graph = grimp.build_graph("tlpipe", exclude_type_checking_imports=True)
+    edges = networkx.DiGraph(
+        (module, imported) for module in graph.modules for imported in graph.find_modules_directly_imported_by(module)
+    )
+    cycles = [sorted(group) for group in networkx.strongly_connected_components(edges) if len(group) > 1]
+    assert not cycles, f"import cycles: {cycles}"
 
 
 def test_core_and_stages_never_import_prefect_or_dvc() -> None:

@@ -14,12 +14,13 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from tlpipe import contrastive
 from tlpipe.checkpoint import load_checkpoint, save_checkpoint
-from tlpipe.config import PreprocessConfig, TrainConfig, parse_params
+from tlpipe.config import PreprocessConfig, TrainConfig
 from tlpipe.errors import ConfigError
 from tlpipe.modalities import get_modality
 from tlpipe.modalities.text.lexicon import WordpieceBag
 from tlpipe.modalities.text.model import TextPreprocessor, load_pretrained, load_tokenizer
 from tlpipe.onnx_export import export_onnx
+from tlpipe.params import parse_params
 from tlpipe.train_state import TrainStateStore
 from tlpipe.training import Callbacks, fine_tune, predict_logits, seed_everything
 

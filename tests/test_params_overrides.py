@@ -9,8 +9,8 @@ import pytest
 import yaml
 from factories import REPO
 
-from tlpipe.config import load_params
 from tlpipe.errors import ConfigError
+from tlpipe.params import load_params
 from tlpipe.params_overrides import apply_overrides
 
 

@@ -139,8 +139,8 @@ def test_image_pretraining_keeps_the_body_in_a_snapshot_the_image_modality_loads
     import torch
     from safetensors.torch import save_file
 
-    from tlpipe.config import load_params
     from tlpipe.modalities import get_modality
+    from tlpipe.params import load_params
 
     monkeypatch.chdir(tmp_path)
     weights = tmp_path / "weights.safetensors"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tlpipe.config import load_params
+from tlpipe.params import load_params
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "examples"))

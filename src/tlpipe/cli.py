@@ -178,8 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_stage(stage: str, params_path: Path = Path("params.yaml")) -> Any:
     """Load params and call ``tlpipe.stages.<stage>.run`` with the sections its signature names."""
-    from tlpipe.config import load_params
     from tlpipe.distributed import launch_training, launched_by_torchrun
+    from tlpipe.params import load_params
 
     params = load_params(params_path)
     if stage == "train" and params.train.processes > 1 and not launched_by_torchrun():

@@ -11,11 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tlpipe.errors import ConfigError
-from tlpipe.modalities import MODALITIES
 
 
 class Section(BaseModel):
@@ -47,9 +45,6 @@ class PathsConfig(Section):
     learning_curve: Path = Path("reports/learning_curve")
 
 
-ModalityName = Literal[tuple(MODALITIES)]  # type: ignore[valid-type]
-
-
 class DataConfig(Section):
     """How to read the raw labelled files and what counts as good enough data.
 
@@ -57,7 +52,7 @@ class DataConfig(Section):
     ``*_text_*`` settings apply to texts, the ``*image*`` ones to images; the rest to both.
     """
 
-    modality: ModalityName = "text"
+    modality: str = Field("text", description="a key of tlpipe.modalities.MODALITIES (checked by tlpipe.params)")
     text_column: str = Field("text", min_length=1)
     label_column: str = Field("label", min_length=1)
     path_column: str = Field("path", min_length=1, description="image path column of a CSV manifest")
@@ -362,38 +357,12 @@ class Params(Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     export: ExportConfig = ExportConfig()
 
-    @model_validator(mode="after")
-    def _settings_fit_the_modality(self) -> Params:
-        from tlpipe.modalities import get_modality
 
-        modality = get_modality(self.data.modality)
-        if self.evaluate.baseline not in ("auto", modality.baseline_name):
-            raise ValueError(
-                f"evaluate.baseline: {self.evaluate.baseline} is not a baseline for data.modality {modality.name}; "
-                f"use auto or {modality.baseline_name}"
-            )
-        from tlpipe.auto import settings_for
+def validate_sections(raw: object, origin: str = "params.yaml") -> Params:
+    """Build ``Params`` from a parsed YAML mapping, section by section; raise ``ConfigError`` naming each bad key.
 
-        for key, train in (("train", self.train), ("pretrain.train", self.pretrain.train)):
-            if train.strategy != "auto":
-                try:  # the recipe's values with the user's, checked together now rather than when training starts
-                    settings_for(train, train.strategy, modality.auto_rule)
-                except ValidationError as exc:
-                    message = exc.errors()[0]["msg"].removeprefix("Value error, ")
-                    raise ValueError(f"{key}: {message}") from None
-        refused = modality.unsupported_strategies
-        compared = self.train.auto.compare or ()
-        named = [("train.strategy", self.train.strategy)] + [("train.auto.compare", s) for s in compared]
-        for key, strategy in named:
-            if strategy in refused:
-                raise ValueError(
-                    f"{key}: {strategy} does not apply to data.modality {self.data.modality}: {refused[strategy]}"
-                )
-        return self
-
-
-def parse_params(raw: object, origin: str = "params.yaml") -> Params:
-    """Build ``Params`` from a parsed YAML mapping; raise ``ConfigError`` naming each bad key."""
+    Checks across sections that need the modality or the strategies' recipes are ``tlpipe.params``'.
+    """
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -401,30 +370,11 @@ def parse_params(raw: object, origin: str = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, origin)) from None
+        raise ConfigError(describe(exc, origin)) from None
 
 
-def load_params(path: Path | str = "params.yaml") -> Params:
-    """Read and validate ``params.yaml``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file. Run tlpipe from the project root, or pass --params PATH.")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    params = parse_params(raw, origin=str(path))
-    # dvc.yaml reads every section from the file, so a section left out is an error here too, not a silent default.
-    missing = [name for name in Params.model_fields if name not in (raw or {})]
-    if missing:
-        raise ConfigError(
-            f"{path}: missing section(s) {', '.join(repr(name) for name in missing)}; copy it from the params.yaml "
-            "that ships with tlpipe (every key there has its default value)."
-        )
-    return params
-
-
-def _describe(exc: ValidationError, origin: str) -> str:
+def describe(exc: ValidationError, origin: str) -> str:
+    """One line per invalid setting, naming its key (and the allowed keys, for an unknown one)."""
     lines = [f"{origin}: {exc.error_count()} invalid setting(s):"]
     for error in exc.errors():
         location = [str(part) for part in error["loc"]]

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tlpipe.config import parse_params
 from tlpipe.errors import ConfigError
+from tlpipe.params import parse_params
 from tlpipe.sweep_plan import yaml_value
 
 DEFAULT_SIZES = (8, 16, 32, 64)

@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 
 from tlpipe.artifacts import write_text
-from tlpipe.config import parse_params
 from tlpipe.errors import ConfigError
+from tlpipe.params import parse_params
 
 
 def apply_overrides(params_path: Path, overrides: Mapping[str, Any], params_file: Path | None = None) -> list[str]:
