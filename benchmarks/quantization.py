@@ -30,9 +30,9 @@ def main() -> None:
     args = parser.parse_args()
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    from sklearn.metrics import f1_score
 
     from tlpipe.checkpoint import load_checkpoint
+    from tlpipe.metrics import macro_f1
     from tlpipe.quantization import onnx_logits
 
     _, preprocess, config, _ = load_checkpoint(args.project / "models" / "checkpoint")
@@ -50,7 +50,8 @@ def main() -> None:
         "uint8 weights, per channel": dict(weight_type=QuantType.QUInt8, per_channel=True),
         "int8, MatMul only (embeddings stay fp32)": dict(weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"]),
     }
-    fp32_f1 = float(f1_score(targets, fp32[: len(targets)], average="macro"))
+    classes = len(config["labels"])
+    fp32_f1 = macro_f1(fp32[: len(targets)], targets, classes)
     rows = [{"setting": "fp32", "macro_f1": fp32_f1, "agreement": 1.0, "megabytes": fp32_path.stat().st_size / 1e6}]
     with tempfile.TemporaryDirectory() as scratch:
         model = onnx.load(str(fp32_path))
@@ -64,7 +65,7 @@ def main() -> None:
             rows.append(
                 {
                     "setting": name,
-                    "macro_f1": float(f1_score(targets, predicted[: len(targets)], average="macro")),
+                    "macro_f1": macro_f1(predicted[: len(targets)], targets, classes),
                     "agreement": float(np.mean(predicted == fp32)),
                     "megabytes": path.stat().st_size / 1e6,
                 }

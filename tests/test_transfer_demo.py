@@ -82,7 +82,47 @@ def test_the_project_has_the_three_tables_and_a_loadable_params_yaml(tmp_path: P
     assert {"/models/", "/.tlpipe.lock"} <= set((tmp_path / ".gitignore").read_text().split())
 
 
-def test_the_project_script_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
+def files_in(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under ``folder``: its content and modification time."""
+    return {
+        str(path.relative_to(folder)): (path.read_bytes(), path.stat().st_mtime_ns)
+        for path in folder.rglob("*")
+        if path.is_file()
+    }
+
+
+def test_writing_the_project_again_in_its_folder_leaves_every_file_as_it_was(tmp_path: Path) -> None:
+    transfer_demo.write_project(tmp_path, seed=0, git=False)
+    first = files_in(tmp_path)
+
+    transfer_demo.write_project(tmp_path, seed=0, git=False)
+
+    assert files_in(tmp_path) == first
+    assert "data/raw/train.csv" in first and "src/tlpipe/cli.py" in first
+
+
+def test_another_seed_rewrites_the_data_and_leaves_the_code(tmp_path: Path) -> None:
+    transfer_demo.write_project(tmp_path, seed=0, git=False)
+    first = files_in(tmp_path)
+
+    transfer_demo.write_project(tmp_path, seed=1, git=False)
+
+    again = files_in(tmp_path)
+    assert again["data/raw/train.csv"] != first["data/raw/train.csv"]
+    assert again["src/tlpipe/cli.py"] == first["src/tlpipe/cli.py"] and again["dvc.yaml"] == first["dvc.yaml"]
+
+
+def test_a_rerun_removes_code_the_repository_no_longer_has(tmp_path: Path) -> None:
+    transfer_demo.write_project(tmp_path, seed=0, git=False)
+    (tmp_path / "src" / "tlpipe" / "retired.py").write_text("x = 1\n")
+
+    transfer_demo.write_project(tmp_path, seed=0, git=False)
+
+    assert not (tmp_path / "src" / "tlpipe" / "retired.py").exists()
+    assert (tmp_path / "src" / "tlpipe" / "cli.py").is_file()
+
+
+def test_the_project_script_refuses_a_folder_that_is_not_a_demo_project(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("mine")
 
     result = subprocess.run(
@@ -92,5 +132,16 @@ def test_the_project_script_refuses_a_folder_that_is_not_empty(tmp_path: Path) -
     )
 
     assert result.returncode != 0
-    assert "not an empty folder" in result.stderr
+    assert f"{tmp_path} is not empty and is not a transfer demo project" in result.stderr
+    assert f"rm -rf {tmp_path}" in result.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_the_project_script_runs_again_in_its_own_folder(tmp_path: Path) -> None:
+    script = [sys.executable, str(REPO / "examples" / "transfer_demo.py"), str(tmp_path), "--no-git"]
+    subprocess.run(script, check=True, capture_output=True)
+
+    result = subprocess.run(script, capture_output=True, text=True)
+
+    assert result.returncode == 0, result.stderr
+    assert f"Transfer demo project ready in {tmp_path}" in result.stdout

@@ -15,7 +15,7 @@ from sklearn.metrics import f1_score
 
 from tlpipe.cli import run_stage
 from tlpipe.stages import STAGES
-from tlpipe.transfer_verdict import macro_f1_on_resamples, transfer_gain
+from tlpipe.transfer_verdict import transfer_gain
 
 # A word of another vocabulary for each class keyword, with the same meaning.
 SYNONYMS = dict(
@@ -37,21 +37,6 @@ def predictions_with_accuracy(actual: np.ndarray, accuracy: float, classes: int,
 
 def gain(model: np.ndarray, reference: np.ndarray, actual: np.ndarray, classes: int = 3, seed: int = 0):
     return transfer_gain(model, reference, actual, classes, "baseline", samples=2000, confidence=0.95, seed=seed)
-
-
-def test_vectorised_macro_f1_equals_sklearn_on_resamples_that_miss_classes() -> None:
-    rng = np.random.default_rng(1)
-    actual = rng.integers(0, 4, 9)
-    predicted = rng.integers(0, 5, 9)  # class 4 is never true: predicting it only costs
-    resamples = rng.integers(0, 9, size=(40, 9))
-
-    ours = macro_f1_on_resamples(predicted, actual, resamples, classes=5)
-
-    expected = [
-        f1_score(actual[rows], predicted[rows], average="macro", labels=range(5), zero_division=0) for rows in resamples
-    ]
-    assert np.allclose(ours, expected)
-    assert len({len(set(actual[rows])) for rows in resamples}) > 1  # some resamples did lose classes
 
 
 def test_interval_contains_the_point_estimate_on_typical_data() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from tlpipe.modalities.base import Modality
+from tlpipe.wording import counted
 
 VERSIONED_PACKAGES = (
     "tlpipe", "torch", "torchvision", "timm", "transformers", "sentence-transformers", "tokenizers", "onnx",
@@ -68,7 +69,9 @@ def render_model_card(
         "",
         f"# {modality.name.capitalize()} classifier",
         "",
-        f"Classifies {modality.name}s into one of {len(labels)} labels: {', '.join(f'`{label}`' for label in labels)}.",
+        f"Classifies {modality.name}s into one of {counted(len(labels), 'label')}: "
+        + ", ".join(f"`{label}`" for label in labels)
+        + ".",
         f"Fine-tuned by tlpipe from `{classifier['source']}` (`{classifier['source_resolved']}`): "
         "the pretrained body, its pooled features and a linear head. Weights it started from (sha256): "
         + ", ".join(f"`{name}` `{digest}`" for name, digest in classifier["source_weights_sha256"].items())
@@ -88,7 +91,7 @@ def render_model_card(
             for label in labels
         ),
         "",
-        f"## Evaluation on the test split ({metrics['test_examples']} examples)",
+        f"## Evaluation on the test split ({counted(metrics['test_examples'], 'example')})",
         "",
         "| model | macro-F1 | accuracy |",
         "|---|---:|---:|",
@@ -142,7 +145,8 @@ def _strategy_lines(classifier: Mapping[str, Any], history: Mapping[str, Any]) -
         lines += [
             "",
             f"Contrastive phase: the encoder is the element-wise mean of the {tuning['folds']} cross-validation folds' "
-            f"tuned encoders (`train.contrastive.final_body: fold_average`), tuned on {tuning['pairs']} pairs in all "
+            "tuned encoders (`train.contrastive.final_body: fold_average`), tuned on "
+            f"{counted(tuning['pairs'], 'pair')} in all "
             f"({tuning['similar_pairs']} from the same class), sentence-transformers `{tuning['loss']}` loss in "
             f"{tuning.get('precision', 'fp32')}, {tuning['seconds']:.0f} s; then the head was trained on its features "
             "of every example.",
@@ -150,8 +154,8 @@ def _strategy_lines(classifier: Mapping[str, Any], history: Mapping[str, Any]) -
     elif tuning:
         lines += [
             "",
-            f"Contrastive phase: {tuning['pairs']} pairs ({tuning['similar_pairs']} from the same class) for "
-            f"{tuning['epochs']} epoch(s), sentence-transformers `{tuning['loss']}` loss in "
+            f"Contrastive phase: {counted(tuning['pairs'], 'pair')} ({tuning['similar_pairs']} from the same class) "
+            f"for {counted(tuning['epochs'], 'epoch')}, sentence-transformers `{tuning['loss']}` loss in "
             f"{tuning.get('precision', 'fp32')}, {tuning['seconds']:.0f} s; then the head was trained on the tuned "
             "encoder's features.",
         ]
@@ -160,7 +164,8 @@ def _strategy_lines(classifier: Mapping[str, Any], history: Mapping[str, Any]) -
         lines += ["", selection["reason"], "", *_cross_validation_table(choice["cross_validation"], strategy)]
         lines += [
             "",
-            f"The final model trained on every labelled example for the chosen {settings.get('epochs')} epochs; "
+            "The final model trained on every labelled example for the chosen "
+            f"{counted(settings.get('epochs'), 'epoch')}; "
             + (
                 "the folds' models were scored, and their encoders averaged into its encoder."
                 if tuning and tuning.get("method") == "fold_average"
@@ -197,10 +202,12 @@ def _pretraining_lines(pretraining: Mapping[str, Any] | None) -> list[str]:
     return [
         "",
         f"That body was pretrained on the team's own source data, `{pretraining['source_data']}` (sha256 "
-        f"`{pretraining['source_data_sha256']}`): {examples['train']} training and {examples['validation']} "
-        f"validation examples in {len(pretraining['source_classes'])} classes "
+        f"`{pretraining['source_data_sha256']}`): {counted(examples['train'], 'training example')} and "
+        f"{counted(examples['validation'], 'validation example')} in "
+        f"{counted(len(pretraining['source_classes']), 'class', 'classes')} "
         f"({', '.join(f'`{label}`' for label in pretraining['source_classes'])}), starting from "
-        f"`{pretraining['start_from']}` with {pretraining['strategy']} for {pretraining['settings']['epochs']} epochs; "
+        f"`{pretraining['start_from']}` with {pretraining['strategy']} for "
+        f"{counted(pretraining['settings']['epochs'], 'epoch')}; "
         f"source validation macro-F1 {pretraining['source_validation_macro_f1']:.4f} at epoch "
         f"{pretraining['best_epoch']}. Its head was dropped.",
     ]

@@ -33,6 +33,7 @@ from tlpipe.artifacts import read_json, write_json
 from tlpipe.config import SplitConfig
 from tlpipe.datasets import LABEL, stratified_split
 from tlpipe.errors import DataError
+from tlpipe.wording import counted
 
 EpochRecord = dict[str, Any]
 
@@ -60,12 +61,12 @@ class Folds:
     def reason(self) -> str:
         if self.cross_validates:
             return (
-                f"The smallest class has {self.smallest_class} labelled examples, fewer than "
+                f"The smallest class has {counted(self.smallest_class, 'labelled example')}, fewer than "
                 f"split.cross_validate_below ({self.cross_validate_below}): settings were chosen by {self.folds}-fold "
                 "cross-validation, and the final model trained on every example."
             )
         return (
-            f"The smallest class has {self.smallest_class} labelled examples (split.cross_validate_below is "
+            f"The smallest class has {counted(self.smallest_class, 'labelled example')} (split.cross_validate_below is "
             f"{self.cross_validate_below}): settings were chosen on a held-out validation split."
         )
 

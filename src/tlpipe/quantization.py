@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from tlpipe.metrics import macro_f1
 from tlpipe.modalities.base import Preprocessor
 from tlpipe.onnx_export import OUTPUT_NAME
 
@@ -80,17 +81,14 @@ def compare_int8(
     preprocess: Preprocessor,
     inputs: Sequence[Any],
     labels: Sequence[int],
+    classes: int,
     batch_size: int,
     max_drop: float,
 ) -> QuantizationReport:
-    """Score both models on ``inputs`` and decide whether the int8 one may ship."""
-    from sklearn.metrics import f1_score
-
+    """Score both models on ``inputs`` (true class ids ``labels`` of ``classes``) and decide whether int8 may ship."""
     fp32 = onnx_logits(fp32_path, preprocess, inputs, batch_size).argmax(axis=1)
     int8 = onnx_logits(int8_path, preprocess, inputs, batch_size).argmax(axis=1)
-    classes = list(range(int(max(fp32.max(), int8.max(), max(labels)) + 1)))
-    fp32_f1 = float(f1_score(labels, fp32, average="macro", labels=classes, zero_division=0))
-    int8_f1 = float(f1_score(labels, int8, average="macro", labels=classes, zero_division=0))
+    fp32_f1, int8_f1 = macro_f1(fp32, labels, classes), macro_f1(int8, labels, classes)
     drop = fp32_f1 - int8_f1
     kept = drop <= max_drop
     reason = (

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tlpipe import metrics
 from tlpipe.config import TrainConfig
 from tlpipe.contrastive import tune_body
 from tlpipe.distributed import Workers, join_process_group
@@ -226,7 +227,7 @@ def fine_tune(
                 train, runtime, loss_weights, workers, generator,
             )  # fmt: skip
             macro_f1 = (
-                macro_f1_score(valid_set.logits(model, train.batch_size), valid_targets, num_classes)
+                metrics.macro_f1(valid_set.logits(model, train.batch_size).argmax(dim=1), valid_targets, num_classes)
                 if valid_set is not None
                 else None
             )
@@ -403,13 +404,6 @@ def predict_logits(
             batch = preprocess(inputs[start : start + batch_size])
             outputs.append(model(**{k: v.to(device) for k, v in batch.items()}).float().cpu())
     return torch.cat(outputs) if outputs else torch.empty(0, model.head.out_features)
-
-
-def macro_f1_score(logits: torch.Tensor, targets: torch.Tensor, num_classes: int) -> float:
-    """Macro-averaged F1 of argmax predictions."""
-    from torchmetrics.functional.classification import multiclass_f1_score
-
-    return float(multiclass_f1_score(logits.argmax(dim=1), targets, num_classes=num_classes, average="macro"))
 
 
 class RawExamples:

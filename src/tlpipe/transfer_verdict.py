@@ -2,10 +2,10 @@
 
 The bootstrap is paired: each resample draws test examples with replacement and scores both models
 on that same draw, so the interval is of the gain itself and the examples both models find easy or
-hard cancel out. The interval is the percentile one. Macro-F1 is sklearn's
-``f1_score(average="macro", labels=<every class>, zero_division=0)``: every class counts in the
-mean, and a class a resample neither contains nor predicts scores 0 for both models, so the two
-means always divide by the same number of classes.
+hard cancel out. The interval is the percentile one. Macro-F1 is ``tlpipe.metrics``' one, the
+score reports/metrics.json carries: every class counts in the mean, and a class a resample neither
+contains nor predicts scores 0 for both models, so the two means always divide by the same number
+of classes.
 
 The verdict reads the interval: ``helped`` when its lower end is above zero, ``did_not_help`` when
 its upper end is not above zero, ``inconclusive`` in between.
@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
+
+from tlpipe.metrics import macro_f1_of_rows
 
 Verdict = Literal["helped", "inconclusive", "did_not_help"]
 
@@ -44,20 +46,6 @@ class Gain:
         return asdict(self)
 
 
-def macro_f1_on_resamples(predicted: np.ndarray, actual: np.ndarray, resamples: np.ndarray, classes: int) -> np.ndarray:
-    """Macro-F1 over class ids ``0..classes-1`` on each row of ``resamples`` (example indices), as sklearn's."""
-    rows = np.arange(len(resamples))[:, None] * classes
-    size = len(resamples) * classes
-    truth, said = actual[resamples], predicted[resamples]
-    true_counts = np.bincount((rows + truth).ravel(), minlength=size)
-    predicted_counts = np.bincount((rows + said).ravel(), minlength=size)
-    hits = np.bincount((rows + truth).ravel(), weights=(truth == said).ravel(), minlength=size)
-    # F1 = 2TP / (2TP + FP + FN) = 2TP / (predicted + true); 0 where the class is neither there nor predicted.
-    counts = true_counts + predicted_counts
-    f1 = np.divide(2 * hits, counts, out=np.zeros(size), where=counts > 0)
-    return f1.reshape(-1, classes).mean(axis=1)
-
-
 def transfer_gain(
     model: Sequence[int],
     reference: Sequence[int],
@@ -75,13 +63,11 @@ def transfer_gain(
             f"The gain needs one prediction per test example from each model: got {len(ours)} and {len(theirs)} "
             f"predictions for {len(truth)} examples."
         )
-    if min(ours.min(), theirs.min(), truth.min()) < 0 or max(ours.max(), theirs.max(), truth.max()) >= classes:
-        raise ValueError(f"Class ids must lie in 0..{classes - 1}: map labels with the prepared labels.json.")
     if samples < 1 or not 0.0 < confidence < 1.0:
         raise ValueError(f"Need samples >= 1 and 0 < confidence < 1, got {samples} and {confidence}.")
 
     def gains_on(resamples: np.ndarray) -> np.ndarray:
-        model_f1, reference_f1 = (macro_f1_on_resamples(ids, truth, resamples, classes) for ids in (ours, theirs))
+        model_f1, reference_f1 = (macro_f1_of_rows(ids[resamples], truth[resamples], classes) for ids in (ours, theirs))
         return model_f1 - reference_f1
 
     point = float(gains_on(np.arange(len(truth))[None, :])[0])

@@ -51,7 +51,7 @@ def run(paths: PathsConfig, export: ExportConfig) -> ParityReport:
             model, staging / MODEL_FILE, preprocess, inputs, targets,
             export.batch_size, export.atol, export.min_top1_agreement,
         )  # fmt: skip
-        quantization = _quantize(staging, preprocess, inputs, targets, export) if parity.passed else None
+        quantization = _quantize(staging, preprocess, inputs, targets, len(labels), export) if parity.passed else None
         report = {**parity.to_dict(), "int8": quantization.to_dict() if quantization else None}
         if not parity.passed:
             write_json(paths.parity_report, report)
@@ -76,13 +76,13 @@ def _onnx_metadata(labels: list[str], preprocess: Preprocessor, export: ExportCo
 
 
 def _quantize(
-    folder: Path, preprocess: Preprocessor, inputs: list[Any], targets: list[int], export: ExportConfig
+    folder: Path, preprocess: Preprocessor, inputs: list[Any], targets: list[int], classes: int, export: ExportConfig
 ) -> QuantizationReport | None:
     if export.quantize == "none":
         return None
     quantize_int8(folder / MODEL_FILE, folder / INT8_MODEL_FILE)
     report = compare_int8(
-        folder / MODEL_FILE, folder / INT8_MODEL_FILE, preprocess, inputs, targets,
+        folder / MODEL_FILE, folder / INT8_MODEL_FILE, preprocess, inputs, targets, classes,
         export.batch_size, export.max_quantization_drop,
     )  # fmt: skip
     log.info("Quantisation: %s; top-1 agreement %.4f", report.reason, report.top1_agreement)
