@@ -27,12 +27,12 @@ import pandas as pd
 import torch
 
 from tlpipe.artifacts import write_json
-from tlpipe.auto import settings_for
 from tlpipe.config import DataConfig, TrainConfig
 from tlpipe.datasets import INPUT, LABEL
 from tlpipe.modalities.text.data import read_raw_table, to_examples
 from tlpipe.modalities.text.model import TextPreprocessor, load_pretrained, load_tokenizer
 from tlpipe.sources import fetch_snapshot
+from tlpipe.strategies.recipes import settings_for
 from tlpipe.training import fine_tune, seed_everything
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,7 +54,9 @@ def main() -> None:
     )
     labels = sorted(pool[LABEL].unique())
     ids = {label: index for index, label in enumerate(labels)}
-    train = settings_for(TrainConfig(strategy="auto", seed=args.seed, batch_size=16, warmup_ratio=0.1), "contrastive")
+    train = settings_for(
+        TrainConfig(strategy="auto", seed=args.seed, batch_size=16, warmup_ratio=0.1), "contrastive", "text"
+    )
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as scratch_dir:
         snapshot = Path(scratch_dir) / "snapshot"

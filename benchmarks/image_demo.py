@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "examples"))
 from image_demo import write_project  # noqa: E402
 
-from tlpipe.modalities.image.modality import IMAGE_RECIPES  # noqa: E402
+from tlpipe.strategies import get_strategy  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "image_demo.json"
 DVC = str(Path(sys.executable).with_name("dvc"))
@@ -69,7 +69,7 @@ def main() -> None:
             shutil.copytree(template, project, symlinks=True)
             seeds = {"split": {"seed": seed}, "train": {"seed": seed}}
             default = reproduce(project, seeds)
-            scratch_recipe = {**IMAGE_RECIPES["scratch"], "strategy": "scratch", "seed": seed}
+            scratch_recipe = {**get_strategy("scratch").recipe("image"), "strategy": "scratch", "seed": seed}
             control = reproduce(project, {"train": scratch_recipe})
             runs.append({"seed": seed, "default": default, "scratch": control})
             print(f"seed {seed}: default ({default['strategy']}) {default['finetuned_macro_f1']:.4f}, "

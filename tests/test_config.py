@@ -52,8 +52,8 @@ def test_unknown_section_is_an_error_naming_it() -> None:
         ({"export": {"atol": -1}}, "export.atol: Input should be greater than 0"),
         (
             {"train": {"strategy": "fulll"}},
-            "train.strategy: Input should be 'auto', 'linear_probe', 'lexical_probe', 'contrastive', "
-            "'lexical_contrastive', 'full', 'freeze_unfreeze', 'gradual_unfreeze' or 'scratch'",
+            "train.strategy: unknown strategy 'fulll'; known: auto, linear_probe, lexical_probe, contrastive, "
+            "lexical_contrastive, full, freeze_unfreeze, gradual_unfreeze, bitfit, scratch",
         ),
     ],
 )

@@ -17,6 +17,7 @@ import yaml
 from tlpipe.config import PathsConfig
 from tlpipe.modalities import MODALITIES
 from tlpipe.stages import STAGES
+from tlpipe.strategies import STRATEGIES
 
 REPO = Path(__file__).resolve().parents[1]
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
@@ -101,7 +102,8 @@ def module_file(name: str) -> Path | None:
 
 def project_imports(root: str) -> set[Path]:
     """Files of the project modules ``root`` imports, transitively: every import statement, also inside
-    functions, every package ``__init__`` on the way, and every registered modality (imported by name)."""
+    functions, every package ``__init__`` on the way, and every registered modality and strategy (imported by
+    name)."""
     files: set[Path] = set()
     pending = [root]
     while pending:
@@ -114,6 +116,8 @@ def project_imports(root: str) -> set[Path]:
         pending += [parent] if parent else []
         if name == "tlpipe.modalities":
             pending += list(MODALITIES.values())
+        if name == "tlpipe.strategies":
+            pending += list(STRATEGIES.values())
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 pending += [alias.name for alias in node.names if alias.name.startswith("tlpipe")]

@@ -9,7 +9,8 @@ import torch
 
 from tlpipe.config import TrainConfig
 from tlpipe.modalities.text.model import TextPreprocessor, load_pretrained, load_tokenizer
-from tlpipe.strategies import STRATEGIES, Phase, apply_phase, block_learning_rates, parameter_groups
+from tlpipe.optimization import Phase, apply_phase, block_learning_rates, parameter_groups
+from tlpipe.strategies import STRATEGIES, get_strategy
 from tlpipe.training import Callbacks, fine_tune, seed_everything
 
 # The tiny BERT's body blocks, bottom to top.
@@ -48,6 +49,7 @@ def expected_trainable(model, blocks: int) -> set[str]:
         ("contrastive", {}, [("head", 1, 6, 0)]),
         ("lexical_probe", {}, [("head", 1, 6, 0)]),
         ("lexical_contrastive", {}, [("head", 1, 6, 0)]),
+        ("bitfit", {}, [("biases", 1, 6, 3)]),
         (
             "gradual_unfreeze", {"gradual_unfreeze": {"epochs_per_block": 2}},
             [("head", 1, 2, 0), ("top 1", 3, 4, 1), ("top 2", 5, 6, 2)],
@@ -56,19 +58,52 @@ def expected_trainable(model, blocks: int) -> set[str]:
     ],
 )  # fmt: skip
 def test_each_strategy_plans_its_phases(strategy: str, overrides: dict, plan: list[tuple]) -> None:
-    phases = STRATEGIES[strategy].phases(config(strategy, **overrides), blocks=3)
+    phases = get_strategy(strategy).phases(config(strategy, **overrides), blocks=3)
 
     assert [(p.name, p.first_epoch, p.last_epoch, p.trainable_blocks) for p in phases] == plan
 
 
-@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+@pytest.mark.parametrize("strategy", sorted(set(STRATEGIES) - {"bitfit"}))
 def test_each_phase_trains_exactly_the_head_and_its_top_blocks(model, strategy: str) -> None:
-    for phase in STRATEGIES[strategy].phases(config(strategy), blocks=3):
-        apply_phase(model, phase)
+    for phase in get_strategy(strategy).phases(config(strategy), blocks=3):
+        get_strategy(strategy).apply_phase(model, phase)
 
         trainable = {name for name, p in model.named_parameters() if p.requires_grad}
         assert trainable == expected_trainable(model, phase.trainable_blocks), (strategy, phase.name)
         assert not any(name.startswith("body.pooler") for name in trainable)
+
+
+def test_bitfit_trains_the_head_and_the_biases_of_every_block_only(model) -> None:
+    strategy = get_strategy("bitfit")
+    [phase] = strategy.phases(config("bitfit"), blocks=3)
+    strategy.apply_phase(model, phase)
+
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    biases = {name for name in expected_trainable(model, 3) - HEAD if name.endswith("bias")}
+    assert trainable == HEAD | biases
+    assert "body.encoder.layer.0.attention.self.query.bias" in trainable
+    assert "body.encoder.layer.0.attention.self.query.weight" not in trainable
+    assert not any(name.startswith("body.pooler") for name in trainable)
+
+
+def test_a_bitfit_run_changes_the_biases_and_leaves_every_other_body_weight(
+    model, tiny_model_dir: Path, train_table, test_table
+) -> None:
+    preprocess = TextPreprocessor(load_tokenizer(tiny_model_dir), 32)
+    labels = sorted(set(train_table["label"]))
+    before = {name: p.detach().clone() for name, p in model.body.named_parameters()}
+
+    fine_tune(
+        model, preprocess,
+        train_table["text"].tolist(), [labels.index(x) for x in train_table["label"]],
+        test_table["text"].tolist(), [labels.index(x) for x in test_table["label"]],
+        config("bitfit", epochs=2, batch_size=8),
+    )  # fmt: skip
+
+    after = dict(model.body.named_parameters())
+    changed = {name for name in before if not torch.equal(before[name], after[name].detach())}
+    blocks_biases = {name for name in before if name.endswith("bias") and not name.startswith("pooler")}
+    assert changed == blocks_biases
 
 
 def test_head_only_phase_trains_two_tensors(model) -> None:
@@ -82,8 +117,8 @@ def test_every_optimiser_group_carries_its_learning_rate_in_every_phase(model, s
     head_only = strategy in ("linear_probe", "lexical_probe")
     train = config(strategy) if head_only else config(strategy, layer_decay=0.5)
     decay = train.layer_decay
-    for phase in STRATEGIES[strategy].phases(train, blocks=3):
-        apply_phase(model, phase)
+    for phase in get_strategy(strategy).phases(train, blocks=3):
+        get_strategy(strategy).apply_phase(model, phase)
 
         groups = parameter_groups(model, train)
 
@@ -118,7 +153,7 @@ def test_layer_decay_gives_earlier_blocks_geometrically_smaller_rates() -> None:
 def test_scratch_starts_from_random_weights_of_the_same_architecture(tiny_model_dir: Path) -> None:
     seed_everything(0)
     pretrained = load_pretrained(tiny_model_dir, 3, dropout=0.0)
-    scratch = load_pretrained(tiny_model_dir, 3, dropout=0.0, pretrained=STRATEGIES["scratch"].pretrained)
+    scratch = load_pretrained(tiny_model_dir, 3, dropout=0.0, pretrained=get_strategy("scratch").pretrained)
 
     assert [n for n, _ in scratch.named_parameters()] == [n for n, _ in pretrained.named_parameters()]
     word_embeddings = "body.embeddings.word_embeddings.weight"
@@ -161,3 +196,28 @@ def test_freeze_unfreeze_run_uses_head_only_then_discriminative_groups(
     assert built[1]["block1"] == pytest.approx(5e-4)
     assert built[1]["block0"] == pytest.approx(2.5e-4)
     assert all(torch.equal(body_before[n], after_phase_one[n]) for n in body_before)
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_each_registered_strategy_module_holds_that_strategy_with_known_recipes(name: str) -> None:
+    from tlpipe.modalities import MODALITIES
+    from tlpipe.strategies.recipes import RECIPE_KEYS
+
+    strategy = get_strategy(name)
+
+    assert strategy.name == name and strategy.summary
+    assert strategy.recipes and set(strategy.recipes) <= set(MODALITIES)
+    for recipe in strategy.recipes.values():
+        keys = [f"{key}.{nested}" for key, value in recipe.items() if isinstance(value, dict) for nested in value]
+        keys += [key for key, value in recipe.items() if not isinstance(value, dict)]
+        assert set(keys) <= set(RECIPE_KEYS), name
+
+
+def test_a_strategy_applies_only_to_the_modalities_it_has_a_recipe_for() -> None:
+    from tlpipe.errors import ConfigError
+    from tlpipe.params import parse_params
+
+    assert parse_params({"train": {"strategy": "bitfit"}}).train.strategy == "bitfit"
+    with pytest.raises(ConfigError, match="train.strategy: bitfit does not apply to data.modality image: .*Use auto or "
+                       "one of linear_probe, full, freeze_unfreeze, gradual_unfreeze, scratch"):  # fmt: skip
+        parse_params({"data": {"modality": "image"}, "train": {"strategy": "bitfit"}})

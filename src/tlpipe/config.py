@@ -149,19 +149,6 @@ class PreprocessConfig(Section):
     augment: AugmentConfig = AugmentConfig()
 
 
-ConcreteStrategy = Literal[
-    "linear_probe",
-    "lexical_probe",
-    "contrastive",
-    "lexical_contrastive",
-    "full",
-    "freeze_unfreeze",
-    "gradual_unfreeze",
-    "scratch",
-]
-Strategy = Literal["auto", ConcreteStrategy]
-
-
 class FreezeUnfreezeConfig(Section):
     """``freeze_unfreeze``: train the head with the body frozen, then everything (fastai's fine_tune)."""
 
@@ -203,7 +190,7 @@ class AutoConfig(Section):
     few_labels_below: int = Field(
         40, ge=0, description="contrastive when a class has fewer training examples than this, else freeze_unfreeze"
     )
-    compare: tuple[ConcreteStrategy, ...] | None = Field(
+    compare: tuple[str, ...] | None = Field(
         None,
         description="also train these and keep whichever scores best on validation; "
         "null: the modality's (texts: linear_probe and lexical_probe, and lexical_contrastive with contrastive; "
@@ -217,12 +204,14 @@ class AutoConfig(Section):
 class TrainConfig(Section):
     """Fine-tuning settings: the transfer strategy, the optimiser and the training-loop safeguards.
 
-    The keys in ``tlpipe.auto.RECIPE_KEYS`` differ by strategy: each strategy brings its own values (its recipe,
-    ``tlpipe.auto``), and a key set here (not null) overrides the recipe. The stage records the
+    The keys in ``tlpipe.strategies.recipes.RECIPE_KEYS`` differ by strategy: each strategy brings its own values
+    (its recipe, ``tlpipe.strategies``), and a key set here (not null) overrides the recipe. The stage records the
     settings it ran with and which of them came from the recipe.
     """
 
-    strategy: Strategy = "full"
+    strategy: str = Field(
+        "full", description="auto, or a key of tlpipe.strategies.STRATEGIES (checked by tlpipe.params)"
+    )
     epochs: int | None = Field(5, ge=1, le=1000, description="null: the strategy's recipe")
     batch_size: int = Field(16, ge=1, le=4096)
     learning_rate: float | None = Field(
@@ -264,26 +253,6 @@ class TrainConfig(Section):
         1, ge=1, le=64, description="training processes on this machine (>1: DistributedDataParallel under torchrun)"
     )
 
-    @model_validator(mode="after")
-    def _strategy_settings_fit(self) -> TrainConfig:
-        # Keys left to the recipe are checked once it has filled them in (tlpipe.auto.settings_for).
-        given = {key for key in self.model_fields_set if getattr(self, key) is not None}
-        if self.strategy == "freeze_unfreeze":
-            head_epochs = self.freeze_unfreeze.head_epochs
-            if {"epochs", "freeze_unfreeze"} <= given and head_epochs is not None and head_epochs >= self.epochs:
-                raise ValueError(
-                    f"freeze_unfreeze.head_epochs ({self.freeze_unfreeze.head_epochs}) must be less than "
-                    f"epochs ({self.epochs}), or the body never unfreezes"
-                )
-            if "layer_decay" in given and self.layer_decay == 1.0:
-                raise ValueError(
-                    "freeze_unfreeze unfreezes with lower learning rates for earlier layers: "
-                    "set layer_decay below 1 (for example 0.8), or leave it to the recipe (null)"
-                )
-        if self.strategy in ("linear_probe", "lexical_probe") and "layer_decay" in given and self.layer_decay != 1.0:
-            raise ValueError(f"layer_decay has no effect with {self.strategy} (the body is frozen); leave it at 1")
-        return self
-
 
 class PretrainConfig(Section):
     """Own-domain pretraining (stage ``pretrain``): train a body on a labelled source dataset, keep it, drop its head.
@@ -303,11 +272,7 @@ class PretrainConfig(Section):
     train: TrainConfig = TrainConfig(strategy="full", epochs=2)
 
     @model_validator(mode="after")
-    def _strategy_tunes_the_body(self) -> PretrainConfig:
-        if self.train.strategy in ("linear_probe", "lexical_probe"):
-            raise ValueError(
-                f"pretrain.train.strategy {self.train.strategy} leaves the body as it was: use full or contrastive"
-            )
+    def _one_process(self) -> PretrainConfig:
         if self.train.processes != 1:
             raise ValueError("pretrain.train.processes: pretraining runs in one process; leave it at 1")
         return self

@@ -26,8 +26,8 @@ from torch import nn
 
 from tlpipe.config import ContrastiveConfig, TrainConfig
 from tlpipe.errors import DataError
+from tlpipe.optimization import Phase, adamw, apply_phase, optimizer_step, warmup_then_linear_decay
 from tlpipe.runtime import precision_name
-from tlpipe.strategies import Phase, adamw, apply_phase, optimizer_step, warmup_then_linear_decay
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Reading ``params.yaml``: its sections (``tlpipe.config``), then the checks across them.
 
-Some settings are only wrong together: a baseline of the other modality, a strategy the modality
-refuses, a user's value that its strategy's recipe cannot take. Those checks need the modality
+Some settings are only wrong together: a baseline of the other modality, a strategy with no recipe for
+the modality, a user's value that its strategy's recipe cannot take. Those checks need the modality
 plug-in and the recipes, which themselves build on the config types; they live here, above both,
 so that ``tlpipe.config`` imports neither.
 """
@@ -13,10 +13,11 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from tlpipe.auto import settings_for
 from tlpipe.config import Params, validate_sections
 from tlpipe.errors import ConfigError
 from tlpipe.modalities import MODALITIES, get_modality
+from tlpipe.strategies import STRATEGIES, get_strategy, strategies_for
+from tlpipe.strategies.recipes import settings_for
 
 
 def parse_params(raw: object, origin: str = "params.yaml") -> Params:
@@ -57,16 +58,34 @@ def conflict_across_sections(params: Params) -> str | None:
             f"evaluate.baseline: {params.evaluate.baseline} is not a baseline for data.modality {modality.name}; "
             f"use auto or {modality.baseline_name}"
         )
+    named = [("train.strategy", params.train.strategy), ("pretrain.train.strategy", params.pretrain.train.strategy)]
+    named += [("train.auto.compare", strategy) for strategy in params.train.auto.compare or ()]
+    for key, name in named:
+        if problem := _strategy_problem(name, modality.name):
+            return f"{key}: {problem}"
+    pretraining = params.pretrain.train.strategy
+    if pretraining != "auto" and not get_strategy(pretraining).changes_body:
+        return f"pretrain.train.strategy {pretraining} leaves the body as it was: use full or contrastive"
     for key, train in (("train", params.train), ("pretrain.train", params.pretrain.train)):
         if train.strategy != "auto":
             try:  # the recipe's values with the user's, checked together now rather than when training starts
-                settings_for(train, train.strategy, modality.auto_rule)
+                settings_for(train, train.strategy, modality.name)
             except ValidationError as exc:
                 return f"{key}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}"
-    refused = modality.unsupported_strategies
-    named = [("train.strategy", params.train.strategy)]
-    named += [("train.auto.compare", strategy) for strategy in params.train.auto.compare or ()]
-    for key, strategy in named:
-        if strategy in refused:
-            return f"{key}: {strategy} does not apply to data.modality {params.data.modality}: {refused[strategy]}"
+            except ConfigError as exc:
+                return f"{key}: {exc}"
+    return None
+
+
+def _strategy_problem(name: str, modality: str) -> str | None:
+    if name == "auto":
+        return None
+    if name not in STRATEGIES:
+        return f"unknown strategy {name!r}; known: auto, {', '.join(STRATEGIES)}"
+    strategy = get_strategy(name)
+    if not strategy.applies_to(modality):
+        return (
+            f"{name} does not apply to data.modality {modality}: {strategy.not_for}. "
+            f"Use auto or one of {', '.join(strategies_for(modality))}."
+        )
     return None

@@ -37,15 +37,10 @@ from tlpipe.distributed import Workers, join_process_group
 from tlpipe.errors import ConfigError
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.modalities.base import Classifier
+from tlpipe.optimization import Phase, adamw, optimizer_step, warmup_then_linear_decay
 from tlpipe.runtime import Runtime, device_report, make_deterministic, pair_tuning_dtype, select_runtime
-from tlpipe.strategies import (
-    STRATEGIES,
-    Phase,
-    adamw,
-    apply_phase,
-    optimizer_step,
-    warmup_then_linear_decay,
-)
+from tlpipe.strategies import get_strategy
+from tlpipe.strategies.base import Strategy
 from tlpipe.train_state import Progress, TrainStateStore, restore_rng
 from tlpipe.tuned_bodies import TunedBodies
 
@@ -134,12 +129,12 @@ def fine_tune(
     seed_everything(train.seed)
     runtime = select_runtime(train, workers.local_rank)
     log.info(device_report(runtime, train))
-    if train.strategy not in STRATEGIES:
-        raise ConfigError(f"train.strategy {train.strategy!r} must be resolved to a strategy first (tlpipe.auto)")
-    strategy = STRATEGIES[train.strategy]
-    if strategy.reads_wordpieces:  # before a resumed state loads: its weights include the channel
-        model.fit_lexicon(preprocess, list(train_inputs), train.batch_size)
-        feature_cache = None  # the cache holds the body's features alone
+    if train.strategy == "auto":
+        raise ConfigError("train.strategy auto must be resolved to a strategy first (tlpipe.auto)")
+    strategy = get_strategy(train.strategy)
+    strategy.prepare_inputs(model, preprocess, train_inputs, train.batch_size)  # before a saved state loads it
+    if strategy.reads_wordpieces or strategy.changes_body:
+        feature_cache = None  # the cache holds the snapshot's body's features, and those alone
     model.to(runtime.device)
     generator = torch.Generator().manual_seed(train.seed)
     resumed = state.load(model) if state else None
@@ -160,27 +155,29 @@ def fine_tune(
         if workers.is_main:
             _recover_best(model, progress, callbacks)
 
-    if strategy.tunes_body_on_pairs:
-        if progress.epoch == 0:  # a resumed run restored the tuned body with its weights
+    if progress.epoch == 0:  # a resumed run restored a prepared body with its weights
 
-            def tune() -> dict[str, Any]:
+        def tune() -> dict[str, Any]:
+            def tune_now() -> dict[str, Any]:
                 return tune_body(
                     model, preprocess, train_inputs, train_labels, train, runtime.device,
                     pair_tuning_dtype(runtime, train), generator,
                 ).to_dict()  # fmt: skip
 
-            progress.body_tuning = (
-                tuned_bodies.load_or_tune(model.body, train_inputs, train_labels, train, tune)
-                if tuned_bodies
-                else tune()
-            )
-        feature_cache = None  # the cache is keyed by the snapshot's body, not the tuned one
-    if strategy.caches_features:
-        apply_phase(model, Phase("head", 1, train.epochs, 0))
-    train_set = _examples(model, augment or preprocess, train_inputs, train, runtime, feature_cache, preprocess)
+            if tuned_bodies:
+                return tuned_bodies.load_or_tune(model.body, train_inputs, train_labels, train, tune_now)
+            return tune_now()
+
+        progress.body_tuning = strategy.prepare_body(tune)
+    phases = list(strategy.phases(train, len(model.body_blocks())))
+    if strategy.trains_on_features:
+        strategy.apply_phase(model, phases[0])
+    train_set = _examples(
+        strategy, model, augment or preprocess, train_inputs, train, runtime, feature_cache, preprocess
+    )
     valid_set: RawExamples | CachedFeatures | None = None
     if len(valid_inputs):
-        valid_set = _examples(model, preprocess, valid_inputs, train, runtime, feature_cache, preprocess)
+        valid_set = _examples(strategy, model, preprocess, valid_inputs, train, runtime, feature_cache, preprocess)
     targets = torch.tensor(list(train_labels), dtype=torch.long)
     valid_targets = torch.tensor(list(valid_labels), dtype=torch.long)
     num_classes = model.head.out_features
@@ -192,13 +189,12 @@ def fine_tune(
     shard_size = len(workers.shard(torch.arange(len(train_set))))
     steps_per_epoch = math.ceil(math.ceil(shard_size / batch_size) / train.gradient_accumulation)
     scaler = torch.amp.GradScaler("cuda", enabled=runtime.uses_scaler)
-    phases = list(strategy.phases(train, len(model.body_blocks())))
     stop = _patience_ran_out(train, progress, phases)
 
     for phase in phases:
         if stop or phase.last_epoch <= progress.epoch:
             continue
-        apply_phase(model, phase)
+        strategy.apply_phase(model, phase)
         _log_phase(model, phase, runtime)
         step = workers.wrap(TrainingStep(model, train_set), runtime.device)  # DDP over what trains in this phase
         optimizer = adamw(model, train)
@@ -219,7 +215,7 @@ def fine_tune(
                 else torch.randperm(len(train_set), generator=generator)
             )
             model.train()
-            if strategy.caches_features:
+            if strategy.trains_on_features:
                 model.body.eval()
             keep_frozen_norms_in_eval(model)
             train_loss = train_epoch(
@@ -364,6 +360,7 @@ def keep_frozen_norms_in_eval(model: Classifier) -> None:
 
 
 def _examples(
+    strategy: Strategy,
     model: Classifier,
     preprocess: Preprocess,
     inputs: Sequence[Any],
@@ -372,7 +369,7 @@ def _examples(
     cache: FeatureCache | None,
     encode_preprocess: Preprocess,
 ) -> RawExamples | CachedFeatures:
-    if STRATEGIES[train.strategy].caches_features:
+    if strategy.trains_on_features:
         return CachedFeatures(model, inputs, encode_preprocess, train.batch_size, runtime.device, cache)
     return RawExamples(inputs, preprocess, runtime.device, loader_workers(train, runtime))
 

@@ -17,7 +17,7 @@ CASES = [
     Case("negative learning rate", setting("train", "learning_rate", -0.001), ["train"], 1,
          ("params.yaml", "train.learning_rate", "greater than 0", "-0.001")),
     Case("unknown strategy", setting("train", "strategy", "finetune"), ["train"], 1,
-         ("params.yaml", "train.strategy", "'freeze_unfreeze'", "'finetune'")),
+         ("params.yaml", "train.strategy", "known: auto", "freeze_unfreeze", "'finetune'")),
     Case("missing section split", edit_params(lambda p: p.pop("split")), ["prepare"], 1,
          ("params.yaml", "missing section(s) 'split'", "copy it")),
     Case("not YAML", lambda r: (r / "params.yaml").write_text("train: [epochs\n"), ["train"], 1,

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from factories import REPO
 
-from tlpipe.auto import RECIPES
 from tlpipe.cli import run_stage
+from tlpipe.strategies import get_strategy
 
 pytestmark = pytest.mark.slow
 TOLERANCE = 0.03  # test macro-F1 points; the two runs differ in dropout draws and summation order only
@@ -22,7 +22,7 @@ def demo_project(root: Path) -> Path:
     """The demo's data and params, with freeze_unfreeze and its recipe named (the strategy auto picks here)."""
     shutil.copytree(REPO / "data" / "raw", root / "data" / "raw")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["train"].update(strategy="freeze_unfreeze", **RECIPES["freeze_unfreeze"])
+    params["train"].update(strategy="freeze_unfreeze", **get_strategy("freeze_unfreeze").recipe("text"))
     # One training per run, on a held-out split: the test compares two trainings, not how epochs are chosen.
     params["split"]["cross_validate_below"] = 0
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

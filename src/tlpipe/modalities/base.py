@@ -106,7 +106,6 @@ class Modality(ABC):
     baseline_name: ClassVar[str]  # the evaluate.baseline value this modality implements
     baseline_title: ClassVar[str]  # how reports name it
     auto_rule: ClassVar[AutoRule]  # what train.strategy auto picks, from this modality's benchmark
-    unsupported_strategies: ClassVar[dict[str, str]] = {}  # strategy -> why it does not apply (refused at load)
     reads_folders: ClassVar[bool] = False  # a folder of class folders is a dataset (images), besides a CSV
     cross_validate_below: ClassVar[int]  # split.cross_validate_below when params.yaml leaves it null
 

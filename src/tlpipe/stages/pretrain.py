@@ -126,9 +126,10 @@ def _train_on_source(
     valid: Any,
 ) -> tuple[Any, dict[str, Any]]:
     """Train the source task with the target's loop in ``paths.source_work``; (result, where its best epoch is)."""
-    from tlpipe.auto import plan_strategy, recipe_keys_used, settings_for
+    from tlpipe.auto import plan_strategy
     from tlpipe.stages.prepare import LABELS, TRAIN, VALID
     from tlpipe.stages.train import CandidateRun
+    from tlpipe.strategies.recipes import recipe_keys_used, settings_for
     from tlpipe.train_state import BEST
 
     work = paths.source_work
@@ -141,7 +142,7 @@ def _train_on_source(
                 "feature_cache": work / "features"}
     )  # fmt: skip
     plan = plan_strategy(pretrain.train, fit[LABEL].tolist(), valid[LABEL].tolist(), modality.auto_rule)
-    settings = settings_for(pretrain.train, plan.candidates[0], modality.auto_rule)
+    settings = settings_for(pretrain.train, plan.candidates[0], modality.name)
     log.info("Pretraining with %s on %d source examples (%s)", settings.strategy, len(fit), plan.reason)
     model = ModelConfig(source=pretrain.start_from, architecture=pretrain.architecture)
     run = CandidateRun(source_paths, model, preprocess, modality, start, labels, fit, valid)

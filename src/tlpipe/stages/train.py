@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from tlpipe.artifacts import atomic_directory, read_json, sha256_file, write_json
-from tlpipe.auto import StrategyPlan, plan_strategy, recipe_keys_used, settings_for
+from tlpipe.auto import StrategyPlan, plan_strategy
 from tlpipe.checkpoint import CLASSIFIER_CONFIG, save_checkpoint
 from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, TrainConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
@@ -42,7 +42,8 @@ from tlpipe.model_selection import CrossValidated, Folds, choose_epochs
 from tlpipe.runtime import select_runtime
 from tlpipe.sources import PRETRAINING_RECORD, shareable_source, verify_snapshot
 from tlpipe.stages.prepare import DATA_VERSION, FOLDS, LABELS, TRAIN, VALID
-from tlpipe.strategies import STRATEGIES
+from tlpipe.strategies import get_strategy
+from tlpipe.strategies.recipes import recipe_keys_used, settings_for
 from tlpipe.train_state import BEST, TrainStateStore
 from tlpipe.training import Callbacks, TrainResult, fine_tune, seed_everything
 from tlpipe.tuned_bodies import FOLD_AVERAGE, TunedBodies
@@ -80,7 +81,7 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
         else:
             results = {
                 strategy: candidate_run.train(
-                    settings_for(train, strategy, modality.auto_rule), training_log, recipe_keys_used(train)
+                    settings_for(train, strategy, modality.name), training_log, recipe_keys_used(train)
                 )
                 for strategy in plan.candidates
             }
@@ -108,10 +109,10 @@ def _cross_validate_then_refit(
     training_log: _TrainingLog | None,
 ) -> tuple[str, TrainResult]:
     """Score every candidate on every fold, choose the strategy and epochs, and train them on all the data."""
-    rule = candidate_run.modality.auto_rule
+    modality = candidate_run.modality.name
     scores: dict[str, CrossValidated] = {}
     for strategy in plan.candidates:
-        settings = settings_for(train, strategy, rule)
+        settings = settings_for(train, strategy, modality)
         histories = []
         for fold in range(folds.folds):
             log.info("Cross-validating %s: fold %d of %d", strategy, fold + 1, folds.folds)
@@ -128,9 +129,9 @@ def _cross_validate_then_refit(
             training_log.log_cross_validation(scores[strategy])
     chosen = plan.settle({name: score.mean for name, score in scores.items()}, "Cross-validated macro-F1")
     plan.cross_validation = {name: score.to_dict() for name, score in scores.items()}
-    final = settings_for(train, chosen, rule).model_copy(update={"epochs": scores[chosen].epochs})
+    final = settings_for(train, chosen, modality).model_copy(update={"epochs": scores[chosen].epochs})
     from_recipe = [key for key in recipe_keys_used(train) if key != "epochs"]
-    if STRATEGIES[chosen].tunes_body_on_pairs and final.contrastive.final_body == FOLD_AVERAGE:
+    if get_strategy(chosen).tunes_body_on_pairs and final.contrastive.final_body == FOLD_AVERAGE:
         _average_fold_bodies(candidate_run, folds, final)
     log.info("Training the final %s model on all %d examples, %d epochs", chosen, len(candidate_run.fit), final.epochs)
     result = candidate_run.train(final, training_log, from_recipe)
@@ -228,7 +229,7 @@ class CandidateRun:
         fold's run (``keep_checkpoint=False``) keeps neither a best model nor a state per epoch, only
         its finished state, whose history the cross-validation reads.
         """
-        strategy = STRATEGIES[train.strategy]
+        strategy = get_strategy(train.strategy)
         seed_everything(train.seed)  # the new head's (and a scratch body's) initial weights come from this seed
         classifier = self.modality.load_pretrained(
             self.paths.snapshot,

@@ -20,27 +20,11 @@ from tlpipe.quality import QualityReport
 
 # From benchmarks/image_strategies.py (EfficientNet-Lite0; generated shapes and scikit-learn's digits; chosen by
 # validation macro-F1 on held-out training images, never test; results/image_strategies.md). The linear probe
-# won on validation at 6, 24 and 48 training images per class on both datasets. The freeze_unfreeze recipe
-# (12 epochs, 2 head-only, 3e-4) beat the earlier 6-epoch one by about 0.3 on both and came within 0.01-0.02
-# of the probe, so auto trains it from few_labels_below on and keeps the validation winner (auto.compare).
-# The full, gradual_unfreeze and scratch recipes are starting points, not measured.
-IMAGE_RECIPES: dict[str, dict[str, Any]] = {
-    "linear_probe": {"epochs": 30, "head_learning_rate": 1e-2, "layer_decay": 1.0},
-    "freeze_unfreeze": {
-        "epochs": 12,
-        "learning_rate": 3e-4,
-        "head_learning_rate": 3e-3,
-        "layer_decay": 0.8,
-        "freeze_unfreeze": {"head_epochs": 2},
-    },
-    "full": {"epochs": 6, "learning_rate": 1e-4, "head_learning_rate": 1e-3, "layer_decay": 1.0},
-    "gradual_unfreeze": {"epochs": 8, "learning_rate": 1e-4, "head_learning_rate": 1e-3, "layer_decay": 1.0},
-    "scratch": {"epochs": 6, "learning_rate": 1e-3, "head_learning_rate": 1e-3, "layer_decay": 1.0},
-}
+# won on validation at 6, 24 and 48 training images per class on both datasets; freeze_unfreeze came within
+# 0.01-0.02 of it, so auto trains it from few_labels_below on and keeps the validation winner (auto.compare).
 IMAGE_RULE = AutoRule(
     few="linear_probe",
     many="freeze_unfreeze",
-    recipes=IMAGE_RECIPES,
     evidence="benchmarks/image_strategies.py on generated shapes and scikit-learn digits with EfficientNet-Lite0",
 )
 
@@ -59,14 +43,6 @@ class ImageModality(Modality):
     # Not measured for images, where each of the folds + 1 runs fine-tunes a CNN: the threshold texts had
     # before benchmarks/cross_validate_below.py raised theirs.
     cross_validate_below = 20
-    unsupported_strategies = {
-        "contrastive": "contrastive pair tuning is the SetFit method for sentence encoders; it has not been "
-        "measured on image backbones. Use auto, linear_probe or freeze_unfreeze.",
-        "lexical_probe": "its second channel is a bag of a text's wordpieces; images have none. "
-        "Use auto, linear_probe or freeze_unfreeze.",
-        "lexical_contrastive": "it is contrastive tuning with a second channel of a text's wordpieces; images "
-        "have neither. Use auto, linear_probe or freeze_unfreeze.",
-    }
 
     def read_raw(self, path: Path, data: DataConfig) -> pd.DataFrame:
         from tlpipe.modalities.image.data import read_image_manifest

@@ -1,0 +1,109 @@
+"""What trains in a phase, and how it steps: the optimiser every strategy and the pair tuning share.
+
+Learning rates follow one rule for every strategy: the head at ``head_learning_rate``, the top body
+block at ``learning_rate``, and each block below at ``layer_decay`` times the one above it
+(discriminative learning rates; 1 turns it off). Each phase starts a fresh AdamW (no weight decay on
+biases and norms) and a linear warm-up then decay over the parameters it trains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from tlpipe.config import TrainConfig
+
+NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Epochs ``first_epoch`` .. ``last_epoch`` (1-based, inclusive), training the top ``trainable_blocks`` blocks."""
+
+    name: str
+    first_epoch: int
+    last_epoch: int
+    trainable_blocks: int
+
+    @property
+    def epochs(self) -> int:
+        return self.last_epoch - self.first_epoch + 1
+
+
+def apply_phase(model: Any, phase: Phase) -> None:
+    """Set ``requires_grad``: the head and the top ``phase.trainable_blocks`` body blocks train, nothing else."""
+    for parameter in model.body.parameters():
+        parameter.requires_grad_(False)
+    blocks = model.body_blocks()
+    for block in blocks[len(blocks) - phase.trainable_blocks :]:
+        for parameter in block.parameters():
+            parameter.requires_grad_(True)
+    for parameter in model.head.parameters():
+        parameter.requires_grad_(True)
+
+
+def block_learning_rates(train: TrainConfig, blocks: int) -> list[float]:
+    """Learning rate of each body block, bottom to top: the top at ``learning_rate``, decaying downwards."""
+    return [train.learning_rate * train.layer_decay ** (blocks - 1 - index) for index in range(blocks)]
+
+
+def parameter_groups(model: Any, train: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW groups of the trainable parameters, named ``head`` and ``block<i>``, with no decay on biases and norms."""
+    blocks = model.body_blocks()
+    parts: list[tuple[str, nn.Module, float]] = [
+        (f"block{index}", block, lr)
+        for index, (block, lr) in enumerate(zip(blocks, block_learning_rates(train, len(blocks)), strict=True))
+    ]
+    parts.append(("head", model.head, train.head_learning_rate))
+    groups = []
+    for name, module, lr in parts:
+        named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+        for suffix, decay, members in (
+            ("", train.weight_decay, [p for n, p in named if not _exempt_from_decay(n, p)]),
+            (".no_decay", 0.0, [p for n, p in named if _exempt_from_decay(n, p)]),
+        ):
+            if members:
+                groups.append({"name": name + suffix, "params": members, "lr": lr, "weight_decay": decay})
+    return groups
+
+
+def adamw(model: Any, train: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over ``parameter_groups(model, train)``, as one fused kernel per step where torch has one (CPU, CUDA)."""
+    groups = parameter_groups(model, train)
+    devices = {parameter.device.type for group in groups for parameter in group["params"]}
+    # The default loops over the tensors: on 2 CPU cores a step over MiniLM's 22M parameters takes 6x as long.
+    return torch.optim.AdamW(groups, fused=devices <= {"cpu", "cuda"})
+
+
+def _exempt_from_decay(name: str, parameter: nn.Parameter) -> bool:
+    # Biases and norm scales (1-d, as timm decides it; BatchNorm's are named bn1.weight) are not decayed.
+    return name.endswith(NO_DECAY) or parameter.ndim <= 1
+
+
+def optimizer_step(
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    trainable: list[nn.Parameter],
+    max_grad_norm: float,
+) -> None:
+    """One optimiser step on the accumulated gradients: unscale, clip their norm (0 = no clipping), step, reset."""
+    if max_grad_norm > 0:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(trainable, max_grad_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def warmup_then_linear_decay(
+    optimizer: torch.optim.Optimizer, warmup_ratio: float, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup_ratio`` of the phase's steps, then linear decay to zero."""
+    from transformers import get_linear_schedule_with_warmup
+
+    return get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)

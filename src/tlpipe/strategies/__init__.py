@@ -1,0 +1,42 @@
+"""Transfer strategies: one module each, behind one interface (``tlpipe.strategies.base.Strategy``).
+
+A strategy decides what trains in each stretch of epochs (its phases), what the loop trains on
+(the raw inputs, or features the frozen body computes once), what it prepares first (a wordpiece
+channel, a body tuned on pairs), the settings it refuses, and its recipe per modality. It applies to
+the modalities it has a recipe for. Adding a strategy is a new module and one line in ``STRATEGIES``;
+``train.strategy`` and ``train.auto.compare`` in params.yaml name the entries.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tlpipe.strategies.base import Strategy
+
+STRATEGIES = {
+    "linear_probe": "tlpipe.strategies.linear_probe",
+    "lexical_probe": "tlpipe.strategies.lexical_probe",
+    "contrastive": "tlpipe.strategies.contrastive",
+    "lexical_contrastive": "tlpipe.strategies.lexical_contrastive",
+    "full": "tlpipe.strategies.full",
+    "freeze_unfreeze": "tlpipe.strategies.freeze_unfreeze",
+    "gradual_unfreeze": "tlpipe.strategies.gradual_unfreeze",
+    "bitfit": "tlpipe.strategies.bitfit",
+    "scratch": "tlpipe.strategies.scratch",
+}
+
+
+def get_strategy(name: str) -> Strategy:
+    """The strategy registered as ``name``."""
+    if name not in STRATEGIES:
+        from tlpipe.errors import ConfigError
+
+        raise ConfigError(f"unknown strategy {name!r}; known: auto, {', '.join(STRATEGIES)}")
+    return importlib.import_module(STRATEGIES[name]).STRATEGY
+
+
+def strategies_for(modality: str) -> list[str]:
+    """The strategies with a recipe for ``modality``, in registry order."""
+    return [name for name in STRATEGIES if get_strategy(name).applies_to(modality)]

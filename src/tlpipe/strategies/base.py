@@ -1,0 +1,85 @@
+"""The interface every transfer strategy implements, and the phases most of them share.
+
+The training loop (``tlpipe.training.fine_tune``) asks the strategy, at fixed points, what to do:
+``prepare_inputs`` before a saved state loads, ``prepare_body`` before the first epoch, ``phases``
+for the schedule, ``apply_phase`` for what trains. It holds no strategy's special case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+
+from tlpipe.config import TrainConfig
+from tlpipe.optimization import Phase, apply_phase
+
+Preprocess = Callable[[Sequence[Any]], dict[str, torch.Tensor]]
+Recipe = Mapping[str, Any]
+
+
+class Strategy:
+    """A transfer strategy: a policy over the body and head that any modality's model family offers.
+
+    ``recipes``: per modality, the values of the recipe keys (``tlpipe.strategies.recipes.RECIPE_KEYS``) the
+    strategy runs with unless params.yaml sets them; a strategy applies to the modalities it has one for.
+    ``not_for``: why it applies to no other (said when params.yaml names it for one).
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]  # one line: the train stage's --help and docs
+    recipes: ClassVar[Mapping[str, Recipe]]
+    not_for: ClassVar[str] = "no recipe has been measured for it there"
+    pretrained: ClassVar[bool] = True  # False: a randomly initialised body of the same architecture
+    trains_on_features: ClassVar[bool] = False  # the head trains on features the frozen body computes once
+    changes_body: ClassVar[bool] = True  # False: the body ends as it began (pretraining with it would keep nothing)
+    tunes_body_on_pairs: ClassVar[bool] = False  # its prepared body suits another strategy tuned alike
+    reads_wordpieces: ClassVar[bool] = False  # the head reads a channel fitted on the training inputs
+
+    def applies_to(self, modality: str) -> bool:
+        return modality in self.recipes
+
+    def recipe(self, modality: str) -> Recipe:
+        return self.recipes.get(modality, {})
+
+    def refuses(self, train: TrainConfig) -> str | None:
+        """Why these settings (recipe filled in) cannot run with this strategy, naming the keys; None if they can."""
+        return None
+
+    def phases(self, train: TrainConfig, blocks: int) -> list[Phase]:
+        """The phases covering epochs 1 .. ``train.epochs`` for a body of ``blocks`` blocks."""
+        raise NotImplementedError
+
+    def apply_phase(self, model: Any, phase: Phase) -> None:
+        """Set what trains in ``phase``: the head and the top ``phase.trainable_blocks`` blocks by default."""
+        apply_phase(model, phase)
+
+    def prepare_inputs(self, model: Any, preprocess: Preprocess, inputs: Sequence[Any], batch_size: int) -> None:
+        """Fit what the model reads from the training inputs, before a saved state (which holds it) loads."""
+
+    def prepare_body(self, tune: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+        """Change the body before the first epoch (``tune`` tunes it on pairs); what was done, for the record."""
+        return None
+
+
+class HeadOnly(Strategy):
+    """The body stays frozen and the head trains on its features, computed once (for all epochs)."""
+
+    trains_on_features = True
+    changes_body = False
+
+    def phases(self, train: TrainConfig, blocks: int) -> list[Phase]:
+        return [Phase("head", 1, train.epochs, 0)]
+
+    def refuses(self, train: TrainConfig) -> str | None:
+        if not self.changes_body and train.layer_decay != 1.0:
+            return f"layer_decay has no effect with {self.name} (the body is frozen); leave it at 1"
+        return None
+
+
+class AllBlocks(Strategy):
+    """Every body block trains from the first epoch."""
+
+    def phases(self, train: TrainConfig, blocks: int) -> list[Phase]:
+        return [Phase("all", 1, train.epochs, blocks)]
