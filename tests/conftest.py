@@ -28,14 +28,48 @@ os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "90"
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
 
+RELIABILITY = Path(__file__).parent / "reliability"
+TEMPORARY_FOLDERS = {"tmp_path", "tmp_path_factory"}
+# Built once per session and only read, so a test that loads one still runs in memory.
+SHARED_MODELS = {"tiny_model_dir", "tiny_image_weights"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tier last: fast feedback first, and in-process tests before any that start a Prefect server.
+    """One tier marker per test (``tier``), and the slow tier last: fast feedback first, and in-process tests
+    before any that start a Prefect server.
 
     A process that has run a temporary Prefect server (``prefect_test_harness``) can no longer fork
     DataLoader workers: they exit at once with status 1 (seen with Prefect 3.8.8 and torch 2.14;
     ``tlpipe train`` always runs in a process of its own, so the product is not affected).
     """
+    for item in items:
+        if item.get_closest_marker("slow") is None:
+            item.add_marker(tier(item))
     items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
+
+
+def tier(item: pytest.Item) -> str:
+    """``reliability`` under tests/reliability/, ``stages`` for a test that gets a temporary folder, else ``core``."""
+    if RELIABILITY in item.path.parents:
+        return "reliability"
+    return "stages" if asks_for_a_temporary_folder(item) else "core"
+
+
+def asks_for_a_temporary_folder(item: pytest.Item) -> bool:
+    """Whether the test, or a fixture it uses other than the shared tiny models, asks for tmp_path(_factory)."""
+    fixtures = item._fixtureinfo  # type: ignore[attr-defined]  # pytest's record of what the test requests
+    pending, seen = list(fixtures.initialnames), set()
+    while pending:
+        name = pending.pop()
+        if name in seen or name in SHARED_MODELS:
+            continue
+        if name in TEMPORARY_FOLDERS:
+            return True
+        seen.add(name)
+        definitions = fixtures.name2fixturedefs.get(name)
+        if definitions:
+            pending.extend(definitions[-1].argnames)  # the last one is the definition closest to the test
+    return False
 
 
 @pytest.fixture

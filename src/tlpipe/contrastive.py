@@ -114,7 +114,7 @@ class BatchEmbeddings(nn.Module):
     batch's examples sit on both sides or in several pairs, so ``encode`` runs the classifier's body
     and pooling once over the batch's distinct examples and each side looks its rows up: the same
     loss and gradients (with dropout on, one draw per example and batch instead of one per side)
-    for a quarter less of the body's work at 8 examples per class (``benchmarks/contrastive_step.py``).
+    for fewer encodings by the body (``benchmarks/contrastive_step.py``, ``benchmarks/results/contrastive_step.json``).
     The embedding the loss tunes is what the head will be trained and served on (``lexical_contrastive``'s head
     also reads a wordpiece channel, which no body weight changes).
     """

@@ -12,10 +12,10 @@ With enough labels the held-out split stays, because one run is cheaper.
 The threshold is the modality's unless params.yaml sets one. For texts it is 100, which puts the
 whole few-shot range under cross-validation. Where it could fall, ``benchmarks/cross_validate_below.py``
 runs the default both ways on the same labelled sample and scores each on the training rows that
-the sample left out. On the work requests at 64 per class, holding out a fifth of the labels cost
-the final model 7.6 and 8.8 points (seeds 0 and 1). On the tickets at 48 per class it cost 0.0
-and 1.4 points. The train stage took 2.6 and 1.2 times as long. Images keep 20, unmeasured: each
-of their folds + 1 runs fine-tunes a CNN.
+the sample left out: holding out a fifth of the labels cost the final model several points on the
+work requests at 64 per class and little on the tickets at 48 per class, while cross-validation
+made the train stage longer (``benchmarks/results/cross_validate_below.md``). Images keep 20,
+unmeasured: each of their folds + 1 runs fine-tunes a CNN.
 """
 
 from __future__ import annotations

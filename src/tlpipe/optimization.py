@@ -74,7 +74,8 @@ def adamw(model: Any, train: TrainConfig) -> torch.optim.AdamW:
     """AdamW over ``parameter_groups(model, train)``, as one fused kernel per step where torch has one (CPU, CUDA)."""
     groups = parameter_groups(model, train)
     devices = {parameter.device.type for group in groups for parameter in group["params"]}
-    # The default loops over the tensors: on 2 CPU cores a step over MiniLM's 22M parameters takes 6x as long.
+    # The default loops over the tensors, which makes a step over an encoder's parameters several times slower on
+    # a few CPU cores (benchmarks/contrastive_step.py, benchmarks/results/contrastive_step.json).
     return torch.optim.AdamW(groups, fused=devices <= {"cpu", "cuda"})
 
 

@@ -55,7 +55,8 @@ def quantize_int8(fp32_path: Path, int8_path: Path) -> None:
         cleared = Path(scratch) / "model.onnx"
         onnx.save(model, str(cleared))
         # Per-channel scales: on the demo's train and validation texts they agreed with fp32 more often than one
-        # scale per tensor (benchmarks/quantization.py; the test split is not used to choose).
+        # scale per tensor (benchmarks/quantization.py, benchmarks/results/quantization.md; the test split is not
+        # used to choose).
         quantize_dynamic(str(cleared), str(int8_path), weight_type=QuantType.QInt8, per_channel=True)
     quantized = onnx.load(str(int8_path))
     for entry in model.metadata_props:

@@ -5,9 +5,10 @@ up: Ampere and later). ``torch.cuda.is_bf16_supported()`` is not asked, because 
 yes where bf16 is only emulated, slowly, and then the fp16 path, the one such GPUs need, would
 never be taken. Other GPUs get fp16 autocast with a gradient scaler; a CPU trains in fp32, except
 the contrastive phase (``pair_tuning_dtype``): on a CPU that computes bf16 in hardware (the
-AVX512-BF16 or AMX-BF16 instructions) it runs in bf16 autocast, which took half the time of fp32
-for MiniLM's forward and backward on these 2-core machines (``benchmarks/contrastive_step.py``),
-and which ``benchmarks/few_shot.py`` measured against fp32 on the training folds of two datasets.
+AVX512-BF16 or AMX-BF16 instructions) it runs in bf16 autocast, which is faster than fp32 for
+MiniLM's forward and backward on a few CPU cores (``benchmarks/contrastive_step.py``,
+``benchmarks/results/contrastive_step.json``), and which ``benchmarks/few_shot.py`` measured
+against fp32 on the training folds of two datasets.
 The weights stay fp32 throughout. ``train.deterministic`` sets the PyTorch and cuBLAS switches for
 bit-equal reruns on a GPU; CPU runs are deterministic without them.
 """

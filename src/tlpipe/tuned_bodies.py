@@ -13,8 +13,9 @@ Under cross-validation the store also gives the final model its body without a f
 each tuned from the same pretrained weights on two thirds of the examples (with 3 folds), so
 every example tuned two of the three. Averaging fine-tuned weights that share a starting point
 is the "model soup" of Wortsman et al. (2022). ``benchmarks/final_body.py`` measured it against
-tuning again on every example, on training rows no run saw: 0.7x the train stage's time at 8
-examples per class, but 1.3 points lower on the demo's tickets, so it is not the default.
+tuning again on every example, on training rows no run saw: it shortens the train stage, but on
+the demo's tickets it scored lower than its adoption rule allows (``benchmarks/results/final_body.md``),
+so it is not the default.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from typing import Any
 
 from tlpipe.strategies.base import HeadOnly
 
-# benchmarks/few_shot.py: favoured over a linear probe and a full fine-tune at 8, 16 and 32 per class on both
-# text datasets.
+# benchmarks/few_shot.py (benchmarks/results/few_shot.md): favoured over a linear probe and a full fine-tune at 8,
+# 16 and 32 per class on both text datasets.
 PAIR_TUNED_RECIPE = {"epochs": 30, "learning_rate": 2e-5, "head_learning_rate": 1e-2, "layer_decay": 1.0}
 
 

@@ -12,8 +12,8 @@ class FreezeUnfreeze(Strategy):
     name = "freeze_unfreeze"
     summary = "head, then all with layer-wise decayed learning rates"
     recipes = {
-        # benchmarks/recipes.py, cross-validated at 64 per class: 1e-4 beat 5e-5 beyond the folds' spread on both
-        # text datasets (seed 0; seed 1 agreed).
+        # benchmarks/recipes.py (benchmarks/results/recipes.md), cross-validated at 64 per class: 1e-4 beat 5e-5
+        # beyond the folds' spread on both text datasets (seed 0; seed 1 agreed).
         "text": {
             "epochs": 5,
             "learning_rate": 1e-4,
@@ -21,8 +21,8 @@ class FreezeUnfreeze(Strategy):
             "layer_decay": 0.8,
             "freeze_unfreeze": {"head_epochs": 1},
         },
-        # benchmarks/image_strategies.py: 12 epochs, 2 head-only, 3e-4 beat the earlier 6-epoch recipe by about
-        # 0.3 on both datasets and came within 0.01-0.02 of the probe.
+        # benchmarks/image_strategies.py (benchmarks/results/image_strategies.md): 12 epochs, 2 head-only, 3e-4
+        # beat the earlier 6-epoch recipe by a wide margin on both datasets and came close behind the probe.
         "image": {
             "epochs": 12,
             "learning_rate": 3e-4,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from tlpipe.strategies.base import HeadOnly
 
 # The head-only recipe: many epochs at a high learning rate, since an epoch over cached features costs little
-# (text: benchmarks/recipes.py; images: benchmarks/image_strategies.py, where it won on validation at 6, 24 and
-# 48 training images per class on both datasets).
+# (text: benchmarks/recipes.py, benchmarks/results/recipes.md; images: benchmarks/image_strategies.py,
+# benchmarks/results/image_strategies.md, where it won on validation at 6, 24 and 48 training images per class on
+# both datasets).
 HEAD_ONLY_RECIPE = {"epochs": 30, "head_learning_rate": 1e-2, "layer_decay": 1.0}
 
 

@@ -20,8 +20,8 @@ from tlpipe.quality import QualityReport
 
 # From benchmarks/image_strategies.py (EfficientNet-Lite0; generated shapes and scikit-learn's digits; chosen by
 # validation macro-F1 on held-out training images, never test; results/image_strategies.md). The linear probe
-# won on validation at 6, 24 and 48 training images per class on both datasets; freeze_unfreeze came within
-# 0.01-0.02 of it, so auto trains it from few_labels_below on and keeps the validation winner (auto.compare).
+# won on validation at 6, 24 and 48 training images per class on both datasets; freeze_unfreeze came close
+# behind it, so auto trains it from few_labels_below on and keeps the validation winner (auto.compare).
 IMAGE_RULE = AutoRule(
     few="linear_probe",
     many="freeze_unfreeze",

@@ -18,15 +18,16 @@ from tlpipe.modalities.text import model as text_model
 from tlpipe.quality import QualityReport
 
 # The rule is measured on training labels only, on two datasets (the demo's support tickets and the transfer
-# demo's work requests): benchmarks/few_shot.py reports the scores the train stage chose with, and contrastive
-# tuning of the body (SetFit) was favoured over a linear probe and a full fine-tune at 8, 16 and 32 examples per
-# class on both; benchmarks/recipes.py cross-validates each recipe at 64 per class, where freeze-then-unfreeze
-# matched a full fine-tune's recipe on the tickets and beat it and the linear probe on the work requests. The
-# lexical probe is compared for labels that hang on words the public encoder never saw: cross-validated at 64
-# per class (recipes.py) it scored above the linear probe on both datasets and above freeze_unfreeze on the work
-# requests. With contrastive, its companion lexical_contrastive is scored too: it reuses each fold's tuned body
-# (tlpipe.tuned_bodies), so it costs a head, and the folds chose it on 1 to 3 seeds of 3 at 16 and 32 per class
-# and ranked it below contrastive at 8 (few_shot.py), so neither is the rule's alone: the folds decide.
+# demo's work requests): benchmarks/few_shot.py reports the scores the train stage chose with
+# (benchmarks/results/few_shot.md), and contrastive tuning of the body (SetFit) was favoured over a linear probe and
+# a full fine-tune at 8, 16 and 32 examples per class on both; benchmarks/recipes.py cross-validates each recipe at
+# 64 per class (benchmarks/results/recipes.md), where freeze-then-unfreeze matched a full fine-tune's recipe on the
+# tickets and beat it and the linear probe on the work requests. The lexical probe is compared for labels that hang
+# on words the public encoder never saw: cross-validated at 64 per class (recipes.md) it scored above the linear
+# probe on both datasets and above freeze_unfreeze on the work requests. With contrastive, its companion
+# lexical_contrastive is scored too: it reuses each fold's tuned body (tlpipe.tuned_bodies), so it costs a head, and
+# the folds chose it on some seeds at 16 and 32 per class and ranked it below contrastive at 8 (few_shot.md), so
+# neither is the rule's alone: the folds decide.
 TEXT_RULE = AutoRule(
     few="contrastive",
     many="freeze_unfreeze",
@@ -46,8 +47,9 @@ class TextModality(Modality):
     baseline_name = "tfidf_logreg"
     baseline_title = "TF-IDF + logistic regression"
     auto_rule = TEXT_RULE
-    # The whole few-shot range: a held-out fifth of the labels cost the final model 8 points at 64 per class
-    # on the work requests (benchmarks/cross_validate_below.py, scored on undrawn training rows).
+    # The whole few-shot range: a held-out fifth of the labels cost the final model several points at 64 per class
+    # on the work requests, scored on undrawn training rows (benchmarks/cross_validate_below.py,
+    # benchmarks/results/cross_validate_below.md).
     cross_validate_below = 100
 
     def read_raw(self, path: Path, data: DataConfig) -> pd.DataFrame:
