@@ -41,7 +41,7 @@ from tlpipe.optimization import Phase, adamw, optimizer_step, warmup_then_linear
 from tlpipe.runtime import Runtime, device_report, make_deterministic, pair_tuning_dtype, select_runtime
 from tlpipe.strategies import get_strategy
 from tlpipe.strategies.base import Strategy
-from tlpipe.train_state import Progress, TrainStateStore, restore_rng
+from tlpipe.train_state import Progress, Resumed, TrainStateStore, restore_rng
 from tlpipe.tuned_bodies import TunedBodies
 
 log = logging.getLogger(__name__)
@@ -137,24 +137,10 @@ def fine_tune(
         feature_cache = None  # the cache holds the snapshot's body's features, and those alone
     model.to(runtime.device)
     generator = torch.Generator().manual_seed(train.seed)
-    resumed = state.load(model) if state else None
-    workers.barrier()  # every process has read the state before rank 0 writes the next one
-    progress = resumed.progress if resumed else Progress()
-    resumed_after_epoch = progress.epoch
     if not workers.is_main:
         callbacks = Callbacks()  # rank 0 writes every output
-    for record in progress.history:
-        callbacks.on_epoch_end(record)
-    if resumed:
-        log.info(
-            "Resuming after epoch %d of %d (best macro-F1 so far %.4f)",
-            progress.epoch,
-            train.epochs,
-            progress.best_macro_f1,
-        )
-        if workers.is_main:
-            _recover_best(model, progress, callbacks)
-
+    resumed, progress = _resume(model, train, state, workers, callbacks)
+    resumed_after_epoch = progress.epoch
     if progress.epoch == 0:  # a resumed run restored a prepared body with its weights
 
         def tune() -> dict[str, Any]:
@@ -235,22 +221,9 @@ def fine_tune(
                 "seconds": time.perf_counter() - started,
             }
             last_epoch = epoch == phases[-1].last_epoch
-            # Without validation the last epoch is the one kept, and patience never runs out.
-            improved = last_epoch if macro_f1 is None else macro_f1 > progress.best_macro_f1
-            progress.epoch = epoch
-            progress.history.append(record)
-            if improved:
-                progress.best_epoch, progress.epochs_without_improvement = epoch, 0
-                progress.best_macro_f1 = macro_f1 if macro_f1 is not None else progress.best_macro_f1
-            elif macro_f1 is not None:
-                progress.epochs_without_improvement += 1
+            improved = _note_epoch(progress, record, last_epoch)
             callbacks.on_epoch_end(record)
-            log.info(
-                "epoch %d/%d [%s]  train loss %.4f  %s  (%.1fs)",
-                epoch, train.epochs, phase.name, train_loss,
-                "(no validation)" if macro_f1 is None else f"valid macro-F1 {macro_f1:.4f}" + " best so far" * improved,
-                record["seconds"],
-            )  # fmt: skip
+            _log_epoch(record, train.epochs, improved)
             stop = _patience_ran_out(train, progress, phases)
             if state and workers.is_main and (state.every_epoch or stop or last_epoch):
                 state.save(model, progress, optimizer, scheduler, scaler, generator, runtime.precision)
@@ -272,6 +245,55 @@ def fine_tune(
         resumed_after_epoch=resumed_after_epoch,
         body_tuning=progress.body_tuning,
     )
+
+
+def _resume(
+    model: Classifier, train: TrainConfig, state: TrainStateStore | None, workers: Workers, callbacks: Callbacks
+) -> tuple[Resumed | None, Progress]:
+    """The saved state of this run, if any, loaded into ``model``, and the progress to go on from.
+
+    Resumed epochs are replayed to ``callbacks``, and a best checkpoint a kill prevented is written.
+    """
+    resumed = state.load(model) if state else None
+    workers.barrier()  # every process has read the state before rank 0 writes the next one
+    progress = resumed.progress if resumed else Progress()
+    for record in progress.history:
+        callbacks.on_epoch_end(record)
+    if resumed:
+        log.info(
+            "Resuming after epoch %d of %d (best macro-F1 so far %.4f)",
+            progress.epoch,
+            train.epochs,
+            progress.best_macro_f1,
+        )
+        if workers.is_main:
+            _recover_best(model, progress, callbacks)
+    return resumed, progress
+
+
+def _note_epoch(progress: Progress, record: EpochRecord, last_epoch: bool) -> bool:
+    """Add ``record`` to ``progress``; whether it is the best epoch so far."""
+    macro_f1 = record["valid_macro_f1"]
+    # Without validation the last epoch is the one kept, and patience never runs out.
+    improved = last_epoch if macro_f1 is None else macro_f1 > progress.best_macro_f1
+    progress.epoch = record["epoch"]
+    progress.history.append(record)
+    if improved:
+        progress.best_epoch, progress.epochs_without_improvement = record["epoch"], 0
+        progress.best_macro_f1 = macro_f1 if macro_f1 is not None else progress.best_macro_f1
+    elif macro_f1 is not None:
+        progress.epochs_without_improvement += 1
+    return improved
+
+
+def _log_epoch(record: EpochRecord, epochs: int, improved: bool) -> None:
+    macro_f1 = record["valid_macro_f1"]
+    log.info(
+        "epoch %d/%d [%s]  train loss %.4f  %s  (%.1fs)",
+        record["epoch"], epochs, record["phase"], record["train_loss"],
+        "(no validation)" if macro_f1 is None else f"valid macro-F1 {macro_f1:.4f}" + " best so far" * improved,
+        record["seconds"],
+    )  # fmt: skip
 
 
 def _patience_ran_out(train: TrainConfig, progress: Progress, phases: list[Phase]) -> bool:
