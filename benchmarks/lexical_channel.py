@@ -20,6 +20,7 @@ Results: benchmarks/results/lexical_channel.json and .md.
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import tempfile
@@ -84,6 +85,9 @@ def macro_f1(
 
 
 def main() -> None:
+    argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog="Takes no options: the grid is fixed (see the module docstring)."
+    ).parse_args()
     from sentence_transformers import SentenceTransformer
 
     from tlpipe.sources import fetch_snapshot
