@@ -13,9 +13,10 @@ from tlpipe.strategies.base import Strategy
 class BitFit(Strategy):
     name = "bitfit"
     summary = "only the body's biases and the head train (BitFit)"
-    # The paper's learning-rate range for biases (1e-4 to 1e-3; we take its top, as small biases move slowly) with
-    # full's epochs. Not cross-validated on real data yet: its rows in benchmarks/README.md are the first measure.
-    recipes = {"text": {"epochs": 5, "learning_rate": 1e-3, "head_learning_rate": 1e-3, "layer_decay": 1.0}}
+    # Biases at the top of the paper's learning-rate range (1e-4 to 1e-3), as small biases move slowly. Epochs:
+    # 10 beat 5 beyond the folds' spread on both datasets at 16 per class, seeds 0 and 1 (benchmarks/recipes.py,
+    # benchmarks/results/recipes.md); the other keys are not cross-validated yet.
+    recipes = {"text": {"epochs": 10, "learning_rate": 1e-3, "head_learning_rate": 1e-3, "layer_decay": 1.0}}
     not_for = "it has only been tried on transformer encoders, whose biases carry it"
 
     def phases(self, train: TrainConfig, blocks: int) -> list[Phase]:
