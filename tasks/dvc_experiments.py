@@ -20,18 +20,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tlpipe.errors import TlpipeError
-from tlpipe.wording import counted
-
-# A worker spawned by `start_workers` answers within seconds; one that has not answered for this long is gone.
-WORKER_GRACE_SECONDS = 60.0
 
 
 class ExperimentError(TlpipeError):
     """DVC could not queue, run or list the experiments."""
-
-
-class QueueWorkerLostError(ExperimentError):
-    """Every DVC queue worker stopped while experiments were still queued or running."""
 
 
 @task(cache_policy=NO_CACHE)
@@ -61,18 +53,12 @@ def queue_experiments(
 
 @task(cache_policy=NO_CACHE)
 def run_queue(
-    root: str,
-    jobs: int,
-    on_done: Callable[[str, str | None], None] | None = None,
-    poll_seconds: float = 2.0,
-    worker_grace_seconds: float = WORKER_GRACE_SECONDS,
+    root: str, jobs: int, on_done: Callable[[str, str | None], None] | None = None, poll_seconds: float = 2.0
 ) -> dict[str, str | None]:
     """Run every queued experiment, ``jobs`` at a time, and wait for them; return {name: experiment commit or None}.
 
     ``on_done(name, commit)`` is called as each one finishes (``commit`` None: it failed), in the order
-    they finish, which DVC's own ``dvc queue start`` + wait reports only at the end. When no queue
-    worker has answered for ``worker_grace_seconds`` while experiments are unfinished, raises
-    ``QueueWorkerLostError`` naming them, rather than waiting for results that will never come.
+    they finish, which DVC's own ``dvc queue start`` + wait reports only at the end.
     """
     from dvc.repo import Repo
 
@@ -85,7 +71,6 @@ def run_queue(
         if not waiting:
             return finished
         queue.start_workers(count=jobs)
-        worker_seen = time.monotonic()
         while waiting:
             for entry, result in queue.iter_done():
                 name = waiting.pop(entry.stash_rev, None)
@@ -97,35 +82,9 @@ def run_queue(
                     logger.warning("Experiment %s failed; `dvc queue logs %s` shows why", name, name)
                 if on_done is not None:
                     on_done(name, finished[name])
-            if not waiting:
-                break
-            if queue.worker_status():  # what `dvc queue status` reports as its workers
-                worker_seen = time.monotonic()
-            elif time.monotonic() - worker_seen > worker_grace_seconds:
-                queued = {entry.stash_rev for entry in queue.iter_queued()}
-                raise QueueWorkerLostError(_lost_workers_message(root, jobs, waiting, queued, worker_grace_seconds))
-            time.sleep(poll_seconds)
+            if waiting:
+                time.sleep(poll_seconds)
     return finished
-
-
-def _lost_workers_message(root: str, jobs: int, waiting: dict[str, str], queued: set[str], grace: float) -> str:
-    """Which experiments the lost workers left, and how to finish them."""
-    not_started = [name for rev, name in waiting.items() if rev in queued]
-    interrupted = [name for rev, name in waiting.items() if rev not in queued]
-    unfinished = counted(len(waiting), "experiment")
-    lines = [f"No DVC queue worker has answered for {grace:g} s, with {unfinished} unfinished in {root}."]
-    if not_started:
-        lines.append(
-            f"Still queued, not started: {', '.join(not_started)}. To resume, run `dvc queue start -j {jobs}` there "
-            "(`dvc queue status` follows them), or run this command again: it queues every point anew "
-            "(`dvc queue remove --queued` first, or these run as well)."
-        )
-    if interrupted:
-        lines.append(
-            f"Running when their worker stopped, and never to finish: {', '.join(interrupted)}. "
-            f"`dvc queue kill {' '.join(interrupted)}` marks them failed; running this command again repeats them."
-        )
-    return "\n".join(lines)
 
 
 def experiment_json(root: str, commit: str, path: str) -> Any:
