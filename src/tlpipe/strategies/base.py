@@ -28,7 +28,7 @@ class Strategy:
     """
 
     name: ClassVar[str]
-    summary: ClassVar[str]  # one line: the train stage's --help and docs
+    summary: ClassVar[str]  # one line on what trains, for readers of the registry (its --help text is cli.py's)
     recipes: ClassVar[Mapping[str, Recipe]]
     not_for: ClassVar[str] = "no recipe has been measured for it there"
     pretrained: ClassVar[bool] = True  # False: a randomly initialised body of the same architecture
