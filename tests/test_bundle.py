@@ -109,14 +109,24 @@ def change_one_byte(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def rewrite_sealed(bundle: Path, name: str, content: str) -> None:
+    """``name`` in the bundle rewritten, and the manifest updated to match (a bundle as another export made it)."""
+    path = bundle / name
+    path.write_text(content)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"][name] = {"sha256": serving.sha256_of(path), "size": path.stat().st_size}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
 def relabel(bundle: Path) -> None:
     """labels.json with one label more than the model has outputs, and a manifest updated to match."""
-    labels = json.loads((bundle / "labels.json").read_text()) + ["extra"]
-    (bundle / "labels.json").write_text(json.dumps(labels))
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    path = bundle / "labels.json"
-    manifest["files"]["labels.json"] = {"sha256": serving.sha256_of(path), "size": path.stat().st_size}
-    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    rewrite_sealed(bundle, "labels.json", json.dumps(json.loads((bundle / "labels.json").read_text()) + ["extra"]))
+
+
+def of_another_modality(bundle: Path) -> None:
+    """A bundle whose preprocessing names a modality this predict.py does not know."""
+    preprocessing = json.loads((bundle / "preprocessing.json").read_text()) | {"modality": "audio"}
+    rewrite_sealed(bundle, "preprocessing.json", json.dumps(preprocessing))
 
 
 @pytest.mark.parametrize(
@@ -126,8 +136,18 @@ def relabel(bundle: Path) -> None:
         (lambda b: (b / "labels.json").unlink(), "labels.json: listed in manifest.json but missing"),
         (lambda b: (b / "manifest.json").unlink(), "manifest.json: missing"),
         (relabel, "4 labels, but model.onnx has 3 outputs"),
+        (
+            of_another_modality,
+            "the bundle's modality is 'audio', which this predict.py does not serve (it serves text, image)",
+        ),
     ],
-    ids=["one byte of model.onnx changed", "labels.json deleted", "manifest deleted", "labels mismatch outputs"],
+    ids=[
+        "one byte of model.onnx changed",
+        "labels.json deleted",
+        "manifest deleted",
+        "labels mismatch outputs",
+        "unknown modality",
+    ],
 )
 def test_a_tampered_bundle_is_refused_by_name(bundle: Path, tamper, message: str) -> None:
     tamper(bundle)

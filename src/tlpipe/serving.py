@@ -78,7 +78,12 @@ class Predictor:
         self.bundle = bundle
         self.labels: list[str] = json.loads((bundle / "labels.json").read_text(encoding="utf-8"))
         self.preprocessing: dict[str, Any] = json.loads((bundle / "preprocessing.json").read_text(encoding="utf-8"))
-        self.modality: str = self.preprocessing["modality"]
+        self.modality: str = self.preprocessing.get("modality", "")
+        if self.modality not in ENCODERS:
+            raise BundleError(
+                f"{bundle / 'preprocessing.json'}: the bundle's modality is {self.modality!r}, which this predict.py "
+                f"does not serve (it serves {', '.join(ENCODERS)}); serve it with a tlpipe that knows that modality."
+            )
         model_file = model_file or manifest.get("model_file", "model.onnx")
         self.session = ort.InferenceSession(str(bundle / model_file), providers=["CPUExecutionProvider"])
         outputs = self.session.get_outputs()[0].shape[-1]
@@ -87,7 +92,7 @@ class Predictor:
                 f"{bundle / 'labels.json'}: {len(self.labels)} labels, but {model_file} has {outputs} outputs; "
                 "the files come from different exports."
             )
-        self._encode = self._text_encoder() if self.modality == "text" else self._image_encoder()
+        self._encode = ENCODERS[self.modality](self)
 
     def predict(self, inputs: Sequence[str]) -> list[dict[str, Any]]:
         """One dict per input: ``input``, ``label`` and ``probabilities`` (label to probability)."""
@@ -147,10 +152,16 @@ class Predictor:
         return encode
 
 
+# What each modality's bundle is fed with: how a batch of inputs becomes the model's input tensors.
+ENCODERS = {"text": Predictor._text_encoder, "image": Predictor._image_encoder}
+
+
 def read_inputs(paths: Sequence[str], texts: Sequence[str], column: str | None, modality: str) -> list[str]:
     """The inputs named on the command line, checked against what the bundle classifies."""
     if modality == "text":
         return list(texts) + [text for path in paths for text in _texts_in(Path(path), column)]
+    if modality != "image":
+        raise BundleError(f"this predict.py reads no inputs for a bundle of modality {modality!r}")
     if texts:
         raise BundleError("--text given, but this bundle classifies images; pass image files or folders.")
     return [str(image) for path in paths for image in _images_in(Path(path))]
