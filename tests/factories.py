@@ -23,6 +23,15 @@ SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 _image_seeds = count()
 
 
+def files_in(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under ``folder`` (git's and DVC's included): its content and modification time."""
+    return {
+        str(path.relative_to(folder)): (path.read_bytes(), path.stat().st_mtime_ns)
+        for path in folder.rglob("*")
+        if path.is_file()
+    }
+
+
 def make_texts(label: str, count: int, offset: int = 0) -> list[str]:
     """Distinct short texts that mention ``label``'s keywords: learnable by a tiny model."""
     words = CLASS_WORDS[label]

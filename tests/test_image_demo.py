@@ -7,20 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from factories import files_in
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "examples"))
 import image_demo  # noqa: E402
 from demo_project import MARKER, ForeignFolderError  # noqa: E402
-
-
-def files_in(folder: Path) -> dict[str, tuple[bytes, int]]:
-    """Every file under ``folder``, git's and DVC's included: its content and modification time."""
-    return {
-        str(path.relative_to(folder)): (path.read_bytes(), path.stat().st_mtime_ns)
-        for path in folder.rglob("*")
-        if path.is_file()
-    }
 
 
 def head(folder: Path) -> str:

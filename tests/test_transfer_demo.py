@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from factories import files_in
 
 from tlpipe.params import load_params
 
@@ -80,15 +81,6 @@ def test_the_project_has_the_three_tables_and_a_loadable_params_yaml(tmp_path: P
     assert "Provenance" in (tmp_path / "data" / "source" / "README.md").read_text()
     assert (tmp_path / "dvc.yaml").is_file() and (tmp_path / "src" / "tlpipe").is_dir()
     assert {"/models/", "/.tlpipe.lock"} <= set((tmp_path / ".gitignore").read_text().split())
-
-
-def files_in(folder: Path) -> dict[str, tuple[bytes, int]]:
-    """Every file under ``folder``: its content and modification time."""
-    return {
-        str(path.relative_to(folder)): (path.read_bytes(), path.stat().st_mtime_ns)
-        for path in folder.rglob("*")
-        if path.is_file()
-    }
 
 
 def test_writing_the_project_again_in_its_folder_leaves_every_file_as_it_was(tmp_path: Path) -> None:

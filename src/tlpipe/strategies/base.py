@@ -7,6 +7,7 @@ for the schedule, ``apply_phase`` for what trains. It holds no strategy's specia
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -19,7 +20,7 @@ Preprocess = Callable[[Sequence[Any]], dict[str, torch.Tensor]]
 Recipe = Mapping[str, Any]
 
 
-class Strategy:
+class Strategy(ABC):
     """A transfer strategy: a policy over the body and head that any modality's model family offers.
 
     ``recipes``: per modality, the values of the recipe keys (``tlpipe.strategies.recipes.RECIPE_KEYS``) the
@@ -47,9 +48,9 @@ class Strategy:
         """Why these settings (recipe filled in) cannot run with this strategy, naming the keys; None if they can."""
         return None
 
+    @abstractmethod
     def phases(self, train: TrainConfig, blocks: int) -> list[Phase]:
         """The phases covering epochs 1 .. ``train.epochs`` for a body of ``blocks`` blocks."""
-        raise NotImplementedError
 
     def apply_phase(self, model: Any, phase: Phase) -> None:
         """Set what trains in ``phase``: the head and the top ``phase.trainable_blocks`` blocks by default."""
@@ -57,10 +58,22 @@ class Strategy:
 
     def prepare_inputs(self, model: Any, preprocess: Preprocess, inputs: Sequence[Any], batch_size: int) -> None:
         """Fit what the model reads from the training inputs, before a saved state (which holds it) loads."""
+        return None  # most strategies read the inputs as they are
 
     def prepare_body(self, tune: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
         """Change the body before the first epoch (``tune`` tunes it on pairs); what was done, for the record."""
         return None
+
+
+class ReadsWordpieces(Strategy):
+    """The head also reads a TF-IDF bag of the input's wordpieces, fitted on the training texts
+    (``tlpipe.modalities.text.lexicon``), for labels that hang on words the pretrained body never saw."""
+
+    reads_wordpieces = True
+    not_for = "its second channel is a bag of a text's wordpieces, which only texts have"
+
+    def prepare_inputs(self, model: Any, preprocess: Preprocess, inputs: Sequence[Any], batch_size: int) -> None:
+        model.fit_lexicon(preprocess, list(inputs), batch_size)
 
 
 class HeadOnly(Strategy):
