@@ -38,6 +38,7 @@ from tlpipe.modalities.text.model import TextPreprocessor, load_pretrained, load
 from tlpipe.optimization import adamw, parameter_groups
 from tlpipe.runtime import cpu_computes_bf16
 from tlpipe.sources import fetch_snapshot
+from tlpipe.strategies.contrastive import pair_settings
 from tlpipe.training import seed_everything
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,7 +68,7 @@ def main() -> None:
     sampled = table.groupby(LABEL, group_keys=False).sample(n=args.per_class, random_state=0)
     labels = sorted(sampled[LABEL].unique())
     texts, ids = sampled[INPUT].tolist(), [labels.index(label) for label in sampled[LABEL]]
-    pairs = make_pairs(ids, pair_count(len(texts), train.contrastive), seed=0)
+    pairs = make_pairs(ids, pair_count(len(texts), pair_settings(train)), seed=0)
     batches = [pairs[start : start + train.batch_size] for start in range(0, len(pairs), train.batch_size)]
     batches = batches[: args.batches]
     ways = ("before", "after", "bf16")
@@ -84,9 +85,9 @@ def main() -> None:
         for parameter in model.head.parameters():
             parameter.requires_grad_(False)
         batch_embeddings = BatchEmbeddings(model)
-        losses = {"before": pair_loss(train.contrastive.loss, EachSide(model)),
-                  "after": pair_loss(train.contrastive.loss, batch_embeddings),
-                  "bf16": pair_loss(train.contrastive.loss, batch_embeddings)}  # fmt: skip
+        losses = {"before": pair_loss(pair_settings(train).loss, EachSide(model)),
+                  "after": pair_loss(pair_settings(train).loss, batch_embeddings),
+                  "bf16": pair_loss(pair_settings(train).loss, batch_embeddings)}  # fmt: skip
         optimizers = {"before": torch.optim.AdamW(parameter_groups(model, train)), "after": adamw(model, train),
                       "bf16": adamw(model, train)}  # fmt: skip
         for batch in batches:

@@ -10,7 +10,7 @@ from tlpipe.errors import ConfigError
 from tlpipe.modalities.text.modality import TEXT_RULE
 from tlpipe.params import parse_params
 from tlpipe.strategies import get_strategy, strategies_for
-from tlpipe.strategies.recipes import RECIPE_KEYS, recipe_keys_used, settings_for
+from tlpipe.strategies.recipes import RECIPE_KEYS, recipe_keys, recipe_keys_used, settings_for
 
 AUTO = TrainConfig(strategy="auto", batch_size=8, seed=7)
 TEXT_STRATEGIES = strategies_for("text")
@@ -117,7 +117,8 @@ def test_a_named_strategy_brings_its_recipe_where_params_yaml_leaves_keys_null(s
         actual = getattr(settings, key)
         assert (actual.model_dump() if isinstance(value, dict) else actual) == value, key
     assert settings.batch_size == 8
-    assert recipe_keys_used(named) == list(RECIPE_KEYS)
+    assert recipe_keys_used(named, strategy) == list(recipe_keys(strategy))
+    assert set(RECIPE_KEYS) <= set(recipe_keys(strategy))
 
 
 def test_a_value_set_in_params_yaml_overrides_the_recipe() -> None:
@@ -129,7 +130,8 @@ def test_a_value_set_in_params_yaml_overrides_the_recipe() -> None:
 
     assert settings.epochs == 9
     assert settings.layer_decay == recipe("freeze_unfreeze")["layer_decay"]
-    assert "epochs" not in recipe_keys_used(named) and "layer_decay" in recipe_keys_used(named)
+    used = recipe_keys_used(named, "freeze_unfreeze")
+    assert "epochs" not in used and "layer_decay" in used and "freeze_unfreeze.head_epochs" in used
 
 
 def test_recipe_and_user_settings_that_clash_are_refused_when_params_load() -> None:

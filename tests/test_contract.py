@@ -142,3 +142,61 @@ def test_stage_code_dependencies_are_exactly_the_modules_it_imports(stage: str) 
         f"      - {path}" for path in missing
     )
     assert not unused, f"dvc.yaml stages.{stage}.deps lists code the stage does not import; remove: {unused}"
+
+
+# Where a strategy's name may appear in src/ besides its own module and the registry, and why.
+NAMED_ELSEWHERE = {
+    "config.py": {"full": "the default of train.strategy and pretrain.train.strategy"},
+    "modalities/text/modality.py": {
+        name: "the text auto rule names the strategies it picks"
+        for name in ("contrastive", "freeze_unfreeze", "linear_probe", "lexical_probe", "lexical_contrastive")
+    },
+    "modalities/image/modality.py": {
+        name: "the image auto rule names the strategies it picks" for name in ("linear_probe", "freeze_unfreeze")
+    },
+    "contrastive.py": {"contrastive": "also the name of a sentence-transformers pair loss (train.contrastive.loss)"},
+}
+
+
+def strategy_names_in(path: Path, sections: set[str]) -> set[str]:
+    """The strategy names ``path`` spells out: string constants, and attributes named after a strategy's section."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Constant) and node.value in STRATEGIES:
+            names.add(node.value)
+        elif isinstance(node, ast.Attribute) and node.attr in sections:
+            names.add(node.attr)
+        elif isinstance(node, ast.keyword) and node.arg in sections:
+            names.add(node.arg)
+    return names
+
+
+def test_a_strategy_is_named_only_in_its_own_module_and_the_registry() -> None:
+    from tlpipe.strategies import strategy_sections
+
+    package = REPO / "src" / "tlpipe"
+    sections = set(strategy_sections())
+    found = {}
+    for path in sorted(package.rglob("*.py")):
+        where = path.relative_to(package).as_posix()
+        if where == "strategies/__init__.py":
+            continue
+        own = path.stem if where.startswith("strategies/") else None
+        allowed = set(NAMED_ELSEWHERE.get(where, {})) | ({own} if own else set())
+        if own in STRATEGIES:
+            allowed |= {importlib.import_module(STRATEGIES[own]).STRATEGY.section}
+        if stray := strategy_names_in(path, sections) - allowed:
+            found[where] = sorted(stray)
+
+    assert found == {}, (
+        f"strategy names outside their own module (add a why to NAMED_ELSEWHERE only if unavoidable): {found}"
+    )
+    for where, named in NAMED_ELSEWHERE.items():  # an exception the code no longer needs goes
+        assert set(named) <= strategy_names_in(package / where, sections), where
+
+
+def test_the_name_check_finds_a_strategy_named_elsewhere(tmp_path: Path) -> None:
+    planted = tmp_path / "planted.py"
+    planted.write_text('if train.strategy == "bitfit":\n    head = train.freeze_unfreeze.head_epochs\n')
+
+    assert strategy_names_in(planted, {"freeze_unfreeze"}) == {"bitfit", "freeze_unfreeze"}

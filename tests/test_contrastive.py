@@ -9,9 +9,9 @@ import pytest
 import torch
 from test_training import FAST, build, encode, train_once
 
-from tlpipe.config import ContrastiveConfig
 from tlpipe.contrastive import BatchEmbeddings, make_pairs, pair_count, pair_loss, tune_body
 from tlpipe.errors import DataError
+from tlpipe.strategies.contrastive import ContrastiveSettings, pair_settings
 from tlpipe.train_state import TrainStateStore
 from tlpipe.training import Callbacks, fine_tune
 
@@ -19,7 +19,7 @@ CONTRASTIVE = FAST.model_copy(
     update={
         "strategy": "contrastive",
         "learning_rate": 1e-2,  # the tiny body starts random: it needs a large step to learn in 27 steps
-        "contrastive": ContrastiveConfig(pairs_per_example=6, max_pairs=400),
+        "contrastive": ContrastiveSettings(pairs_per_example=6, max_pairs=400),
     }
 )
 LABELS_12 = [0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2]
@@ -30,7 +30,7 @@ LABELS_12 = [0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2]
     [(10, 20, 2000, 200), (300, 20, 2000, 2000), (7, 3, 2000, 20), (1, 2, 2000, 2), (50, 20, 999, 998)],
 )
 def test_pairs_scale_with_the_data_up_to_the_cap(examples: int, per_example: int, cap: int, expected: int) -> None:
-    settings = ContrastiveConfig(pairs_per_example=per_example, max_pairs=cap)
+    settings = ContrastiveSettings(pairs_per_example=per_example, max_pairs=cap)
 
     assert pair_count(examples, settings) == expected
 
@@ -159,7 +159,7 @@ def test_tuning_pulls_classes_apart_in_the_body_and_leaves_the_head_alone(
     assert torch.equal(model.head.weight, head_before)
     assert summary.precision == precision
     assert {parameter.dtype for parameter in model.parameters()} == {torch.float32}  # autocast leaves weights fp32
-    assert summary.pairs == pair_count(len(train_table), CONTRASTIVE.contrastive) == 216
+    assert summary.pairs == pair_count(len(train_table), pair_settings(CONTRASTIVE)) == 216
     assert summary.similar_pairs == 108
     assert summary.steps == 27  # 216 pairs in batches of 8
 

@@ -12,6 +12,7 @@ from factories import REPO
 from tlpipe.errors import ConfigError
 from tlpipe.params import load_params
 from tlpipe.params_overrides import apply_overrides
+from tlpipe.strategies import get_strategy
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def test_dotted_overrides_are_written_and_the_comments_kept(params: Path) -> Non
 
     assert changed == ["train.epochs", "train.freeze_unfreeze.head_epochs"]
     assert load_params(params).train.epochs == 3
-    assert load_params(params).train.freeze_unfreeze.head_epochs == 2
+    assert get_strategy("freeze_unfreeze").settings(load_params(params).train).head_epochs == 2
     assert "# The only config file." in params.read_text()
 
 

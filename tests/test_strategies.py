@@ -208,9 +208,12 @@ def test_each_registered_strategy_module_holds_that_strategy_with_known_recipes(
     assert strategy.name == name and strategy.summary
     assert strategy.recipes and set(strategy.recipes) <= set(MODALITIES)
     for recipe in strategy.recipes.values():
-        keys = [f"{key}.{nested}" for key, value in recipe.items() if isinstance(value, dict) for nested in value]
-        keys += [key for key, value in recipe.items() if not isinstance(value, dict)]
-        assert set(keys) <= set(RECIPE_KEYS), name
+        assert {key for key, value in recipe.items() if not isinstance(value, dict)} <= set(RECIPE_KEYS), name
+        own = {key: value for key, value in recipe.items() if isinstance(value, dict)}
+        assert set(own) <= {strategy.section}, name  # a recipe fills only its strategy's own section
+        for values in own.values():
+            assert strategy.settings_model is not None
+            assert set(values) <= set(strategy.settings_model.model_fields), name
 
 
 def test_a_strategy_applies_only_to_the_modalities_it_has_a_recipe_for() -> None:

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from tlpipe.checkpoint import load_checkpoint, save_checkpoint
-from tlpipe.config import FreezeUnfreezeConfig, PreprocessConfig, TrainConfig
+from tlpipe.config import PreprocessConfig, TrainConfig
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.modalities import get_modality
 from tlpipe.modalities.text.model import TextPreprocessor, load_pretrained, load_tokenizer
+from tlpipe.strategies.freeze_unfreeze import FreezeUnfreezeSettings
 from tlpipe.train_state import TrainStateStore
 from tlpipe.training import Callbacks, class_weights, fine_tune, predict_logits, seed_everything
 
@@ -144,7 +145,7 @@ def test_early_stopping_never_ends_a_run_before_its_last_phase_has_started(
             "layer_decay": 0.8,
             "head_learning_rate": 1e-12,
             "early_stopping_patience": 1,
-            "freeze_unfreeze": FreezeUnfreezeConfig(head_epochs=3),
+            "freeze_unfreeze": FreezeUnfreezeSettings(head_epochs=3),
         }
     )
 

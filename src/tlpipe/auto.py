@@ -30,7 +30,7 @@ class AutoRule:
     few: str
     many: str
     evidence: str
-    compare: tuple[str, ...] = ("linear_probe",)
+    compare: tuple[str, ...] = ()
     companions: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 

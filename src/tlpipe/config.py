@@ -149,41 +149,6 @@ class PreprocessConfig(Section):
     augment: AugmentConfig = AugmentConfig()
 
 
-class FreezeUnfreezeConfig(Section):
-    """``freeze_unfreeze``: train the head with the body frozen, then everything (fastai's fine_tune)."""
-
-    head_epochs: int | None = Field(
-        1, ge=1, description="epochs with the body frozen, before unfreezing (null: the strategy's recipe)"
-    )
-
-
-class GradualUnfreezeConfig(Section):
-    """``gradual_unfreeze``: head first, then one more body block from the top every few epochs (ULMFiT)."""
-
-    epochs_per_block: int = Field(1, ge=1, description="epochs before the next block down is unfrozen")
-
-
-class ContrastiveConfig(Section):
-    """``contrastive``: tune the body on labelled pairs (the SetFit method), then train the head on its features.
-
-    Pairs scale with the data: ``pairs_per_example`` per training example, at most ``max_pairs``,
-    half of them from the same class and half from different classes. ``final_body`` applies when
-    cross-validation chose the strategy (``tlpipe.stages.train``).
-    """
-
-    pairs_per_example: int = Field(20, ge=2, le=1000, description="pairs drawn per training example")
-    max_pairs: int = Field(2000, ge=2, description="cap on the pairs of one epoch, so large datasets stay practical")
-    epochs: int = Field(1, ge=1, le=100, description="passes over the pairs")
-    loss: Literal["cosine_similarity", "contrastive", "online_contrastive"] = Field(
-        "cosine_similarity", description="sentence-transformers pair loss"
-    )
-    final_body: Literal["tune", "fold_average"] = Field(
-        "tune",
-        description="under cross-validation, the final model's body: tuned again on every example (tune), or the "
-        "element-wise mean of the folds' tuned bodies, with no further tuning (fold_average: cheaper)",
-    )
-
-
 class AutoConfig(Section):
     """``auto``: choose the strategy from the data, with the recipe the benchmark validated (``tlpipe.auto``)."""
 
@@ -207,7 +172,14 @@ class TrainConfig(Section):
     The keys in ``tlpipe.strategies.recipes.RECIPE_KEYS`` differ by strategy: each strategy brings its own values
     (its recipe, ``tlpipe.strategies``), and a key set here (not null) overrides the recipe. The stage records the
     settings it ran with and which of them came from the recipe.
+
+    A strategy's own settings are a section named after it (``train.contrastive``, ``train.freeze_unfreeze``),
+    defined and validated by the strategy: this model keeps them as given, and ``tlpipe.params`` rejects any
+    key that is neither a field here nor a strategy's section.
     """
+
+    # Strategies sit above the config in the layers, so their sections cannot be fields; tlpipe.params checks them.
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     strategy: str = Field(
         "full", description="auto, or a key of tlpipe.strategies.STRATEGIES (checked by tlpipe.params)"
@@ -236,9 +208,6 @@ class TrainConfig(Section):
     early_stopping_patience: int = Field(
         0, ge=0, description="stop after this many epochs without a better validation macro-F1 (0 = off)"
     )
-    freeze_unfreeze: FreezeUnfreezeConfig = FreezeUnfreezeConfig()
-    gradual_unfreeze: GradualUnfreezeConfig = GradualUnfreezeConfig()
-    contrastive: ContrastiveConfig = ContrastiveConfig()
     auto: AutoConfig = AutoConfig()
     seed: int = Field(42, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -338,15 +307,19 @@ def validate_sections(raw: object, origin: str = "params.yaml") -> Params:
         raise ConfigError(describe(exc, origin)) from None
 
 
-def describe(exc: ValidationError, origin: str) -> str:
-    """One line per invalid setting, naming its key (and the allowed keys, for an unknown one)."""
+def describe(exc: ValidationError, origin: str, model: type[BaseModel] = Params, at: tuple[str, ...] = ()) -> str:
+    """One line per invalid setting, naming its key (and the allowed keys, for an unknown one).
+
+    ``model`` is what failed to validate, found at the section ``at`` of params.yaml (the top level by default).
+    """
     lines = [f"{origin}: {exc.error_count()} invalid setting(s):"]
     for error in exc.errors():
-        location = [str(part) for part in error["loc"]]
+        inner = [str(part) for part in error["loc"]]
+        location = [*at, *inner]
         if error["type"] == "extra_forbidden":
             key = location[-1]
             where = f"section '{'.'.join(location[:-1])}'" if len(location) > 1 else "the top level"
-            allowed = _allowed_keys(location[:-1])
+            allowed = _allowed_keys(model, inner[:-1])
             lines.append(f"  - unknown key '{key}' in {where}; allowed keys: {', '.join(allowed)}")
         else:
             message = error["msg"].removeprefix("Value error, ")
@@ -357,8 +330,7 @@ def describe(exc: ValidationError, origin: str) -> str:
     return "\n".join(lines)
 
 
-def _allowed_keys(section_path: list[str]) -> list[str]:
-    model: type[BaseModel] = Params
+def _allowed_keys(model: type[BaseModel], section_path: list[str]) -> list[str]:
     for part in section_path:
         annotation = model.model_fields[part].annotation
         assert isinstance(annotation, type) and issubclass(annotation, BaseModel)

@@ -24,10 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from tlpipe.config import ContrastiveConfig, TrainConfig
+from tlpipe.config import TrainConfig
 from tlpipe.errors import DataError
 from tlpipe.optimization import Phase, adamw, apply_phase, optimizer_step, warmup_then_linear_decay
 from tlpipe.runtime import precision_name
+from tlpipe.strategies.contrastive import ContrastiveSettings, pair_settings
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class ContrastiveSummary:
         return asdict(self)
 
 
-def pair_count(examples: int, settings: ContrastiveConfig) -> int:
+def pair_count(examples: int, settings: ContrastiveSettings) -> int:
     """Pairs per epoch: ``pairs_per_example`` for each example, capped at ``max_pairs``, even."""
     return max(2, min(settings.pairs_per_example * examples, settings.max_pairs) // 2 * 2)
 
@@ -161,10 +162,10 @@ def tune_body(
     ``layer_decay`` downwards. Dropout is on, gradients accumulate over ``gradient_accumulation``
     batches of pairs and their norm is clipped, and the schedule warms up then decays over all steps.
     """
-    settings = train.contrastive
+    settings = pair_settings(train)
     started = time.perf_counter()
     pairs = make_pairs(labels, pair_count(len(inputs), settings), train.seed)
-    apply_phase(model, Phase("contrastive", 1, settings.epochs, len(model.body_blocks())))
+    apply_phase(model, Phase("pairs", 1, settings.epochs, len(model.body_blocks())))
     for parameter in model.head.parameters():
         parameter.requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]

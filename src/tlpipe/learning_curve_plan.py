@@ -28,6 +28,7 @@ from typing import Any
 
 from tlpipe.errors import ConfigError
 from tlpipe.params import parse_params
+from tlpipe.strategies import STRATEGIES, get_strategy
 from tlpipe.sweep_plan import yaml_value
 
 DEFAULT_SIZES = (8, 16, 32, 64)
@@ -269,8 +270,12 @@ def _size_table(intro: str, names: list[str], sizes: list[int], cell: Callable[[
 
 
 def scratch_setting(settings: dict[str, dict[str, Any]]) -> str | None:
-    """The compared setting that trains from scratch (``train.strategy: scratch``), if one is."""
-    return next((name for name, overrides in settings.items() if overrides.get("train.strategy") == "scratch"), None)
+    """The compared setting whose strategy trains from scratch (a randomly initialised body), if one is."""
+    return next((name for name, overrides in settings.items() if _from_scratch(overrides.get("train.strategy"))), None)
+
+
+def _from_scratch(strategy: Any) -> bool:
+    return isinstance(strategy, str) and strategy in STRATEGIES and not get_strategy(strategy).pretrained
 
 
 def scratch_pairs(results: list[PointResult], scratch: str) -> list[tuple[PointResult, PointResult]]:

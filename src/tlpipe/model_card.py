@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from tlpipe.modalities.base import Modality
+from tlpipe.strategies import STRATEGIES, get_strategy
 from tlpipe.wording import counted
 
 VERSIONED_PACKAGES = (
@@ -140,25 +141,9 @@ def _strategy_lines(classifier: Mapping[str, Any], history: Mapping[str, Any]) -
             marks["epochs"] = " (cross-validated)"
         shown = ", ".join(f"{key} {settings[key]}{marks.get(key, '')}" for key in keys if key in settings)
         lines += ["", f"Settings: {shown}. (recipe): the strategy's own default, not set in params.yaml."]
+    if strategy in STRATEGIES and (own := get_strategy(strategy).card_lines(history)):
+        lines += ["", *own]
     tuning = history.get("body_tuning")
-    if tuning and tuning.get("method") == "fold_average":
-        lines += [
-            "",
-            f"Contrastive phase: the encoder is the element-wise mean of the {tuning['folds']} cross-validation folds' "
-            "tuned encoders (`train.contrastive.final_body: fold_average`), tuned on "
-            f"{counted(tuning['pairs'], 'pair')} in all "
-            f"({tuning['similar_pairs']} from the same class), sentence-transformers `{tuning['loss']}` loss in "
-            f"{tuning.get('precision', 'fp32')}, {tuning['seconds']:.0f} s; then the head was trained on its features "
-            "of every example.",
-        ]
-    elif tuning:
-        lines += [
-            "",
-            f"Contrastive phase: {counted(tuning['pairs'], 'pair')} ({tuning['similar_pairs']} from the same class) "
-            f"for {counted(tuning['epochs'], 'epoch')}, sentence-transformers `{tuning['loss']}` loss in "
-            f"{tuning.get('precision', 'fp32')}, {tuning['seconds']:.0f} s; then the head was trained on the tuned "
-            "encoder's features.",
-        ]
     selection = choice.get("model_selection") or {}
     if selection.get("method") == "cross_validation":
         lines += ["", selection["reason"], "", *_cross_validation_table(choice["cross_validation"], strategy)]

@@ -13,16 +13,18 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from tlpipe.config import Params, validate_sections
+from tlpipe.config import Params, TrainConfig, describe, validate_sections
 from tlpipe.errors import ConfigError
 from tlpipe.modalities import MODALITIES, get_modality
-from tlpipe.strategies import STRATEGIES, get_strategy, strategies_for
+from tlpipe.strategies import STRATEGIES, get_strategy, strategies_for, strategy_sections
 from tlpipe.strategies.recipes import settings_for
 
 
 def parse_params(raw: object, origin: str = "params.yaml") -> Params:
     """Build ``Params`` from a parsed YAML mapping; raise ``ConfigError`` naming each bad key."""
     params = validate_sections(raw, origin)
+    for key, train in (("train", params.train), ("pretrain.train", params.pretrain.train)):
+        check_strategy_sections(train, key, origin)
     if problem := conflict_across_sections(params):
         raise ConfigError(f"{origin}: 1 invalid setting(s):\n  - {problem}")
     return params
@@ -46,6 +48,23 @@ def load_params(path: Path | str = "params.yaml") -> Params:
             "that ships with tlpipe (every key there has its default value)."
         )
     return params
+
+
+def check_strategy_sections(train: TrainConfig, key: str, origin: str = "params.yaml") -> None:
+    """Validate each strategy's own section of ``train`` (found at ``key``) with its model; raise ``ConfigError``
+    naming the key, and the allowed keys for one that is neither a setting nor a strategy's section."""
+    sections = strategy_sections()
+    for section, value in (train.model_extra or {}).items():
+        if section not in sections:
+            allowed = sorted([*TrainConfig.model_fields, *sections])
+            raise ConfigError(
+                f"{origin}: 1 invalid setting(s):\n  - unknown key '{section}' in section '{key}'; "
+                f"allowed keys: {', '.join(allowed)}"
+            )
+        try:
+            sections[section].model_validate(value or {})
+        except ValidationError as exc:
+            raise ConfigError(describe(exc, origin, sections[section], (*key.split("."), section))) from None
 
 
 def conflict_across_sections(params: Params) -> str | None:

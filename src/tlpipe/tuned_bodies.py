@@ -33,6 +33,7 @@ from torch import nn
 from tlpipe.artifacts import atomic_file
 from tlpipe.config import TrainConfig
 from tlpipe.feature_cache import FeatureCache
+from tlpipe.strategies.contrastive import PAIR_SECTION, pair_settings
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ SUMMED = ("pairs", "similar_pairs", "steps", "seconds")  # over the folds, in an
 
 # The train settings the contrastive phase reads (tlpipe.contrastive.tune_body and the runtime it runs on).
 TUNING_SETTINGS = {
-    "contrastive", "learning_rate", "layer_decay", "weight_decay", "warmup_ratio", "batch_size",
+    "learning_rate", "layer_decay", "weight_decay", "warmup_ratio", "batch_size",
     "gradient_accumulation", "max_grad_norm", "seed", "device", "mixed_precision", "deterministic", "processes",
 }  # fmt: skip
 
@@ -57,7 +58,9 @@ class TunedBodies:
         """The key of the body tuned on ``inputs`` with ``labels`` under ``train``'s tuning settings."""
         digest = hashlib.sha256(self.features.key(inputs).encode())
         digest.update(json.dumps(list(labels)).encode())
-        digest.update(json.dumps(train.model_dump(mode="json", include=TUNING_SETTINGS), sort_keys=True).encode())
+        tuning = train.model_dump(mode="json", include=TUNING_SETTINGS)
+        tuning[PAIR_SECTION] = pair_settings(train).model_dump(mode="json")
+        digest.update(json.dumps(tuning, sort_keys=True).encode())
         return digest.hexdigest()
 
     def load_or_tune(

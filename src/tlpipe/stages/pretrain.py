@@ -146,7 +146,7 @@ def _train_on_source(
     log.info("Pretraining with %s on %d source examples (%s)", settings.strategy, len(fit), plan.reason)
     model = ModelConfig(source=pretrain.start_from, architecture=pretrain.architecture)
     run = CandidateRun(source_paths, model, preprocess, modality, start, labels, fit, valid)
-    result = run.train(settings, None, recipe_keys_used(pretrain.train))
+    result = run.train(settings, None, recipe_keys_used(pretrain.train, plan.candidates[0]))
     best = {
         "folder": run.state_folder(settings.strategy) / BEST,
         "strategy": settings.strategy,

@@ -43,6 +43,7 @@ from tlpipe.runtime import select_runtime
 from tlpipe.sources import PRETRAINING_RECORD, shareable_source, verify_snapshot
 from tlpipe.stages.prepare import DATA_VERSION, FOLDS, LABELS, TRAIN, VALID
 from tlpipe.strategies import get_strategy
+from tlpipe.strategies.contrastive import pair_settings
 from tlpipe.strategies.recipes import recipe_keys_used, settings_for
 from tlpipe.train_state import BEST, TrainStateStore
 from tlpipe.training import Callbacks, TrainResult, fine_tune, seed_everything
@@ -81,7 +82,7 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
         else:
             results = {
                 strategy: candidate_run.train(
-                    settings_for(train, strategy, modality.name), training_log, recipe_keys_used(train)
+                    settings_for(train, strategy, modality.name), training_log, recipe_keys_used(train, strategy)
                 )
                 for strategy in plan.candidates
             }
@@ -130,8 +131,8 @@ def _cross_validate_then_refit(
     chosen = plan.settle({name: score.mean for name, score in scores.items()}, "Cross-validated macro-F1")
     plan.cross_validation = {name: score.to_dict() for name, score in scores.items()}
     final = settings_for(train, chosen, modality).model_copy(update={"epochs": scores[chosen].epochs})
-    from_recipe = [key for key in recipe_keys_used(train) if key != "epochs"]
-    if get_strategy(chosen).tunes_body_on_pairs and final.contrastive.final_body == FOLD_AVERAGE:
+    from_recipe = [key for key in recipe_keys_used(train, chosen) if key != "epochs"]
+    if get_strategy(chosen).tunes_body_on_pairs and pair_settings(final).final_body == FOLD_AVERAGE:
         _average_fold_bodies(candidate_run, folds, final)
     log.info("Training the final %s model on all %d examples, %d epochs", chosen, len(candidate_run.fit), final.epochs)
     result = candidate_run.train(final, training_log, from_recipe)

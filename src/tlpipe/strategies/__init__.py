@@ -2,9 +2,10 @@
 
 A strategy decides what trains in each stretch of epochs (its phases), what the loop trains on
 (the raw inputs, or features the frozen body computes once), what it prepares first (a wordpiece
-channel, a body tuned on pairs), the settings it refuses, and its recipe per modality. It applies to
-the modalities it has a recipe for. Adding a strategy is a new module and one line in ``STRATEGIES``;
-``train.strategy`` and ``train.auto.compare`` in params.yaml name the entries.
+channel, a body tuned on pairs), the settings it refuses, its own section of settings, its lines in
+the model card, and its recipe per modality. It applies to the modalities it has a recipe for. Adding a
+strategy is a new module and one line in ``STRATEGIES``; ``train.strategy`` and ``train.auto.compare`` in
+params.yaml name the entries.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from tlpipe.strategies.base import Strategy
 
 STRATEGIES = {
@@ -40,3 +43,13 @@ def get_strategy(name: str) -> Strategy:
 def strategies_for(modality: str) -> list[str]:
     """The strategies with a recipe for ``modality``, in registry order."""
     return [name for name in STRATEGIES if get_strategy(name).applies_to(modality)]
+
+
+def strategy_sections() -> dict[str, type[BaseModel]]:
+    """The strategies' own sections of ``train`` (``train.<section>``) and the model that validates each."""
+    sections: dict[str, type[BaseModel]] = {}
+    for name in STRATEGIES:
+        strategy = get_strategy(name)
+        if strategy.section is not None and strategy.settings_model is not None:
+            sections.setdefault(strategy.section, strategy.settings_model)
+    return sections

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
+from pydantic import BaseModel
 
 from tlpipe.config import TrainConfig
 from tlpipe.optimization import Phase, apply_phase
@@ -23,9 +24,11 @@ Recipe = Mapping[str, Any]
 class Strategy(ABC):
     """A transfer strategy: a policy over the body and head that any modality's model family offers.
 
-    ``recipes``: per modality, the values of the recipe keys (``tlpipe.strategies.recipes.RECIPE_KEYS``) the
-    strategy runs with unless params.yaml sets them; a strategy applies to the modalities it has one for.
-    ``not_for``: why it applies to no other (said when params.yaml names it for one).
+    ``recipes``: per modality, the values of the recipe keys (``tlpipe.strategies.recipes.RECIPE_KEYS``, and
+    keys of its own section) the strategy runs with unless params.yaml sets them; a strategy applies to the
+    modalities it has one for. ``not_for``: why it applies to no other (said when params.yaml names it for one).
+    ``settings_model``: its own settings, the section ``train.<section>`` of params.yaml, validated by it
+    (``tlpipe.params``); ``section`` is its name unless it shares another strategy's section.
     """
 
     name: ClassVar[str]
@@ -37,6 +40,25 @@ class Strategy(ABC):
     changes_body: ClassVar[bool] = True  # False: the body ends as it began (pretraining with it would keep nothing)
     tunes_body_on_pairs: ClassVar[bool] = False  # its prepared body suits another strategy tuned alike
     reads_wordpieces: ClassVar[bool] = False  # the head reads a channel fitted on the training inputs
+    settings_model: ClassVar[type[BaseModel] | None] = None
+    settings_section: ClassVar[str | None] = None
+
+    @property
+    def section(self) -> str | None:
+        """The key of its settings under ``train`` (None: it has none)."""
+        if self.settings_model is None:
+            return None
+        return self.settings_section or self.name
+
+    def settings(self, train: TrainConfig) -> Any:
+        """Its section of ``train``, validated, with the defaults of what params.yaml leaves out."""
+        if self.settings_model is None or self.section is None:
+            raise TypeError(f"strategy {self.name} has no settings of its own")
+        return self.settings_model.model_validate((train.model_extra or {}).get(self.section) or {})
+
+    def card_lines(self, history: Mapping[str, Any]) -> list[str]:
+        """What the model card says about the steps particular to this strategy, from the training history."""
+        return []
 
     def applies_to(self, modality: str) -> bool:
         return modality in self.recipes

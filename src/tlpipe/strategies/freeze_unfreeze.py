@@ -3,14 +3,25 @@ learning rates (fastai's ``fine_tune``)."""
 
 from __future__ import annotations
 
-from tlpipe.config import TrainConfig
+from pydantic import Field
+
+from tlpipe.config import Section, TrainConfig
 from tlpipe.optimization import Phase
 from tlpipe.strategies.base import Strategy
+
+
+class FreezeUnfreezeSettings(Section):
+    """``train.freeze_unfreeze``: train the head with the body frozen, then everything (fastai's fine_tune)."""
+
+    head_epochs: int | None = Field(
+        1, ge=1, description="epochs with the body frozen, before unfreezing (null: the strategy's recipe)"
+    )
 
 
 class FreezeUnfreeze(Strategy):
     name = "freeze_unfreeze"
     summary = "head, then all with layer-wise decayed learning rates"
+    settings_model = FreezeUnfreezeSettings
     recipes = {
         # benchmarks/recipes.py (benchmarks/results/recipes.md), cross-validated at 64 per class: 1e-4 beat 5e-5
         # beyond the folds' spread on both text datasets (seed 0; seed 1 agreed).
@@ -33,11 +44,11 @@ class FreezeUnfreeze(Strategy):
     }
 
     def phases(self, train: TrainConfig, blocks: int) -> list[Phase]:
-        head = train.freeze_unfreeze.head_epochs
+        head = self.settings(train).head_epochs
         return [Phase("head", 1, head, 0), Phase("all", head + 1, train.epochs, blocks)]
 
     def refuses(self, train: TrainConfig) -> str | None:
-        head_epochs = train.freeze_unfreeze.head_epochs
+        head_epochs = self.settings(train).head_epochs
         if head_epochs is not None and head_epochs >= train.epochs:
             return (
                 f"freeze_unfreeze.head_epochs ({head_epochs}) must be less than epochs ({train.epochs}), "

@@ -3,21 +3,30 @@ epochs until all train (ULMFiT), the last phase taking the remaining epochs."""
 
 from __future__ import annotations
 
-from tlpipe.config import TrainConfig
+from pydantic import Field
+
+from tlpipe.config import Section, TrainConfig
 from tlpipe.optimization import Phase
 from tlpipe.strategies.base import Strategy
+
+
+class GradualUnfreezeSettings(Section):
+    """``train.gradual_unfreeze``: head first, then one more body block from the top every few epochs (ULMFiT)."""
+
+    epochs_per_block: int = Field(1, ge=1, description="epochs before the next block down is unfrozen")
 
 
 class GradualUnfreeze(Strategy):
     name = "gradual_unfreeze"
     summary = "one more block from the top every few epochs (ULMFiT)"
+    settings_model = GradualUnfreezeSettings
     recipes = {
         "text": {"epochs": 8, "learning_rate": 5e-5, "head_learning_rate": 1e-3, "layer_decay": 1.0},
         "image": {"epochs": 8, "learning_rate": 1e-4, "head_learning_rate": 1e-3, "layer_decay": 1.0},  # not measured
     }
 
     def phases(self, train: TrainConfig, blocks: int) -> list[Phase]:
-        epochs, per_block = train.epochs, train.gradual_unfreeze.epochs_per_block
+        epochs, per_block = train.epochs, self.settings(train).epochs_per_block
         phases = []
         first = 1
         for unfrozen in range(blocks + 1):

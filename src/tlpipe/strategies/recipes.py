@@ -9,50 +9,73 @@ records the settings it ran with and which came from the recipe.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import BaseModel
 
 from tlpipe.config import TrainConfig
 from tlpipe.errors import ConfigError
-from tlpipe.strategies import get_strategy
+from tlpipe.strategies import get_strategy, strategy_sections
 
-RECIPE_KEYS = ("epochs", "learning_rate", "head_learning_rate", "layer_decay", "freeze_unfreeze.head_epochs")
+RECIPE_KEYS = ("epochs", "learning_rate", "head_learning_rate", "layer_decay")  # every strategy's recipe has them
+
+
+def recipe_keys(strategy: str) -> tuple[str, ...]:
+    """The keys ``strategy``'s recipes fill: ``RECIPE_KEYS``, then those of its own section (``section.key``)."""
+    chosen = get_strategy(strategy)
+    own = {
+        f"{chosen.section}.{key}"
+        for recipe in chosen.recipes.values()
+        for key in recipe.get(chosen.section, {}) if chosen.section
+    }  # fmt: skip
+    return RECIPE_KEYS + tuple(sorted(own))
 
 
 def settings_for(train: TrainConfig, strategy: str, modality: str) -> TrainConfig:
     """``train`` as it runs ``strategy`` on ``modality``: the recipe under every recipe key ``train`` leaves to it.
 
     A key is left to the recipe when it is null, or was not given at all (a ``TrainConfig`` built in
-    code); a value given overrides the recipe, under ``auto`` too. Raises ``ConfigError`` when the result is
-    something the strategy refuses, naming the keys.
+    code); a value given overrides the recipe, under ``auto`` too. Every strategy's section comes out
+    validated, with its defaults. Raises ``ConfigError`` when the result is something the strategy refuses,
+    naming the keys.
     """
     chosen = get_strategy(strategy)
     recipe = chosen.recipe(modality)
-    settings = {**train.model_dump(), "strategy": strategy}
-    for key in RECIPE_KEYS:
+    given = train.model_dump(exclude_unset=True)
+    sections = {section: given_section(train, section) for section in strategy_sections()}
+    settings: dict[str, Any] = {**train.model_dump(exclude=set(train.model_extra or {})), "strategy": strategy}
+    for key in recipe_keys(strategy):
         section, _, nested = key.partition(".")
-        if nested:
-            given = getattr(train, section)
-            if _left_to_recipe(train, section) or _left_to_recipe(given, nested):
-                default = type(given).model_fields[nested].default
-                settings[section] = {**settings[section], nested: recipe.get(section, {}).get(nested, default)}
-        elif _left_to_recipe(train, key):
+        if nested and _left_to_recipe(sections[section], nested):
+            sections[section].pop(nested, None)
+            if nested in recipe.get(section, {}):
+                sections[section][nested] = recipe[section][nested]
+        elif not nested and _left_to_recipe(given, key):
             settings[key] = recipe.get(key, TrainConfig.model_fields[key].default)
+    settings |= {section: model.model_validate(sections[section]) for section, model in strategy_sections().items()}
     filled = TrainConfig.model_validate(settings)
     if refusal := chosen.refuses(filled):
         raise ConfigError(refusal)
     return filled
 
 
-def recipe_keys_used(train: TrainConfig) -> list[str]:
-    """The recipe keys ``train`` (as the user gave it) leaves to the strategy's recipe."""
+def recipe_keys_used(train: TrainConfig, strategy: str) -> list[str]:
+    """The keys of ``strategy``'s recipe that ``train`` (as the user gave it) leaves to the recipe."""
+    given = train.model_dump(exclude_unset=True)
     used = []
-    for key in RECIPE_KEYS:
+    for key in recipe_keys(strategy):
         section, _, nested = key.partition(".")
-        owner = getattr(train, section) if nested else train
-        if (nested and _left_to_recipe(train, section)) or _left_to_recipe(owner, nested or key):
+        if _left_to_recipe(given_section(train, section) if nested else given, nested or key):
             used.append(key)
     return used
 
 
-def _left_to_recipe(model: BaseModel, key: str) -> bool:
-    return key not in model.model_fields_set or getattr(model, key) is None
+def given_section(train: TrainConfig, section: str) -> dict[str, Any]:
+    """The keys of ``train.<section>`` that were given (in params.yaml or in code), as a mapping."""
+    value = (train.model_extra or {}).get(section) or {}
+    return dict(value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else value)
+
+
+def _left_to_recipe(given: Mapping[str, Any], key: str) -> bool:
+    return given.get(key) is None

@@ -25,6 +25,7 @@ from tlpipe.quality import QualityReport
 IMAGE_RULE = AutoRule(
     few="linear_probe",
     many="freeze_unfreeze",
+    compare=("linear_probe",),
     evidence="benchmarks/image_strategies.py on generated shapes and scikit-learn digits with EfficientNet-Lite0",
 )
 
