@@ -8,9 +8,9 @@ requests at 8 per class the folds put it last of four candidates. More folds tra
 closer to the final size, at one more run of every candidate for each fold added; for the
 default at 8 per class that is one more contrastive tuning each, the stage's costly part.
 
-For each dataset of ``few_shot.py``, size and seed, this script runs the default (params.yaml as
+For each dataset of ``harness/text_datasets.py``, size and seed, this script runs the default (params.yaml as
 shipped) and the two probes named alone with each fold count on the same labelled sample, and
-scores each on the training rows the sample did not draw (``undrawn_rows.py``), never the test
+scores each on the training rows the sample did not draw (``harness/text_datasets.py``), never the test
 table. It reports the default's score with each fold count, what it chose, and for every
 candidate how far its cross-validated score fell below what its final model scored on the
 undrawn rows (the folds' pessimism, per strategy).
@@ -32,14 +32,17 @@ import logging
 import statistics
 import sys
 import tempfile
+import time
 from itertools import product
 from pathlib import Path
 from typing import Any
 
-from few_shot import DATASETS, SOURCE, row_settings  # this folder is on sys.path when run as a script
-from undrawn_rows import drawn_and_undrawn, paired_summary, score_on_undrawn
+import pandas as pd
+from harness.text_datasets import DATASETS, drawn_and_undrawn
+from harness.train_runs import SOURCE, configs, train_and_score
 
 from tlpipe.artifacts import write_json, write_text
+from tlpipe.config import SplitConfig, TrainConfig
 from tlpipe.sources import fetch_snapshot
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fold_count.json"
@@ -47,11 +50,60 @@ ROWS = ("default", "linear_probe", "lexical_probe")  # the probes alone: seconds
 
 
 def run(row: str, folds: int, seed: int, labelled: Any, undrawn: Any, snapshot: Path, scratch: Path) -> dict[str, Any]:
-    """``row`` of ``few_shot.py`` with ``split.folds: folds`` on ``labelled``, scored on the undrawn rows."""
-    split, train = row_settings(row, seed)
+    """``row`` (the default, or a probe named alone) with ``split.folds: folds`` on ``labelled``, scored on the
+    undrawn rows."""
+    split, train = configs({} if row == "default" else {"train": {"strategy": row}}, seed)
     result = score_on_undrawn(split.model_copy(update={"folds": folds}), train, labelled, undrawn, snapshot, scratch)
     assert result["model_selection"] == "cross_validation", result["model_selection"]
     return result
+
+
+def score_on_undrawn(
+    split: SplitConfig, train: TrainConfig, labelled: pd.DataFrame, undrawn: pd.DataFrame, snapshot: Path,
+    scratch: Path,
+) -> dict[str, Any]:  # fmt: skip
+    """The train stage with these settings on ``labelled`` in a fresh project under ``scratch``, scored on
+    ``undrawn`` (``undrawn_macro_f1``, ``undrawn_predicted``), with its time and choices."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=scratch) as work:
+        result = train_and_score(split, train, labelled, undrawn, snapshot, Path(work))
+    # Scored on undrawn training rows, not the test table: named so.
+    return {
+        "undrawn_macro_f1": result["score"]["macro_f1"], "seconds": time.perf_counter() - started,
+        **result["details"], "undrawn_predicted": result["predictions"], "undrawn_actual": result["actual"],
+    }  # fmt: skip
+
+
+def paired_summary(runs: list[dict[str, Any]], variants: tuple[str, str], key: str) -> list[dict[str, Any]]:
+    """Per dataset and size, the two ``variants`` (values of ``run[key]``) on the seeds both ran: mean ± std of
+    their undrawn macro-F1, the first minus the second per seed and on average, and their train-seconds ratio."""
+    first, second = variants
+    summary = []
+    for dataset, size in dict.fromkeys((run["dataset"], run["size"]) for run in runs):
+        by_variant = {
+            variant: {r["seed"]: r for r in runs if (r["dataset"], r["size"], r[key]) == (dataset, size, variant)}
+            for variant in variants
+        }
+        seeds = sorted(set(by_variant[first]) & set(by_variant[second]))
+        if not seeds:
+            continue
+        scores = {v: [by_variant[v][s]["undrawn_macro_f1"] for s in seeds] for v in variants}
+        seconds = {v: statistics.fmean(by_variant[v][s]["seconds"] for s in seeds) for v in variants}
+        differences = [a - b for a, b in zip(scores[first], scores[second], strict=True)]
+        summary.append(
+            {
+                "dataset": dataset,
+                "size": size,
+                "seeds": seeds,
+                **{f"{v}_mean": statistics.fmean(scores[v]) for v in variants},
+                **{f"{v}_std": statistics.stdev(scores[v]) if len(seeds) > 1 else 0.0 for v in variants},
+                "differences": differences,
+                "difference_mean": statistics.fmean(differences),
+                "seconds_ratio": seconds[first] / seconds[second],
+                "chose": {v: [by_variant[v][s]["chose"] for s in seeds] for v in variants},
+            }
+        )
+    return summary
 
 
 def main() -> None:

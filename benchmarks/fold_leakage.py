@@ -4,7 +4,7 @@ Where the labelled texts come in near-copies (one ticket pasted twice with a new
 k-fold cross-validation scores a model on texts whose twins it trained on, and rewards
 memorising: a fine-tuned body would look better on the folds than on new data. This check asks
 that without training anything and without choosing anything: for each dataset of
-``benchmarks/few_shot.py``, it embeds every text with the frozen all-MiniLM-L6-v2 (unit length)
+``benchmarks/harness/text_datasets.py``, it embeds every text with the frozen all-MiniLM-L6-v2 (unit length)
 and compares, side by side,
 
 - each training text's nearest other training text (leave-one-out), what a validation fold sees;
@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from few_shot import DATASETS, SOURCE  # this folder is on sys.path when run as a script
+from harness.text_datasets import DATASETS
+from harness.train_runs import SOURCE
 from sentence_transformers import SentenceTransformer
 
 from tlpipe.artifacts import write_json, write_text

@@ -1,6 +1,6 @@
 """Would the head gain from reading the words? The check that led to ``lexical_probe``, outside the pipeline.
 
-For each dataset of ``benchmarks/few_shot.py``, size (8, 16, 32, 64 labelled examples per class)
+For each dataset of ``benchmarks/harness/text_datasets.py``, size (8, 16, 32, 64 labelled examples per class)
 and seed (0, 1, 2), it draws the same seeded training sample the few-shot grid uses and fits
 scikit-learn's logistic regression (C=10, balanced classes, run to convergence) on four inputs:
 
@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from harness.text_datasets import DATASETS
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -38,11 +38,9 @@ from sklearn.model_selection import StratifiedKFold
 from tlpipe.artifacts import write_json, write_text
 from tlpipe.datasets import INPUT, LABEL, examples_per_class
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-from few_shot import DATASETS, SEEDS, SIZES, SOURCE  # noqa: E402
-
-RESULTS = REPO / "benchmarks" / "results" / "lexical_channel.json"
+RESULTS = Path(__file__).resolve().parent / "results" / "lexical_channel.json"
+SIZES = [8, 16, 32, 64]
+SEEDS = [0, 1, 2]
 INPUTS = ["word", "embedding", "wordpieces", "wordpieces+embedding"]
 
 
@@ -88,6 +86,7 @@ def main() -> None:
     argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], epilog="Takes no options: the grid is fixed (see the module docstring)."
     ).parse_args()
+    from harness.train_runs import SOURCE
     from sentence_transformers import SentenceTransformer
 
     from tlpipe.sources import fetch_snapshot

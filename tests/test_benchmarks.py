@@ -1,21 +1,45 @@
-"""Every script in benchmarks/ still imports and builds its command line: none rots silently when the code moves.
+"""The benchmarks: every script still builds its command line, and the harness they share does what it says.
 
 The scripts train for minutes to hours, so this runs each one's ``--help`` (its imports and its argument
-parser), all in one subprocess to pay for the heavy imports once. The libraries the scripts share
-(no ``__main__`` block) are imported.
+parser), all in one subprocess to pay for the heavy imports once, and one ported study on a configuration
+that runs in seconds (few_shot's TF-IDF baseline). The harness (benchmarks/harness) is tested with a tiny
+worker (tests/benchmark_worker.py) on synthetic labels.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
+
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+WORKER = "benchmark_worker:score"  # tests/ is importable here, so the cells' subprocesses can import it too
+
+
+def _harness() -> ModuleType:
+    # The package lives beside the scripts, which import it as `harness` (their folder is on sys.path when run).
+    if "harness" not in sys.modules:
+        folder = BENCHMARKS / "harness"
+        spec = importlib.util.spec_from_file_location("harness", folder / "__init__.py",
+                                                      submodule_search_locations=[str(folder)])  # fmt: skip
+        assert spec is not None and spec.loader is not None
+        sys.modules["harness"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["harness"])
+    return sys.modules["harness"]
+
+
+harness = _harness()
 
 DRIVER = """
 import contextlib, io, runpy, sys, traceback
-sys.path.insert(0, "benchmarks")  # the scripts import their neighbours, as when run from the command line
+sys.path.insert(0, "benchmarks")  # run as a script, a file's folder is on sys.path: `harness`, `timing`
 failures = []
 for path in sys.argv[1:]:
     script = open(path).read()
@@ -44,3 +68,177 @@ def test_every_benchmark_script_imports_and_shows_its_help() -> None:
     )
 
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+
+
+def tiny_cells(markers: Path, settings: dict[str, dict], seeds: tuple[int, ...] = (0,)) -> list:
+    """The grid of the tiny worker: one dataset, one size, these settings (params beside ``markers``)."""
+    chosen = [harness.Setting(name, {"markers": str(markers), **params}) for name, params in settings.items()]
+    return harness.plan(["synthetic"], chosen, [4], seeds)
+
+
+def test_a_grid_runs_each_cell_in_a_subprocess_and_a_rerun_takes_it_from_the_cache(tmp_path: Path) -> None:
+    cells = tiny_cells(tmp_path, {"good": {"wrong": 0}, "poor": {"wrong": 9}})
+
+    first = harness.run_grid(cells, WORKER, "code-1", tmp_path / "cache", progress=lambda line: None)
+    ran = sorted(marker.name for marker in tmp_path.glob("*-*-*"))
+    again = harness.run_grid(cells, WORKER, "code-1", tmp_path / "cache", progress=lambda line: None)
+
+    assert [r["status"] for r in first] == ["ok", "ok"] and not any(r["cached"] for r in first)
+    assert len(ran) == 2 and not any(name.startswith(f"{os.getpid()}-") for name in ran)
+    assert [r["score"]["macro_f1"] for r in first] == [1.0, pytest.approx(0.7, abs=0.01)]
+    assert all(r["cached"] for r in again) and [r["score"] for r in again] == [r["score"] for r in first]
+    assert sorted(marker.name for marker in tmp_path.glob("*-*-*")) == ran
+
+
+def test_fresh_runs_a_cached_cell_again(tmp_path: Path) -> None:
+    cells = tiny_cells(tmp_path, {"good": {"wrong": 0}})
+    harness.run_grid(cells, WORKER, "code-1", tmp_path / "cache", progress=lambda line: None)
+
+    again = harness.run_grid(cells, WORKER, "code-1", tmp_path / "cache", fresh=True, progress=lambda line: None)
+
+    assert not again[0]["cached"] and len(list(tmp_path.glob("*-good-0"))) == 2
+
+
+def test_a_cell_key_changes_with_the_code_version_the_settings_and_the_cell() -> None:
+    cell = harness.Cell("tickets", "default", {"train": {"strategy": "auto"}}, 8, 0)
+    renamed = harness.Cell("tickets", "also default", {"train": {"strategy": "auto"}}, 8, 0)
+    key = cell.key("abc+0", WORKER)
+
+    assert key == renamed.key("abc+0", WORKER)  # same params, same run
+    assert key != cell.key("abc+1", WORKER)
+    assert key != harness.Cell("tickets", "default", {"train": {"strategy": "full"}}, 8, 0).key("abc+0", WORKER)
+    assert key != harness.Cell("tickets", "default", cell.params, 8, 1).key("abc+0", WORKER)
+    assert key != harness.Cell("tickets", "default", cell.params, 16, 0).key("abc+0", WORKER)
+    assert key != harness.Cell("requests", "default", cell.params, 8, 0).key("abc+0", WORKER)
+
+
+def test_without_git_the_code_version_hashes_the_files_and_changes_with_them(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    module = tmp_path / "src" / "model.py"
+    module.write_text("LEARNING_RATE = 1e-4\n")
+    before = harness.code_version(tmp_path)
+
+    module.write_text("LEARNING_RATE = 2e-4\n")
+
+    assert before.startswith("files:") and harness.code_version(tmp_path) != before
+
+
+def test_in_a_git_repository_an_uncommitted_change_under_src_changes_the_code_version(tmp_path: Path) -> None:
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "model.py").write_text("LEARNING_RATE = 1e-4\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
+    for command in (["init", "-q"], ["add", "."], ["commit", "-qm", "start"]):
+        subprocess.run([*git, *command], cwd=tmp_path, check=True, capture_output=True)
+    committed = harness.code_version(tmp_path)
+
+    (tmp_path / "src" / "model.py").write_text("LEARNING_RATE = 2e-4\n")
+    edited = harness.code_version(tmp_path)
+    (tmp_path / "src" / "new.py").write_text("")
+
+    assert not committed.startswith("files:") and len({committed, edited, harness.code_version(tmp_path)}) == 3
+
+
+def test_a_failing_cell_is_reported_with_its_error_and_the_rest_of_the_grid_runs(tmp_path: Path) -> None:
+    cells = tiny_cells(tmp_path, {"broken": {"fail": True}, "good": {"wrong": 0}})
+
+    records = harness.run_grid(cells, WORKER, "code-1", tmp_path / "cache", progress=lambda line: None)
+    table = harness.write_report(tiny_study(["broken", "good"]), records, tmp_path / "out.json", {})
+
+    assert [r["status"] for r in records] == ["failed", "ok"]
+    assert records[0]["error"] == "exited with status 1"
+    assert "the tiny worker was asked to fail" in records[0]["log_tail"]
+    assert "## Failed cells" in table and "| synthetic | 4 | broken | 0 | exited with status 1 |" in table
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 1  # a failed cell is retried, not cached
+
+
+def tiny_study(settings: list[str], reference: str | None = None) -> object:
+    return harness.Study(
+        name="tiny", title="Tiny", description="A tiny study.", worker=WORKER, datasets=("synthetic",),
+        settings=tuple(harness.Setting(name) for name in settings), sizes=(4,), seeds=(0, 1),
+        reference=reference or settings[-1],
+    )  # fmt: skip
+
+
+def answered(setting: str, seed: int, wrong: int) -> dict:
+    """A cell record as the tiny worker would return it, without a subprocess."""
+    actual = [row % 3 for row in range(60)]
+    predicted = [(label + 1) % 3 if row % 60 < wrong else label for row, label in enumerate(actual)]
+    score = 1.0 - wrong / 60  # only its mean and spread are read here
+    return {"dataset": "synthetic", "setting": setting, "size": 4, "seed": seed, "status": "ok",
+            "score": {"macro_f1": score}, "predictions": predicted, "actual": actual, "seconds": 1.0}  # fmt: skip
+
+
+def test_the_report_gives_means_spreads_and_a_paired_interval_that_excludes_0_only_for_a_real_gap(
+    tmp_path: Path,
+) -> None:
+    records = [answered("better", 0, 0), answered("better", 1, 3), answered("same", 0, 24), answered("same", 1, 30),
+               answered("reference", 0, 24), answered("reference", 1, 30)]  # fmt: skip
+    study = tiny_study(["better", "same", "reference"])
+
+    table = harness.write_report(study, records, tmp_path / "tiny.json", {"command": "tiny"}, resamples=300)
+    written = json.loads((tmp_path / "tiny.json").read_text())
+    compared = {c["setting"]: c for c in written["comparisons"]}
+
+    assert "| 4 | better | 2 | 0.975 ± 0.035 | 1.0 | reference |" in table
+    assert "| 4 | reference | 2 | 0.550 ± 0.071 | 1.0 | - | - |" in table
+    assert compared["better"]["low"] > 0 and compared["better"]["rows"] == 120
+    assert compared["same"]["low"] <= 0 <= compared["same"]["high"]
+    assert "]*" in table.split("| better |")[1].splitlines()[0]
+    assert "]*" not in table.split("| same |")[1].splitlines()[0]
+    assert (tmp_path / "tiny.md").read_text() == table and written["cells"] == records
+
+
+def test_the_interval_narrows_with_a_lower_confidence_level() -> None:
+    actual = [row % 3 for row in range(60)]
+    ours = [(label + 1) % 3 if row < 6 else label for row, label in enumerate(actual)]
+    theirs = [(label + 1) % 3 if row < 18 else label for row, label in enumerate(actual)]
+
+    _, low95, high95 = harness.paired_bootstrap(actual, ours, theirs, resamples=300, confidence=0.95)
+    point, low80, high80 = harness.paired_bootstrap(actual, ours, theirs, resamples=300, confidence=0.8)
+
+    assert low95 < low80 < point < high80 < high95
+
+
+def test_a_study_refuses_to_replace_results_the_harness_did_not_write(tmp_path: Path) -> None:
+    earlier = tmp_path / "few_shot.json"
+    earlier.write_text(json.dumps({"runs": []}))
+
+    with pytest.raises(harness.StudyError, match="pass --out"):
+        harness.main(tiny_study(["a", "b"]), ["--out", str(earlier), "--cache", str(tmp_path / "cache")])
+
+    assert json.loads(earlier.read_text()) == {"runs": []}
+
+
+def test_a_study_with_an_unknown_reference_fails_when_it_is_built() -> None:
+    with pytest.raises(harness.StudyError, match="name no setting"):
+        tiny_study(["a", "b"], reference="c")
+
+
+def test_a_setting_limited_to_some_sizes_runs_only_at_those() -> None:
+    settings = [harness.Setting("everywhere"), harness.Setting("small", sizes=(8,))]
+
+    cells = harness.plan(["tickets", "requests"], settings, [64, 8], [0], dataset_sizes={"requests": (64,)})
+
+    assert [(c.dataset, c.size, c.setting) for c in cells] == [
+        ("tickets", 8, "everywhere"), ("tickets", 8, "small"), ("tickets", 64, "everywhere"),
+        ("requests", 64, "everywhere"),
+    ]  # fmt: skip
+
+
+def test_few_shot_runs_its_tfidf_baseline_through_the_harness_and_reruns_from_the_cache(tmp_path: Path) -> None:
+    command = [sys.executable, "benchmarks/few_shot.py", "--settings", "tfidf", "--datasets", "support_tickets",
+               "--sizes", "4", "--seeds", "0", "--resamples", "50", "--out", str(tmp_path / "few_shot.json"),
+               "--cache", str(tmp_path / "cache")]  # fmt: skip
+
+    first = subprocess.run(command, cwd=BENCHMARKS.parent, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(command, cwd=BENCHMARKS.parent, capture_output=True, text=True, timeout=300)
+
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    results = json.loads((tmp_path / "few_shot.json").read_text())
+    assert [(c["setting"], c["status"]) for c in results["cells"]] == [("tfidf", "ok")]
+    assert 0 < results["cells"][0]["score"]["macro_f1"] <= 1 and len(results["cells"][0]["predictions"]) == 120
+    assert "| 4 | tfidf | 1 |" in (tmp_path / "few_shot.md").read_text()
+    assert "macro_f1" in first.stdout and "(cached)" in again.stdout

@@ -1,0 +1,44 @@
+"""What identifies the code a cell ran: the commit, plus any uncommitted change to the code it measures."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+# params.yaml is what a study's "default" setting means, so an uncommitted edit to it must invalidate too.
+CODE_PATHS = ("src", "params.yaml")
+
+
+def code_version(repo: Path, paths: Sequence[str] = CODE_PATHS) -> str:
+    """``git rev-parse HEAD`` plus a hash of the uncommitted changes under ``paths``; a hash of the files when
+    git cannot answer (no git, or not a repository)."""
+    try:
+        head = _git(repo, "rev-parse", "HEAD").strip()
+        changes = _git(repo, "diff", "HEAD", "--", *paths)
+        # git diff leaves out new files git does not track yet; a new module under src/ is a change too.
+        untracked = _git(repo, "ls-files", "--others", "--exclude-standard", "--", *paths).split()
+    except (OSError, subprocess.CalledProcessError):
+        return "files:" + files_hash(repo, paths)
+    digest = hashlib.sha256(changes.encode())
+    for name in sorted(untracked):
+        digest.update(name.encode() + b"\0" + (repo / name).read_bytes())
+    return f"{head}+{digest.hexdigest()[:16]}"
+
+
+def files_hash(repo: Path, paths: Sequence[str]) -> str:
+    """sha256 over the names and contents of every file under ``paths`` (caches and bytecode left out)."""
+    digest = hashlib.sha256()
+    for top in paths:
+        root = repo / top
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in files:
+            if "__pycache__" in path.parts or path.suffix == ".pyc":
+                continue
+            digest.update(str(path.relative_to(repo)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout

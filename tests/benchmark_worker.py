@@ -1,0 +1,29 @@
+"""A tiny worker for the benchmark harness's tests: a deterministic classifier scored on synthetic labels.
+
+Each call leaves a marker file (named by its process id and the cell), so a test can count the
+subprocesses a grid started.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sklearn.metrics import f1_score
+
+ROWS = 30
+
+
+def score(cell: Mapping[str, Any]) -> dict[str, Any]:
+    """Labels 0, 1, 2 in turn; the first ``params["wrong"]`` rows predicted as the next label; fails on request."""
+    params = cell["params"]
+    marker = Path(params["markers"]) / f"{os.getpid()}-{cell['setting']}-{cell['seed']}"
+    marker.write_text(cell["dataset"])
+    if params.get("fail"):
+        raise RuntimeError("the tiny worker was asked to fail")
+    actual = [row % 3 for row in range(ROWS)]
+    predicted = [(label + 1) % 3 if row < params["wrong"] else label for row, label in enumerate(actual)]
+    return {"score": {"macro_f1": float(f1_score(actual, predicted, average="macro"))},
+            "predictions": predicted, "actual": actual, "details": {"wrong": params["wrong"]}}  # fmt: skip
