@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,53 @@ def test_an_unknown_modality_is_refused_with_the_known_ones() -> None:
 def test_a_baseline_of_the_other_modality_is_refused_when_params_are_read(modality: str, baseline: str) -> None:
     with pytest.raises(ConfigError, match=f"evaluate.baseline: {baseline} is not a baseline for data.modality"):
         parse_params({"data": {"modality": modality}, "evaluate": {"baseline": baseline}})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"data": {"min_image_size": 0}}, "data.min_image_size: Input should be greater than or equal to 1"),
+        ({"preprocess": {"max_length": 4}}, "preprocess.max_length: Input should be greater than or equal to 8"),
+        ({"preprocess": {"augment": {"crop_scale": [0.9, 0.1]}}}, "crop_scale must satisfy 0 < min <= max <= 1"),
+        ({"evaluate": {"baseline_image_size": 1000}}, "evaluate.baseline_image_size: Input should be less than"),
+        ({"data": {"text_column": ""}}, "data.text_column: String should have at least 1 character"),
+    ],
+)
+def test_a_modalitys_own_keys_are_validated_by_its_settings_whichever_modality_runs(raw: dict, expected: str) -> None:
+    for modality in ("text", "image"):
+        with pytest.raises(ConfigError) as error:
+            parse_params({**raw, "data": {**raw.get("data", {}), "modality": modality}})
+
+        assert expected in str(error.value), modality
+
+
+def test_a_key_no_modality_owns_is_refused_with_every_allowed_key_of_the_section() -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_params({"data": {"min_image_sise": 8}})
+
+    message = str(error.value)
+    assert "unknown key 'min_image_sise' in section 'data'" in message
+    assert "label_column" in message and "min_image_size" in message and "text_column" in message
+
+
+def test_a_modalitys_settings_come_with_its_defaults_and_the_values_given() -> None:
+    from tlpipe.modalities.image.settings import data_of as image_data
+    from tlpipe.modalities.text.settings import data_of as text_data
+    from tlpipe.modalities.text.settings import preprocess_of
+
+    params = parse_params({"data": {"min_image_size": 64}, "preprocess": {"max_length": 32}})
+
+    assert image_data(params.data).min_image_size == 64
+    assert text_data(params.data).text_column == "text"
+    assert preprocess_of(params.preprocess).max_length == 32
+
+
+def test_reading_a_text_projects_params_checks_the_image_keys_without_importing_image_code() -> None:
+    code = (
+        "import sys; from tlpipe.params import load_params; load_params('params.yaml'); "
+        "heavy = [m for m in ('tlpipe.modalities.image.modality', 'timm', 'torchvision') if m in sys.modules]; "
+        "print(heavy); sys.exit(1 if heavy or 'tlpipe.modalities.image.settings' not in sys.modules else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stdout + done.stderr

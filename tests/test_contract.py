@@ -115,7 +115,7 @@ def project_imports(root: str) -> set[Path]:
         parent = name.rpartition(".")[0]
         pending += [parent] if parent else []
         if name == "tlpipe.modalities":
-            pending += list(MODALITIES.values())
+            pending += [f"{package}.{module}" for package in MODALITIES.values() for module in ("modality", "settings")]
         if name == "tlpipe.strategies":
             pending += list(STRATEGIES.values())
         for node in ast.walk(ast.parse(path.read_text())):

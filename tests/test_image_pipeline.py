@@ -21,12 +21,13 @@ from PIL import Image
 
 from tlpipe import serving
 from tlpipe.cli import run_stage
-from tlpipe.config import AugmentConfig, TrainConfig
+from tlpipe.config import TrainConfig
 from tlpipe.errors import ConfigError, ModelSourceError
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.modalities import get_modality
 from tlpipe.modalities.image.modality import ImageModality
 from tlpipe.modalities.image.model import ImagePreprocessor
+from tlpipe.modalities.image.settings import AugmentConfig
 from tlpipe.params import parse_params
 from tlpipe.sources import fetch_snapshot
 from tlpipe.stages import STAGES

@@ -9,7 +9,7 @@ how ``dvc.yaml`` knows which sections each stage depends on.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -18,6 +18,9 @@ from tlpipe.errors import ConfigError
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+OwnSettings = TypeVar("OwnSettings", bound=BaseModel)
 
 
 class PathsConfig(Section):
@@ -48,36 +51,18 @@ class PathsConfig(Section):
 class DataConfig(Section):
     """How to read the raw labelled files and what counts as good enough data.
 
-    ``modality`` picks the plug-in (``tlpipe.modalities``) that reads and checks the files. The
-    ``*_text_*`` settings apply to texts, the ``*image*`` ones to images; the rest to both.
+    ``modality`` picks the plug-in (``tlpipe.modalities``) that reads and checks the files. The keys
+    below apply to every modality; each modality adds its own (``data.text_column`` for texts,
+    ``data.min_image_size`` for images: ``tlpipe.modalities.<name>.settings``).
     """
 
+    # A modality's keys are its own model's fields, above this layer; tlpipe.params validates them through it.
+    model_config = ConfigDict(extra="allow", frozen=True)
+
     modality: str = Field("text", description="a key of tlpipe.modalities.MODALITIES (checked by tlpipe.params)")
-    text_column: str = Field("text", min_length=1)
     label_column: str = Field("label", min_length=1)
-    path_column: str = Field("path", min_length=1, description="image path column of a CSV manifest")
-    min_text_chars: int = Field(1, ge=1)
-    max_text_chars: int = Field(2000, ge=1)
-    min_image_size: int = Field(32, ge=1, description="shortest side in pixels an image must have")
-    allowed_image_modes: tuple[str, ...] = Field(
-        ("RGB", "RGBA", "L", "LA", "P"), min_length=1, description="Pillow modes accepted (others are reported)"
-    )
-    max_image_pixels: int = Field(
-        89_478_485, ge=1, description="decompression-bomb limit: larger images are refused (Pillow's default)"
-    )
-    skip_bad_files: bool = Field(
-        False, description="skip images that cannot be used (listed in the report) instead of stopping"
-    )
     min_examples_per_class: int = Field(8, ge=2)
     report_rows: int = Field(5, ge=1, le=100, description="offending rows shown per failed check")
-
-    @model_validator(mode="after")
-    def _length_bounds_ordered(self) -> DataConfig:
-        if self.min_text_chars > self.max_text_chars:
-            raise ValueError(
-                f"min_text_chars ({self.min_text_chars}) must not exceed max_text_chars ({self.max_text_chars})"
-            )
-        return self
 
 
 class SplitConfig(Section):
@@ -114,39 +99,14 @@ class ModelConfig(Section):
     trust_remote_code: bool = False
 
 
-class AugmentConfig(Section):
-    """Training-time image augmentation (torchvision transforms v2), seeded with ``train.seed``.
-
-    It applies whenever a strategy trains on decoded images; strategies that train on cached
-    features (``linear_probe``) see each image once, unaugmented. Evaluation never augments.
-    """
-
-    enabled: bool = True
-    crop_scale: tuple[float, float] = Field(
-        (0.35, 1.0), description="RandomResizedCrop area range, as fractions of the image"
-    )
-    horizontal_flip: bool = True
-    vertical_flip: bool = False
-    trivial_augment: bool = Field(False, description="TrivialAugmentWide: one random photometric/geometric op")
-    color_jitter: float = Field(0.1, ge=0.0, le=1.0, description="brightness/contrast/saturation strength (0 = off)")
-
-    @model_validator(mode="after")
-    def _crop_scale_ordered(self) -> AugmentConfig:
-        low, high = self.crop_scale
-        if not 0.0 < low <= high <= 1.0:
-            raise ValueError(f"crop_scale must satisfy 0 < min <= max <= 1 (got {self.crop_scale})")
-        return self
-
-
 class PreprocessConfig(Section):
     """Preprocessing shared by training, evaluation and the exported bundle.
 
-    ``max_length`` applies to texts. Images are resized, cropped and normalised as their
-    pretrained weights expect (recorded with the snapshot); ``augment`` applies while training.
+    Every key belongs to a modality (``preprocess.max_length`` for texts, ``preprocess.augment`` for
+    images: ``tlpipe.modalities.<name>.settings``).
     """
 
-    max_length: int = Field(128, ge=8, le=4096)
-    augment: AugmentConfig = AugmentConfig()
+    model_config = ConfigDict(extra="allow", frozen=True)  # the modalities' keys, validated by tlpipe.params
 
 
 class AutoConfig(Section):
@@ -248,13 +208,15 @@ class PretrainConfig(Section):
 
 
 class EvaluateConfig(Section):
-    """Evaluation and the classic baseline it is compared against."""
+    """Evaluation and the classic baseline it is compared against; each modality adds its baseline's own keys."""
 
-    baseline: Literal["auto", "tfidf_logreg", "pixel_logreg"] = Field(
-        "auto", description="auto: the modality's own (TF-IDF for texts, downscaled pixels for images)"
+    model_config = ConfigDict(extra="allow", frozen=True)  # the modalities' keys, validated by tlpipe.params
+
+    baseline: str = Field(
+        "auto",
+        description="auto, or the modality's baseline by name (tfidf_logreg for texts, pixel_logreg for images; "
+        "checked by tlpipe.params)",
     )
-    baseline_max_features: int = Field(20000, ge=10, description="TF-IDF vocabulary size (texts)")
-    baseline_image_size: int = Field(32, ge=4, le=256, description="side images are downscaled to (images)")
     baseline_c: float = Field(10.0, gt=0.0)
     batch_size: int = Field(64, ge=1, le=4096)
     bootstrap_samples: int = Field(
@@ -276,6 +238,12 @@ class ExportConfig(Section):
     max_quantization_drop: float = Field(
         0.01, ge=0.0, le=1.0, description="the int8 model is kept only if test macro-F1 drops by at most this"
     )
+
+
+def owned(model: type[OwnSettings], section: BaseModel) -> OwnSettings:
+    """The keys of ``section`` that ``model`` defines (a plug-in's own settings), validated, defaults filled in."""
+    given = section.model_extra or {}
+    return model.model_validate({key: value for key, value in given.items() if key in model.model_fields})
 
 
 class Params(Section):

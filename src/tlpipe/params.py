@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tlpipe.config import Params, TrainConfig, describe, validate_sections
 from tlpipe.errors import ConfigError
-from tlpipe.modalities import MODALITIES, get_modality
+from tlpipe.modalities import MODALITIES, get_modality, modality_settings
 from tlpipe.strategies import STRATEGIES, get_strategy, strategies_for, strategy_sections
 from tlpipe.strategies.recipes import settings_for
 
@@ -23,6 +23,7 @@ from tlpipe.strategies.recipes import settings_for
 def parse_params(raw: object, origin: str = "params.yaml") -> Params:
     """Build ``Params`` from a parsed YAML mapping; raise ``ConfigError`` naming each bad key."""
     params = validate_sections(raw, origin)
+    check_modality_sections(params, origin)
     for key, train in (("train", params.train), ("pretrain.train", params.pretrain.train)):
         check_strategy_sections(train, key, origin)
     if problem := conflict_across_sections(params):
@@ -48,6 +49,32 @@ def load_params(path: Path | str = "params.yaml") -> Params:
             "that ships with tlpipe (every key there has its default value)."
         )
     return params
+
+
+def check_modality_sections(params: Params, origin: str = "params.yaml") -> None:
+    """Validate the modalities' own keys of each section with the modality's model; raise ``ConfigError`` naming
+    the key, and the allowed keys for one that neither the section nor any modality defines.
+
+    Every modality's keys are checked, not only those of ``data.modality``: params.yaml carries them all.
+    """
+    owners: dict[str, dict[str, type[BaseModel]]] = {}
+    for modality in MODALITIES:
+        for section, model in modality_settings(modality).items():
+            owners[section] = owners.get(section, {}) | {key: model for key in model.model_fields}
+    for section, owned_keys in owners.items():
+        config = getattr(params, section)
+        given = config.model_extra or {}
+        if unknown := [key for key in given if key not in owned_keys]:
+            allowed = sorted([*type(config).model_fields, *owned_keys])
+            raise ConfigError(
+                f"{origin}: 1 invalid setting(s):\n  - unknown key '{unknown[0]}' in section '{section}'; "
+                f"allowed keys: {', '.join(allowed)}"
+            )
+        for model in dict.fromkeys(owned_keys.values()):
+            try:
+                model.model_validate({key: value for key, value in given.items() if key in model.model_fields})
+            except ValidationError as exc:
+                raise ConfigError(describe(exc, origin, model, (section,))) from None
 
 
 def check_strategy_sections(train: TrainConfig, key: str, origin: str = "params.yaml") -> None:

@@ -14,6 +14,7 @@ from sklearn.preprocessing import StandardScaler
 
 from tlpipe.config import EvaluateConfig
 from tlpipe.modalities.image.data import load_rgb
+from tlpipe.modalities.image.settings import evaluate_of
 
 
 class PixelLogReg:
@@ -48,4 +49,4 @@ def fit_pixel_logreg(paths: Sequence[str], labels: Sequence[int], evaluate: Eval
         StandardScaler(),
         LogisticRegression(C=evaluate.baseline_c, max_iter=2000, class_weight="balanced", random_state=seed),
     )
-    return PixelLogReg(evaluate.baseline_image_size, pipeline).fit(paths, labels)
+    return PixelLogReg(evaluate_of(evaluate).baseline_image_size, pipeline).fit(paths, labels)

@@ -42,6 +42,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 from tlpipe.config import DataConfig
 from tlpipe.datasets import read_csv_strings
 from tlpipe.errors import DataValidationError
+from tlpipe.modalities.image.settings import data_of
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def read_image_manifest(path: Path, data: DataConfig) -> pd.DataFrame:
         entries = _manifest_entries(path, data)
     else:
         raise DataValidationError(f"{path}: no such file or folder. {_layout_help(data)}")
-    rows = _describe_all(entries, data.max_image_pixels)
+    rows = _describe_all(entries, data_of(data).max_image_pixels)
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).astype({"width": int, "height": int, "decodable": bool})
     return manifest.sort_values("path", kind="stable").reset_index(drop=True)
 
@@ -99,7 +100,7 @@ def _pixel_limit(max_pixels: int | None) -> Iterator[None]:
 def _layout_help(data: DataConfig) -> str:
     return (
         "Expected a folder with one subfolder of images per class (e.g. train/cat/0001.jpg), or a CSV manifest "
-        f"with columns {data.path_column},{data.label_column} (paths relative to the CSV's folder); "
+        f"with columns {data_of(data).path_column},{data.label_column} (paths relative to the CSV's folder); "
         "set paths.raw_train / paths.raw_test in params.yaml."
     )
 
@@ -141,7 +142,8 @@ def _class_entries(folder: Path, boundary: Path) -> list[_Entry]:
 
 def _manifest_entries(manifest: Path, data: DataConfig) -> list[_Entry]:
     table = read_csv_strings(manifest, "CSV manifest")
-    missing = [column for column in (data.path_column, data.label_column) if column not in table.columns]
+    path_column = data_of(data).path_column
+    missing = [column for column in (path_column, data.label_column) if column not in table.columns]
     if missing:
         found = ", ".join(map(str, table.columns)) or "none"
         raise DataValidationError(
@@ -150,7 +152,7 @@ def _manifest_entries(manifest: Path, data: DataConfig) -> list[_Entry]:
         )
     base = manifest.parent
     boundary = base.resolve()
-    pairs = zip(table[data.path_column], table[data.label_column], strict=True)
+    pairs = zip(table[path_column], table[data.label_column], strict=True)
     return [_manifest_entry(base, boundary, given, label) for given, label in pairs]
 
 

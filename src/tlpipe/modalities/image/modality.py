@@ -16,6 +16,7 @@ from tlpipe.errors import ModelSourceError
 from tlpipe.modalities.base import Baseline, Classifier, Modality, Preprocessor
 from tlpipe.modalities.image import backbones
 from tlpipe.modalities.image.model import ImageClassifier, ImagePreprocessor, load_preprocessing
+from tlpipe.modalities.image.settings import preprocess_of
 from tlpipe.quality import QualityReport
 
 # From benchmarks/image_strategies.py (EfficientNet-Lite0; generated shapes and scikit-learn's digits; chosen by
@@ -86,9 +87,10 @@ class ImageModality(Modality):
         return ImagePreprocessor(load_preprocessing(folder))
 
     def augmenter(self, folder: Path, preprocess: PreprocessConfig) -> ImagePreprocessor | None:
-        if not preprocess.augment.enabled:
+        augment = preprocess_of(preprocess).augment
+        if not augment.enabled:
             return None
-        return ImagePreprocessor(load_preprocessing(folder), preprocess.augment)
+        return ImagePreprocessor(load_preprocessing(folder), augment)
 
     def check_snapshot(self, snapshot: Path, source: str) -> None:
         if not backbones.is_image_snapshot(snapshot):
@@ -114,3 +116,6 @@ class ImageModality(Modality):
     def _classifier(self, folder: Path, num_labels: int, dropout: float, pretrained: bool) -> ImageClassifier:
         body, num_features = backbones.load_body(folder, pretrained=pretrained)
         return ImageClassifier(body, num_features, num_labels, dropout, backbones.read_config(folder))
+
+
+MODALITY = ImageModality()

@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 from tlpipe.artifacts import read_json, write_json
-from tlpipe.config import AugmentConfig
 from tlpipe.modalities.base import Classifier
 from tlpipe.modalities.image.backbones import body_blocks
 from tlpipe.modalities.image.data import load_rgb
+from tlpipe.modalities.image.settings import AugmentConfig
 
 INPUT_NAME = "pixel_values"
 PREPROCESSOR_CONFIG = "preprocessor_config.json"

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from tlpipe.config import DataConfig
+from tlpipe.modalities.image.settings import data_of
 from tlpipe.quality import HIDDEN_PREFIX, CheckResult, QualityReport, SuiteRunner, class_count_checks
 
 _Reason = Callable[[pd.DataFrame, DataConfig], pd.Series]
@@ -39,7 +40,7 @@ def run_image_checks(
     for name, manifest in files.items():
         frame = _file_frame(manifest, data)
         usable = frame["problem"] == ""
-        if data.skip_bad_files:
+        if data_of(data).skip_bad_files:
             skipped += _skipped(name, frame[~usable])
             frame = frame[usable]
         checks += runner.run(name, "files", frame, _file_expectations(data), line_numbers=False)
@@ -66,13 +67,13 @@ def file_problems(manifest: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
 
 def _file_checks(data: DataConfig) -> dict[str, tuple[str, _Reason]]:
     """The per-file checks: how the report names each, and why a row fails it (undecodable files fail only "usable")."""
-    modes = ", ".join(data.allowed_image_modes)
+    modes = ", ".join(data_of(data).allowed_image_modes)
     return {
         "usable": ("every file is an image that decodes, at a safe path", _usable),
         "labelled": ("every file has a label", _labelled),
         "mode": (f"every image's mode is one of {modes} (data.allowed_image_modes)", _allowed_mode),
         "size": (
-            f"every image's shortest side is at least {data.min_image_size} pixels (data.min_image_size)",
+            f"every image's shortest side is at least {data_of(data).min_image_size} pixels (data.min_image_size)",
             _large_enough,
         ),
     }
@@ -97,17 +98,18 @@ def _labelled(manifest: pd.DataFrame, data: DataConfig) -> pd.Series:
 
 
 def _allowed_mode(manifest: pd.DataFrame, data: DataConfig) -> pd.Series:
-    bad = manifest["decodable"] & ~manifest["mode"].isin(data.allowed_image_modes)
+    bad = manifest["decodable"] & ~manifest["mode"].isin(data_of(data).allowed_image_modes)
     return _reasons(
         manifest, bad, lambda row: f"mode {row.mode}: convert to RGB, or add '{row.mode}' to data.allowed_image_modes"
     )
 
 
 def _large_enough(manifest: pd.DataFrame, data: DataConfig) -> pd.Series:
-    small = manifest["decodable"] & (manifest[["width", "height"]].min(axis=1) < data.min_image_size)
+    least = data_of(data).min_image_size
+    small = manifest["decodable"] & (manifest[["width", "height"]].min(axis=1) < least)
 
     def reason(row: Any) -> str:
-        return f"{row.width}x{row.height} pixels, below data.min_image_size ({data.min_image_size})"
+        return f"{row.width}x{row.height} pixels, below data.min_image_size ({least})"
 
     return _reasons(manifest, small, reason)
 

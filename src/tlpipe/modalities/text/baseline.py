@@ -9,12 +9,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 
 from tlpipe.config import EvaluateConfig
+from tlpipe.modalities.text.settings import evaluate_of
 
 
 def fit_tfidf_logreg(texts: Sequence[str], labels: Sequence[int], evaluate: EvaluateConfig, seed: int) -> Pipeline:
     """Word 1-2 gram TF-IDF (sublinear tf) into a class-balanced logistic regression, fitted."""
     pipeline = make_pipeline(
-        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=evaluate.baseline_max_features),
+        TfidfVectorizer(
+            ngram_range=(1, 2), sublinear_tf=True, max_features=evaluate_of(evaluate).baseline_max_features
+        ),
         LogisticRegression(C=evaluate.baseline_c, max_iter=2000, class_weight="balanced", random_state=seed),
     )
     return pipeline.fit(list(texts), list(labels))

@@ -9,6 +9,7 @@ import pandas as pd
 from tlpipe.config import DataConfig
 from tlpipe.datasets import INPUT, LABEL, read_csv_strings
 from tlpipe.errors import DataValidationError
+from tlpipe.modalities.text.settings import data_of
 
 
 def read_raw_table(path: Path, data: DataConfig) -> pd.DataFrame:
@@ -22,7 +23,6 @@ def read_raw_table(path: Path, data: DataConfig) -> pd.DataFrame:
 
 def to_examples(raw: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
     """Rename the user's text and label columns to the canonical ``input`` / ``label``."""
-    table = raw[[data.text_column, data.label_column]].rename(
-        columns={data.text_column: INPUT, data.label_column: LABEL}
-    )
+    text_column = data_of(data).text_column
+    table = raw[[text_column, data.label_column]].rename(columns={text_column: INPUT, data.label_column: LABEL})
     return table.reset_index(drop=True)

@@ -15,6 +15,7 @@ from tlpipe.errors import ModelSourceError
 from tlpipe.modalities.base import Baseline, Classifier, Modality, Preprocessor
 from tlpipe.modalities.text import data as text_data
 from tlpipe.modalities.text import model as text_model
+from tlpipe.modalities.text.settings import preprocess_of
 from tlpipe.quality import QualityReport
 
 # The rule is measured on training labels only, on two datasets (the demo's support tickets and the transfer
@@ -91,8 +92,9 @@ class TextModality(Modality):
         self, folder: Path, preprocess: PreprocessConfig, trust_remote_code: bool
     ) -> text_model.TextPreprocessor:
         tokenizer = text_model.load_tokenizer(folder, trust_remote_code)
-        text_model.check_max_length(folder, tokenizer, preprocess.max_length)
-        return text_model.TextPreprocessor(tokenizer, preprocess.max_length)
+        max_length = preprocess_of(preprocess).max_length
+        text_model.check_max_length(folder, tokenizer, max_length)
+        return text_model.TextPreprocessor(tokenizer, max_length)
 
     def check_snapshot(self, snapshot: Path, source: str) -> None:
         if "model_type" not in read_json(snapshot / "config.json", "fetch-model"):
@@ -113,3 +115,6 @@ class TextModality(Modality):
             f"Inputs are tokenized with the bundled `tokenizer.json`, truncated to "
             f"{classifier['preprocess']['max_length']} tokens; "
         )
+
+
+MODALITY = TextModality()

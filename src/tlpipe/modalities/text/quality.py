@@ -12,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from tlpipe.config import DataConfig
+from tlpipe.modalities.text.settings import data_of
 from tlpipe.quality import HIDDEN_PREFIX, CheckResult, QualityReport, SuiteRunner, class_count_checks
 
 BLANK = r"^\s*$"
@@ -64,7 +65,7 @@ def _required_columns(runner: SuiteRunner, name: str, frame: pd.DataFrame, data:
             gxe.ExpectColumnToExist(column=column),
             f"has the required column '{column}' (found: {', '.join(map(str, frame.columns)) or 'none'})",
         )
-        for column in (data.text_column, data.label_column)
+        for column in (data_of(data).text_column, data.label_column)
     ]
     return runner.run(name, "columns", frame, expectations)
 
@@ -72,8 +73,8 @@ def _required_columns(runner: SuiteRunner, name: str, frame: pd.DataFrame, data:
 def _rows(runner: SuiteRunner, name: str, frame: pd.DataFrame, data: DataConfig) -> list[CheckResult]:
     import great_expectations.expectations as gxe
 
-    text, label = data.text_column, data.label_column
-    low, high = data.min_text_chars, data.max_text_chars
+    text, label = data_of(data).text_column, data.label_column
+    low, high = data_of(data).min_text_chars, data_of(data).max_text_chars
     expectations = [
         (gxe.ExpectTableRowCountToBeBetween(min_value=1), "has at least one data row (a header alone is no data)"),
         (gxe.ExpectColumnValuesToNotMatchRegex(column=text, regex=BLANK), "text is not empty"),
@@ -118,7 +119,7 @@ def _one_spelling_per_label(
         "each class is spelled one way: no two labels differ only by case or surrounding spaces "
         "(spellings lists them, most used first; make them one)"
     )
-    spelled = frame[[data.text_column, label]].assign(**{_SPELLINGS: frame[label].map(others)})
+    spelled = frame[[data_of(data).text_column, label]].assign(**{_SPELLINGS: frame[label].map(others)})
     return runner.run(name, "label_spellings", spelled, [(expectation, description)])
 
 
@@ -127,7 +128,7 @@ def _against_train(
 ) -> list[CheckResult]:
     import great_expectations.expectations as gxe
 
-    text, label = data.text_column, data.label_column
+    text, label = data_of(data).text_column, data.label_column
     train_labels = sorted(set(train[label]))
     train_texts = sorted({normalize_text(value) for value in train[text]})
     expectations = [
