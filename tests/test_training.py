@@ -13,6 +13,7 @@ from tlpipe.config import PreprocessConfig, TrainConfig
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.modalities import get_modality
 from tlpipe.modalities.text.model import TextPreprocessor, load_pretrained, load_tokenizer
+from tlpipe.optimization import StepRunner, optimizer_steps
 from tlpipe.strategies.freeze_unfreeze import FreezeUnfreezeSettings
 from tlpipe.train_state import TrainStateStore
 from tlpipe.training import Callbacks, class_weights, fine_tune, predict_logits, seed_everything
@@ -208,6 +209,36 @@ def test_gradient_accumulation_steps_the_optimiser_once_per_n_batches(tiny_model
         handle.remove()
 
     assert len(steps) == 3  # 36 examples / 4 per batch = 9 batches, 3 per step
+
+
+def test_the_step_runner_steps_every_n_batches_and_after_the_last_with_clipped_gradients_in_autocast() -> None:
+    layer = torch.nn.Linear(3, 1)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    train = FAST.model_copy(update={"gradient_accumulation": 3, "max_grad_norm": 0.5})
+    runner = StepRunner(
+        optimizer, scheduler, scaler, list(layer.parameters()), train, torch.device("cpu"), torch.bfloat16
+    )
+    in_autocast: list[bool] = []
+
+    def loss_of(batch: torch.Tensor) -> torch.Tensor:
+        in_autocast.append(torch.is_autocast_enabled("cpu"))
+        return layer(batch).float().square().mean()
+
+    moves = []
+    before = torch.cat([p.detach().flatten() for p in layer.parameters()])
+    for _, _, stepped in runner.epoch((100 * torch.ones(7, 2, 3)).unbind(), 7, loss_of):
+        after = torch.cat([p.detach().flatten() for p in layer.parameters()])
+        moves.append((stepped, float((after - before).norm())))
+        before = after
+
+    assert [stepped for stepped, _ in moves] == [False, False, True, False, False, True, True]
+    assert all(move == 0 for stepped, move in moves if not stepped)
+    assert all(move == pytest.approx(0.5) for stepped, move in moves if stepped)  # lr 1 times the clipped norm
+    assert optimizer_steps(7 * 2, 2, 3) == 3 == scheduler.last_epoch
+    assert in_autocast == [True] * 7
+    assert all(parameter.grad is None for parameter in layer.parameters())  # nothing left over for the next epoch
 
 
 @pytest.mark.parametrize("loader_workers", [0, 2])

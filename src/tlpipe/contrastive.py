@@ -14,7 +14,6 @@ with hundreds the cap keeps one pass practical on a CPU.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -26,7 +25,7 @@ from torch import nn
 
 from tlpipe.config import TrainConfig
 from tlpipe.errors import DataError
-from tlpipe.optimization import Phase, adamw, apply_phase, optimizer_step, warmup_then_linear_decay
+from tlpipe.optimization import Phase, StepRunner, adamw, apply_phase, optimizer_steps, warmup_then_linear_decay
 from tlpipe.runtime import precision_name
 from tlpipe.strategies.contrastive import ContrastiveSettings, pair_settings
 
@@ -134,6 +133,32 @@ class BatchEmbeddings(nn.Module):
         return {"sentence_embedding": self.embeddings[features["rows"]]}
 
 
+@dataclass(frozen=True)
+class PairBatch:
+    """Pairs as a pair loss reads them: the distinct examples' features, each side's rows of them, the targets."""
+
+    features: dict[str, torch.Tensor]
+    sides: list[dict[str, torch.Tensor]]
+    targets: torch.Tensor
+    pairs: int
+    examples: int
+
+
+def pair_batch(
+    chosen: Sequence[Pair], inputs: Sequence[Any], preprocess: Preprocess, device: torch.device
+) -> PairBatch:
+    """``chosen`` pairs of ``inputs`` on ``device``, each distinct example preprocessed once (``BatchEmbeddings``)."""
+    distinct = sorted({p.first for p in chosen} | {p.second for p in chosen})
+    row_of = {example: row for row, example in enumerate(distinct)}
+    features = {k: v.to(device) for k, v in preprocess([inputs[i] for i in distinct]).items()}
+    sides = [
+        {"rows": torch.tensor([row_of[getattr(p, side)] for p in chosen], device=device)}
+        for side in ("first", "second")
+    ]
+    targets = torch.tensor([float(p.similar) for p in chosen], device=device)
+    return PairBatch(features, sides, targets, pairs=len(chosen), examples=len(distinct))
+
+
 def pair_loss(name: str, embedder: nn.Module) -> nn.Module:
     """The sentence-transformers loss called ``name``, over ``embedder``."""
     from sentence_transformers.sentence_transformer import losses
@@ -172,43 +197,34 @@ def tune_body(
     embedder = BatchEmbeddings(model)
     loss_fn = pair_loss(settings.loss, embedder).to(device)
     optimizer = adamw(model, train)
-    steps_per_epoch = math.ceil(math.ceil(len(pairs) / train.batch_size) / train.gradient_accumulation)
+    steps_per_epoch = optimizer_steps(len(pairs), train.batch_size, train.gradient_accumulation)
     total_steps = steps_per_epoch * settings.epochs
     scheduler = warmup_then_linear_decay(optimizer, train.warmup_ratio, total_steps)
     scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype == torch.float16)
+    runner = StepRunner(optimizer, scheduler, scaler, trainable, train, device, autocast_dtype)
     precision = precision_name(autocast_dtype)
     log.info(
         "Contrastive phase: %d pairs (%d similar) from %d examples, %d epoch(s) of %d steps, %s loss, on %s in %s",
         len(pairs), sum(p.similar for p in pairs), len(inputs), settings.epochs, steps_per_epoch, settings.loss, device,
         precision,
     )  # fmt: skip
+
+    def loss_of(batch: PairBatch) -> torch.Tensor:
+        embedder.encode(batch.features)
+        return loss_fn(batch.sides, batch.targets)
+
     model.train()
     step, pairs_seen, encoded, recent_loss = 0, 0, 0, float("nan")
     log_every = max(1, int(total_steps * LOG_EVERY_FRACTION))
-    optimizer.zero_grad(set_to_none=True)
     for _ in range(settings.epochs):
-        batches = torch.randperm(len(pairs), generator=generator).split(train.batch_size)
-        for index, batch in enumerate(batches, start=1):
-            chosen = [pairs[i] for i in batch.tolist()]
-            distinct = sorted({p.first for p in chosen} | {p.second for p in chosen})
-            row_of = {example: row for row, example in enumerate(distinct)}
-            features = {k: v.to(device) for k, v in preprocess([inputs[i] for i in distinct]).items()}
-            columns = [
-                {"rows": torch.tensor([row_of[getattr(p, side)] for p in chosen], device=device)}
-                for side in ("first", "second")
-            ]
-            targets = torch.tensor([float(p.similar) for p in chosen], device=device)
-            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                embedder.encode(features)
-                loss = loss_fn(columns, targets)
-            encoded += len(distinct)
-            scaler.scale(loss / train.gradient_accumulation).backward()
-            pairs_seen, recent_loss = pairs_seen + len(chosen), loss.item()
-            if index % train.gradient_accumulation and index < len(batches):
-                continue
-            optimizer_step(optimizer, scheduler, scaler, trainable, train.max_grad_norm)
-            step += 1
-            if step % log_every == 0 or step == total_steps:
+        index_batches = torch.randperm(len(pairs), generator=generator).split(train.batch_size)
+        batches = (
+            pair_batch([pairs[i] for i in index.tolist()], inputs, preprocess, device) for index in index_batches
+        )
+        for batch, loss, stepped in runner.epoch(batches, len(index_batches), loss_of):
+            encoded, pairs_seen, recent_loss = encoded + batch.examples, pairs_seen + batch.pairs, loss.item()
+            step += stepped
+            if stepped and (step % log_every == 0 or step == total_steps):
                 log.info(
                     "contrastive step %d/%d  loss %.4f  (%.0f pairs/s)",
                     step, total_steps, recent_loss, pairs_seen / (time.perf_counter() - started),

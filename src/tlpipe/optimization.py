@@ -4,12 +4,19 @@ Learning rates follow one rule for every strategy: the head at ``head_learning_r
 block at ``learning_rate``, and each block below at ``layer_decay`` times the one above it
 (discriminative learning rates; 1 turns it off). Each phase starts a fresh AdamW (no weight decay on
 biases and norms) and a linear warm-up then decay over the parameters it trains.
+
+Both training loops, the epochs of ``tlpipe.training`` and the pair tuning of ``tlpipe.contrastive``,
+run their batches through a ``StepRunner``: the loss under autocast, its backward pass through the
+loss scaler, and an optimiser step every ``gradient_accumulation`` batches and after an epoch's last.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -17,6 +24,8 @@ from torch import nn
 from tlpipe.config import TrainConfig
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+
+Batch = TypeVar("Batch")
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,53 @@ def optimizer_step(
     scaler.update()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
+
+
+def optimizer_steps(examples: int, batch_size: int, gradient_accumulation: int) -> int:
+    """Optimiser steps in a ``StepRunner.epoch`` of ``examples``: one per ``gradient_accumulation`` batches or fewer."""
+    return math.ceil(math.ceil(examples / batch_size) / gradient_accumulation)
+
+
+def _no_context(stepping: bool) -> contextlib.AbstractContextManager[None]:
+    return contextlib.nullcontext()
+
+
+@dataclass(frozen=True)
+class StepRunner:
+    """Runs epochs of batches: forward in ``autocast_dtype``, ``train``'s gradient accumulation and clipping."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    trainable: list[nn.Parameter]
+    train: TrainConfig
+    device: torch.device
+    autocast_dtype: torch.dtype | None
+
+    def epoch(
+        self,
+        batches: Iterable[Batch],
+        batch_count: int,
+        loss_of: Callable[[Batch], torch.Tensor],
+        accumulating: Callable[[bool], contextlib.AbstractContextManager[None]] = _no_context,
+    ) -> Iterator[tuple[Batch, torch.Tensor, bool]]:
+        """Each of the ``batch_count`` ``batches``, its loss, and whether an optimiser step followed it.
+
+        ``loss_of`` runs under autocast, and ``accumulating(stepping)`` around it and the backward pass
+        (DistributedDataParallel's ``no_sync`` on the batches that only accumulate).
+        """
+        accumulation = self.train.gradient_accumulation
+        enabled = self.autocast_dtype is not None
+        self.optimizer.zero_grad(set_to_none=True)
+        for number, batch in enumerate(batches, start=1):
+            stepping = number % accumulation == 0 or number == batch_count
+            with accumulating(stepping):
+                with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=enabled):
+                    loss = loss_of(batch)
+                self.scaler.scale(loss / accumulation).backward()
+            if stepping:
+                optimizer_step(self.optimizer, self.scheduler, self.scaler, self.trainable, self.train.max_grad_norm)
+            yield batch, loss, stepping
 
 
 def warmup_then_linear_decay(

@@ -17,6 +17,7 @@ saved generator, so a resumed run still draws the augmentations an uninterrupted
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -37,7 +38,7 @@ from tlpipe.distributed import Workers, join_process_group
 from tlpipe.errors import ConfigError
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.modalities.base import Classifier
-from tlpipe.optimization import Phase, adamw, optimizer_step, warmup_then_linear_decay
+from tlpipe.optimization import Phase, StepRunner, adamw, optimizer_steps, warmup_then_linear_decay
 from tlpipe.runtime import Runtime, device_report, make_deterministic, pair_tuning_dtype, select_runtime
 from tlpipe.strategies import get_strategy
 from tlpipe.strategies.base import Strategy
@@ -173,7 +174,7 @@ def fine_tune(
     sample_weights = class_weights(targets, num_classes)[targets] if train.class_balance == "sampler" else None
     batch_size = workers.batch_size(train.batch_size)
     shard_size = len(workers.shard(torch.arange(len(train_set))))
-    steps_per_epoch = math.ceil(math.ceil(shard_size / batch_size) / train.gradient_accumulation)
+    steps_per_epoch = optimizer_steps(shard_size, batch_size, train.gradient_accumulation)
     scaler = torch.amp.GradScaler("cuda", enabled=runtime.uses_scaler)
     stop = _patience_ran_out(train, progress, phases)
 
@@ -319,27 +320,23 @@ def train_epoch(
     generator: torch.Generator,
 ) -> float:
     """One pass over ``order`` in batches; returns the mean training loss (over every process)."""
-    batch_count = math.ceil(len(order) / batch_size)
     trainable = [p for p in step.parameters() if p.requires_grad]
+    runner = StepRunner(optimizer, scheduler, scaler, trainable, train, runtime.device, runtime.autocast_dtype)
     total_loss = torch.zeros((), dtype=torch.float64, device=runtime.device)  # summed on the device: no sync per step
-    optimizer.zero_grad(set_to_none=True)
-    for number, (batch, index) in enumerate(examples.batches(order, batch_size, generator), start=1):
-        stepping = number % train.gradient_accumulation == 0 or number == batch_count
-        with workers.accumulating(step, stepping):
-            with torch.autocast(
-                runtime.device.type, dtype=runtime.autocast_dtype, enabled=runtime.autocast_dtype is not None
-            ):
-                logits = step(batch)
-                loss = nn.functional.cross_entropy(
-                    logits.float(),
-                    targets[index].to(runtime.device),
-                    weight=loss_weights,
-                    label_smoothing=train.label_smoothing,
-                )
-            scaler.scale(loss / train.gradient_accumulation).backward()
+
+    def loss_of(batch_and_index: tuple[Any, torch.Tensor]) -> torch.Tensor:
+        batch, index = batch_and_index
+        return nn.functional.cross_entropy(
+            step(batch).float(),
+            targets[index].to(runtime.device),
+            weight=loss_weights,
+            label_smoothing=train.label_smoothing,
+        )
+
+    batches = examples.batches(order, batch_size, generator)
+    accumulating = functools.partial(workers.accumulating, step)
+    for (_, index), loss, _ in runner.epoch(batches, math.ceil(len(order) / batch_size), loss_of, accumulating):
         total_loss += loss.detach() * len(index)
-        if stepping:
-            optimizer_step(optimizer, scheduler, scaler, trainable, train.max_grad_norm)
     return workers.mean(total_loss.item(), len(order))
 
 
