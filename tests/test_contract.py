@@ -54,7 +54,9 @@ def test_artifact_paths_come_from_params_paths_only(stage: str) -> None:
         if entry in ENVIRONMENT_DEPS:
             continue
         if entry.startswith("src/"):
-            assert (REPO / entry).exists(), f"{stage}: code dependency {entry} does not exist"
+            for modality in MODALITIES:
+                code = entry.replace("${data.modality}", modality)
+                assert (REPO / code).exists(), f"{stage}: code dependency {code} does not exist"
             continue
         names = re.findall(r"\$\{paths\.(\w+)\}", entry)
         assert names, f"{stage}: {entry} is written literally; use ${{paths.<name>}}"
@@ -100,10 +102,10 @@ def module_file(name: str) -> Path | None:
     return Path(spec.origin) if spec and spec.origin else None
 
 
-def project_imports(root: str) -> set[Path]:
-    """Files of the project modules ``root`` imports, transitively: every import statement, also inside
-    functions, every package ``__init__`` on the way, and every registered modality and strategy (imported by
-    name)."""
+def project_imports(root: str, modality: str) -> set[Path]:
+    """Files of the project modules ``root`` imports, transitively, in a project of ``modality``: every import
+    statement, also inside functions, every package ``__init__`` on the way, that modality's plug-in and every
+    modality's settings (imported by name), and every registered strategy."""
     files: set[Path] = set()
     pending = [root]
     while pending:
@@ -115,7 +117,7 @@ def project_imports(root: str) -> set[Path]:
         parent = name.rpartition(".")[0]
         pending += [parent] if parent else []
         if name == "tlpipe.modalities":
-            pending += [f"{package}.{module}" for package in MODALITIES.values() for module in ("modality", "settings")]
+            pending += [f"{MODALITIES[modality]}.modality", *(f"{package}.settings" for package in MODALITIES.values())]
         if name == "tlpipe.strategies":
             pending += list(STRATEGIES.values())
         for node in ast.walk(ast.parse(path.read_text())):
@@ -130,10 +132,15 @@ def covered_by(path: Path, entry: str) -> bool:
     return path == Path(entry) or Path(entry) in path.parents
 
 
+@pytest.mark.parametrize("modality", MODALITIES)
 @pytest.mark.parametrize("stage", STAGES)
-def test_stage_code_dependencies_are_exactly_the_modules_it_imports(stage: str) -> None:
-    imported = project_imports(f"tlpipe.stages.{stage}")
-    code_deps = [entry for entry in DVC[stage]["deps"] if entry.startswith("src/")]
+def test_stage_code_dependencies_are_exactly_the_modules_it_imports(stage: str, modality: str) -> None:
+    """Per modality: ``${data.modality}`` in dvc.yaml names the project's plug-in, so editing one modality's
+    code reruns no stage of a project of another (beyond what the import graph shares)."""
+    imported = project_imports(f"tlpipe.stages.{stage}", modality)
+    code_deps = [
+        entry.replace("${data.modality}", modality) for entry in DVC[stage]["deps"] if entry.startswith("src/")
+    ]
 
     missing = sorted(str(path) for path in imported if not any(covered_by(path, entry) for entry in code_deps))
     unused = [entry for entry in code_deps if not any(covered_by(path, entry) for path in imported)]
