@@ -48,7 +48,8 @@ from tlpipe.artifacts import write_json
 from tlpipe.config import PreprocessConfig, TrainConfig
 from tlpipe.distributed import Workers
 from tlpipe.modalities import get_modality
-from tlpipe.optimization import Phase, apply_phase, parameter_groups, warmup_then_linear_decay
+from tlpipe.optimization import parameter_groups, warmup_then_linear_decay
+from tlpipe.phases import Phase, apply_phase
 from tlpipe.runtime import Runtime, select_runtime
 from tlpipe.sources import fetch_snapshot
 from tlpipe.training import RawExamples, TrainingStep, loader_workers, seed_everything, train_epoch

@@ -50,7 +50,8 @@ from tlpipe.config import PreprocessConfig, TrainConfig
 from tlpipe.modalities import get_modality
 from tlpipe.modalities.image import backbones
 from tlpipe.modalities.image.model import ImageClassifier, ImagePreprocessor
-from tlpipe.optimization import Phase, apply_phase, optimizer_step, parameter_groups, warmup_then_linear_decay
+from tlpipe.optimization import optimizer_step, parameter_groups, warmup_then_linear_decay
+from tlpipe.phases import Phase, apply_phase
 from tlpipe.sources import fetch_snapshot
 from tlpipe.strategies import get_strategy
 from tlpipe.training import seed_everything

@@ -9,7 +9,8 @@ import torch
 
 from tlpipe.config import TrainConfig
 from tlpipe.modalities.text.model import TextPreprocessor, load_pretrained, load_tokenizer
-from tlpipe.optimization import Phase, apply_phase, block_learning_rates, parameter_groups
+from tlpipe.optimization import block_learning_rates, parameter_groups
+from tlpipe.phases import Phase, apply_phase
 from tlpipe.strategies import STRATEGIES, get_strategy
 from tlpipe.training import Callbacks, fine_tune, seed_everything
 

@@ -180,12 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_stage(stage: str, params_path: Path = Path("params.yaml")) -> Any:
     """Load params and call ``tlpipe.stages.<stage>.run`` with the sections its signature names."""
-    from tlpipe.distributed import launch_training, launched_by_torchrun
     from tlpipe.params import load_params
 
     params = load_params(params_path)
-    if stage == "train" and params.train.processes > 1 and not launched_by_torchrun():
-        return launch_training(params.train.processes, params_path)
+    if stage == "train" and params.train.processes > 1:
+        from tlpipe.distributed import launch_training, launched_by_torchrun  # imports torch: train's only
+
+        if not launched_by_torchrun():
+            return launch_training(params.train.processes, params_path)
     module = importlib.import_module(f"tlpipe.stages.{stage}")
     sections = inspect.signature(module.run).parameters
     return module.run(**{name: getattr(params, name) for name in sections})

@@ -25,7 +25,8 @@ from torch import nn
 
 from tlpipe.config import TrainConfig
 from tlpipe.errors import DataError
-from tlpipe.optimization import Phase, StepRunner, adamw, apply_phase, optimizer_steps, warmup_then_linear_decay
+from tlpipe.optimization import StepRunner, adamw, optimizer_steps, warmup_then_linear_decay
+from tlpipe.phases import Phase, apply_phase
 from tlpipe.runtime import precision_name
 from tlpipe.strategies.contrastive import ContrastiveSettings, pair_settings
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from tlpipe.artifacts import write_text
 from tlpipe.config import SplitConfig
@@ -46,6 +45,8 @@ def stratified_split(train: pd.DataFrame, split: SplitConfig) -> tuple[pd.DataFr
     since its validation scores, and the choice of the best epoch, would then ignore it.
     """
     try:
+        from sklearn.model_selection import train_test_split  # 0.8 s to import: only prepare splits
+
         fit, valid = train_test_split(
             train,
             test_size=split.validation_fraction,

@@ -28,32 +28,6 @@ NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 Batch = TypeVar("Batch")
 
 
-@dataclass(frozen=True)
-class Phase:
-    """Epochs ``first_epoch`` .. ``last_epoch`` (1-based, inclusive), training the top ``trainable_blocks`` blocks."""
-
-    name: str
-    first_epoch: int
-    last_epoch: int
-    trainable_blocks: int
-
-    @property
-    def epochs(self) -> int:
-        return self.last_epoch - self.first_epoch + 1
-
-
-def apply_phase(model: Any, phase: Phase) -> None:
-    """Set ``requires_grad``: the head and the top ``phase.trainable_blocks`` body blocks train, nothing else."""
-    for parameter in model.body.parameters():
-        parameter.requires_grad_(False)
-    blocks = model.body_blocks()
-    for block in blocks[len(blocks) - phase.trainable_blocks :]:
-        for parameter in block.parameters():
-            parameter.requires_grad_(True)
-    for parameter in model.head.parameters():
-        parameter.requires_grad_(True)
-
-
 def block_learning_rates(train: TrainConfig, blocks: int) -> list[float]:
     """Learning rate of each body block, bottom to top: the top at ``learning_rate``, decaying downwards."""
     return [train.learning_rate * train.layer_decay ** (blocks - 1 - index) for index in range(blocks)]

@@ -38,7 +38,8 @@ from tlpipe.distributed import Workers, join_process_group
 from tlpipe.errors import ConfigError
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.modalities.base import Classifier
-from tlpipe.optimization import Phase, StepRunner, adamw, optimizer_steps, warmup_then_linear_decay
+from tlpipe.optimization import StepRunner, adamw, optimizer_steps, warmup_then_linear_decay
+from tlpipe.phases import Phase
 from tlpipe.runtime import Runtime, device_report, make_deterministic, pair_tuning_dtype, select_runtime
 from tlpipe.strategies import get_strategy
 from tlpipe.strategies.base import Strategy

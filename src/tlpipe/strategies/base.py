@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
 from pydantic import BaseModel
 
 from tlpipe.config import TrainConfig
-from tlpipe.optimization import Phase, apply_phase
+from tlpipe.phases import Phase, apply_phase
 
-Preprocess = Callable[[Sequence[Any]], dict[str, torch.Tensor]]
+if TYPE_CHECKING:  # reading params.yaml imports every strategy: no torch at import time
+    import torch
+
+Preprocess = Callable[[Sequence[Any]], "dict[str, torch.Tensor]"]
 Recipe = Mapping[str, Any]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tlpipe.config import TrainConfig
-from tlpipe.optimization import Phase, apply_phase
+from tlpipe.phases import Phase, apply_phase
 from tlpipe.strategies.base import Strategy
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from tlpipe.config import Section, TrainConfig
-from tlpipe.optimization import Phase
+from tlpipe.phases import Phase
 from tlpipe.strategies.base import Strategy
 
 
