@@ -9,6 +9,10 @@ export DVC_NO_ANALYTICS := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export PREFECT_HOME ?= $(CURDIR)/.prefect
+# Test processes (pytest-xdist). Most of a slow test is subprocesses starting up, which two cores overlap well;
+# more workers than cores only make each test slower.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 .PHONY: demo demo-images demo-transfer lint test test-fast install lock clean-outputs
 
@@ -37,11 +41,11 @@ lint: $(STAMP)
 
 ## test: set up, lint, then run the whole test suite (fast and slow tiers)
 test: lint
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 ## test-fast: only the in-memory and file-level tiers
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 install: $(STAMP)
 

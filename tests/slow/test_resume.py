@@ -15,7 +15,7 @@ from factories import write_project
 from tlpipe.cli import run_stage
 
 pytestmark = pytest.mark.slow
-EPOCHS = 40
+EPOCHS = 20  # long enough to kill mid-run after epoch 3, with room to spare
 
 
 def prepared_project(root: Path, tiny_model_dir: Path, train_table, test_table, monkeypatch) -> Path:
