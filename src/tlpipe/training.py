@@ -144,19 +144,9 @@ def fine_tune(
     resumed, progress = _resume(model, train, state, workers, callbacks)
     resumed_after_epoch = progress.epoch
     if progress.epoch == 0:  # a resumed run restored a prepared body with its weights
-
-        def tune() -> dict[str, Any]:
-            def tune_now() -> dict[str, Any]:
-                return tune_body(
-                    model, preprocess, train_inputs, train_labels, train, runtime.device,
-                    pair_tuning_dtype(runtime, train), generator,
-                ).to_dict()  # fmt: skip
-
-            if tuned_bodies:
-                return tuned_bodies.load_or_tune(model.body, train_inputs, train_labels, train, tune_now)
-            return tune_now()
-
-        progress.body_tuning = strategy.prepare_body(tune)
+        progress.body_tuning = _prepare_body(
+            strategy, model, preprocess, train_inputs, train_labels, train, runtime, generator, tuned_bodies
+        )
     phases = list(strategy.phases(train, len(model.body_blocks())))
     if strategy.trains_on_features:
         strategy.apply_phase(model, phases[0])
@@ -169,10 +159,7 @@ def fine_tune(
     targets = torch.tensor(list(train_labels), dtype=torch.long)
     valid_targets = torch.tensor(list(valid_labels), dtype=torch.long)
     num_classes = model.head.out_features
-    loss_weights = (
-        class_weights(targets, num_classes).to(runtime.device) if train.class_balance == "weighted_loss" else None
-    )
-    sample_weights = class_weights(targets, num_classes)[targets] if train.class_balance == "sampler" else None
+    loss_weights, sample_weights = _class_balance(train, targets, num_classes, runtime.device)
     batch_size = workers.batch_size(train.batch_size)
     shard_size = len(workers.shard(torch.arange(len(train_set))))
     steps_per_epoch = optimizer_steps(shard_size, batch_size, train.gradient_accumulation)
@@ -197,11 +184,7 @@ def fine_tune(
 
         for epoch in range(max(phase.first_epoch, progress.epoch + 1), phase.last_epoch + 1):
             started = time.perf_counter()
-            order = (
-                torch.multinomial(sample_weights, len(train_set), replacement=True, generator=generator)
-                if sample_weights is not None
-                else torch.randperm(len(train_set), generator=generator)
-            )
+            order = _epoch_order(len(train_set), sample_weights, generator)
             model.train()
             if strategy.trains_on_features:
                 model.body.eval()
@@ -247,6 +230,51 @@ def fine_tune(
         resumed_after_epoch=resumed_after_epoch,
         body_tuning=progress.body_tuning,
     )
+
+
+def _prepare_body(
+    strategy: Strategy,
+    model: Classifier,
+    preprocess: Preprocess,
+    inputs: Sequence[Any],
+    labels: Sequence[int],
+    train: TrainConfig,
+    runtime: Runtime,
+    generator: torch.Generator,
+    tuned_bodies: TunedBodies | None,
+) -> dict[str, Any] | None:
+    """What ``strategy`` does to the body before the first epoch, for the record: tuning it on pairs of
+    ``inputs``, or taking a body tuned alike from ``tuned_bodies``."""
+
+    def tune_now() -> dict[str, Any]:
+        return tune_body(
+            model, preprocess, inputs, labels, train, runtime.device, pair_tuning_dtype(runtime, train), generator
+        ).to_dict()
+
+    def tune() -> dict[str, Any]:
+        if tuned_bodies:
+            return tuned_bodies.load_or_tune(model.body, inputs, labels, train, tune_now)
+        return tune_now()
+
+    return strategy.prepare_body(tune)
+
+
+def _class_balance(
+    train: TrainConfig, targets: torch.Tensor, num_classes: int, device: torch.device
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``train.class_balance`` as (the loss's class weights, each example's sampling weight); None where off."""
+    if train.class_balance == "weighted_loss":
+        return class_weights(targets, num_classes).to(device), None
+    if train.class_balance == "sampler":
+        return None, class_weights(targets, num_classes)[targets]
+    return None, None
+
+
+def _epoch_order(examples: int, sample_weights: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+    """The order of an epoch's examples: a permutation, or a weighted draw with replacement (class sampler)."""
+    if sample_weights is not None:
+        return torch.multinomial(sample_weights, examples, replacement=True, generator=generator)
+    return torch.randperm(examples, generator=generator)
 
 
 def _resume(
