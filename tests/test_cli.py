@@ -56,3 +56,15 @@ def test_predict_explains_itself(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert exit_.value.code == 0
     assert "--column" in capsys.readouterr().out
+
+
+def test_train_help_lists_every_registered_strategy_with_its_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    from tlpipe.strategies import STRATEGIES, get_strategy
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for name in STRATEGIES:
+        assert f"{name} ({get_strategy(name).summary}" in shown, name
+    assert "bitfit (only the body's biases and the head train (BitFit); text only)" in shown

@@ -63,13 +63,7 @@ STAGE_HELP = {
         "train.auto.few_labels_below training examples, else freeze_unfreeze; for images the rule measured by "
         "benchmarks/image_strategies.py; each with its benchmarked "
         "recipe, compared on validation with train.auto.compare; the choice and why go to the metrics and "
-        "model card), linear_probe (head on cached frozen features), lexical_probe (texts: the head also reads "
-        "a TF-IDF bag of the text's wordpieces, for labels that hang on in-house words), contrastive "
-        "(SetFit: the encoder tuned on same/different-class pairs, then the head), lexical_contrastive (texts: "
-        "contrastive, then a head that also reads the wordpiece bag), full, freeze_unfreeze "
-        "(head, then all with layer-wise decayed learning rates), gradual_unfreeze (one more block from the "
-        "top every few epochs), bitfit (texts: only the body's biases and the head train) and scratch (random "
-        "weights, the control); each applies to the modalities it has a recipe for (tlpipe.strategies). "
+        "model card), {strategies}; each applies to the modalities it has a recipe for (tlpipe.strategies). "
         "AdamW with warm-up, seeded; CUDA with mixed precision when present, CPU otherwise. "
         "Saves a resumable state every epoch in paths.train_state: "
         "run it again after an interruption and it continues. With cross-validation folds (prepare), each "
@@ -113,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for stage in STAGES:
         summary, details = STAGE_HELP[stage]
+        if stage == "train":
+            details = details.replace("{strategies}", _strategy_list())
         commands.add_parser(stage.replace("_", "-"), help=summary, description=f"{summary} {details}")
     runner = commands.add_parser(
         "run",
@@ -176,6 +172,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serving.add_arguments(predictor)
     return parser
+
+
+def _strategy_list() -> str:
+    """Every registered strategy with its summary, for ``tlpipe train --help``."""
+    from tlpipe.modalities import MODALITIES
+    from tlpipe.strategies import STRATEGIES, get_strategy
+
+    def described(name: str) -> str:
+        strategy = get_strategy(name)
+        only = [modality for modality in MODALITIES if strategy.applies_to(modality)]
+        return f"{name} ({strategy.summary}{'' if len(only) == len(MODALITIES) else '; ' + ', '.join(only) + ' only'})"
+
+    return ", ".join(described(name) for name in STRATEGIES)
 
 
 def run_stage(stage: str, params_path: Path = Path("params.yaml")) -> Any:

@@ -34,7 +34,7 @@ class Strategy(ABC):
     """
 
     name: ClassVar[str]
-    summary: ClassVar[str]  # one line on what trains, for readers of the registry (its --help text is cli.py's)
+    summary: ClassVar[str]  # one line on what trains: `tlpipe train --help` lists every strategy with it
     recipes: ClassVar[Mapping[str, Recipe]]
     not_for: ClassVar[str] = "no recipe has been measured for it there"
     pretrained: ClassVar[bool] = True  # False: a randomly initialised body of the same architecture

@@ -9,7 +9,7 @@ from tlpipe.strategies.contrastive import PAIR_TUNED_RECIPE, Contrastive
 
 class LexicalContrastive(ReadsWordpieces, Contrastive):
     name = "lexical_contrastive"
-    summary = "texts: contrastive, then a head that also reads the wordpiece bag"
+    summary = "contrastive, then a head that also reads the wordpiece bag"
     recipes = {"text": PAIR_TUNED_RECIPE}
     not_for = "it is contrastive tuning with a second channel of a text's wordpieces, which only texts have"
 

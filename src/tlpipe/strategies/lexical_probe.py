@@ -10,7 +10,7 @@ from tlpipe.strategies.linear_probe import HEAD_ONLY_RECIPE
 
 class LexicalProbe(ReadsWordpieces, HeadOnly):
     name = "lexical_probe"
-    summary = "texts: the head also reads a TF-IDF bag of the text's wordpieces"
+    summary = "the head also reads a TF-IDF bag of the text's wordpieces, for labels that hang on in-house words"
     recipes = {"text": HEAD_ONLY_RECIPE}
 
 
