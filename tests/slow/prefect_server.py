@@ -97,6 +97,10 @@ class PrefectServer:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_SERVER_API_PORT": str(port),
             "PREFECT_SERVER_LOGGING_LEVEL": "INFO",
+            # SQLite's busy timeout. Beside another test process on two cores (pytest-xdist), a write can wait past
+            # the default 10 s: the server then logs "database is locked" although the client retries and the run
+            # completes. Prefect's own test mode waits 30 s for the same reason.
+            "PREFECT_SERVER_DATABASE_TIMEOUT": "30",
             **settings,
         }
         self.processes: list[subprocess.Popen] = []
