@@ -18,7 +18,7 @@ from tlpipe.config import TrainConfig
 from tlpipe.errors import ConfigError
 from tlpipe.strategies import get_strategy, strategy_sections
 
-RECIPE_KEYS = ("epochs", "learning_rate", "head_learning_rate", "layer_decay")  # every strategy's recipe has them
+RECIPE_KEYS = ("epochs", "learning_rate", "head_learning_rate", "layer_decay")  # any strategy's recipe may set
 
 
 def recipe_keys(strategy: str) -> tuple[str, ...]:
