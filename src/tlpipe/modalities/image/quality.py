@@ -67,13 +67,14 @@ def file_problems(manifest: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
 
 def _file_checks(data: DataConfig) -> dict[str, tuple[str, _Reason]]:
     """The per-file checks: how the report names each, and why a row fails it (undecodable files fail only "usable")."""
-    modes = ", ".join(data_of(data).allowed_image_modes)
+    own = data_of(data)
+    modes = ", ".join(own.allowed_image_modes)
     return {
         "usable": ("every file is an image that decodes, at a safe path", _usable),
         "labelled": ("every file has a label", _labelled),
         "mode": (f"every image's mode is one of {modes} (data.allowed_image_modes)", _allowed_mode),
         "size": (
-            f"every image's shortest side is at least {data_of(data).min_image_size} pixels (data.min_image_size)",
+            f"every image's shortest side is at least {own.min_image_size} pixels (data.min_image_size)",
             _large_enough,
         ),
     }

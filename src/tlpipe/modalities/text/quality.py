@@ -73,8 +73,9 @@ def _required_columns(runner: SuiteRunner, name: str, frame: pd.DataFrame, data:
 def _rows(runner: SuiteRunner, name: str, frame: pd.DataFrame, data: DataConfig) -> list[CheckResult]:
     import great_expectations.expectations as gxe
 
-    text, label = data_of(data).text_column, data.label_column
-    low, high = data_of(data).min_text_chars, data_of(data).max_text_chars
+    own = data_of(data)
+    text, label = own.text_column, data.label_column
+    low, high = own.min_text_chars, own.max_text_chars
     expectations = [
         (gxe.ExpectTableRowCountToBeBetween(min_value=1), "has at least one data row (a header alone is no data)"),
         (gxe.ExpectColumnValuesToNotMatchRegex(column=text, regex=BLANK), "text is not empty"),
