@@ -416,3 +416,17 @@ def test_symlinks_that_stay_inside_the_data_folder_are_read(project: Path) -> No
     manifest = read_image_manifest(TRAIN, DATA)
 
     assert manifest.set_index("path").loc["data/train/cat/alias.png", "problem"] == ""
+
+
+def test_the_default_limits_accept_28x28_digits_and_still_refuse_a_2x2_image(tmp_path: Path) -> None:
+    defaults = DataConfig(min_examples_per_class=3)  # everything else as shipped (MNIST-like data is ordinary)
+    for part, count in ((tmp_path / "train", 3), (tmp_path / "test", 1)):
+        for label in ("3", "7"):
+            for index in range(count):
+                write_image(part / label / f"{index}.png", "L", size=(28, 28))
+
+    assert not check(defaults, tmp_path / "train", tmp_path / "test").failures
+
+    write_image(tmp_path / "train" / "3" / "dot.png", size=(2, 2))
+    bad = failed(check(defaults, tmp_path / "train", tmp_path / "test"), "shortest side")
+    assert bad.failed_count == 1 and "dot.png" in str(bad.examples) and "2x2 pixels" in str(bad.examples)

@@ -14,7 +14,9 @@ class ImageData(Section):
     """``data``: where a CSV manifest names the image files, and what counts as a usable image."""
 
     path_column: str = Field("path", min_length=1, description="image path column of a CSV manifest")
-    min_image_size: int = Field(32, ge=1, description="shortest side in pixels an image must have")
+    # 28x28 digits and silhouettes (MNIST-like) and thin clip-art are ordinary; what is refused is an image with
+    # nothing to see (1x1, 2x2). Resizing to the body's input size is preprocessing's job (benchmarks/real_data).
+    min_image_size: int = Field(8, ge=1, description="shortest side in pixels an image must have")
     allowed_image_modes: tuple[str, ...] = Field(
         ("RGB", "RGBA", "L", "LA", "P"), min_length=1, description="Pillow modes accepted (others are reported)"
     )
