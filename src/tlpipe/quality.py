@@ -133,7 +133,9 @@ class SuiteRunner:
 
 def _shorten(value: Any, limit: int = 80) -> Any:
     if isinstance(value, str) and len(value) > limit:
-        return value[: limit - 3] + "..."
+        # Both ends: a long path keeps its file name, a long text its start.
+        head = (limit - 3) // 2
+        return value[:head] + "..." + value[-(limit - 3 - head) :]
     return value.item() if hasattr(value, "item") else value
 
 

@@ -46,7 +46,7 @@ def one_example_of_a_class(table: pd.DataFrame) -> None:
 
 
 def very_long_text(table: pd.DataFrame) -> None:
-    table.loc[3, "text"] = "refund " * 14_285 + "x"  # 100,000 characters
+    table.loc[3, "text"] = "refund " * 14_286  # 100,002 characters
 
 
 def numeric_texts(table: pd.DataFrame) -> None:
@@ -81,8 +81,8 @@ CASES = [
     Case("one class only", train_rows(one_class_only), VALIDATE, 1, ("train.csv", "at least 2 classes")),
     Case("a class with one example", train_rows(one_example_of_a_class), VALIDATE, 1,
          ("train.csv", "every class has at least 4 examples", "refunds")),
-    Case("a 100,000-character text", train_rows(very_long_text), VALIDATE, 1,
-         ("train.csv", "text length is between 3 and 2000", "line=5")),
+    Case("a 100,002-character text", train_rows(very_long_text), VALIDATE, 1,
+         ("train.csv", "text length is between 3 and 100000", "line=5")),
     Case("a numeric text column", train_rows(numeric_texts), VALIDATE, 1,
          ("train.csv", "data.text_column", "not numbers", "line=2")),
     Case("empty test file (0 bytes)", lambda r: write_bytes(r / TEST, b""), VALIDATE, 1,
