@@ -32,11 +32,14 @@ RELIABILITY = Path(__file__).parent / "reliability"
 TEMPORARY_FOLDERS = {"tmp_path", "tmp_path_factory"}
 # Built once per session and only read, so a test that loads one still runs in memory.
 SHARED_MODELS = {"tiny_model_dir", "tiny_image_weights"}
+# The slow tier's longest tests (100 to 150 s each on two cores, the rest under 90 s) start it, so that
+# the two workers end together instead of one finishing alone with a long test started last.
+LONGEST = {"test_learning_curve.py", "test_distributed.py", "test_sweep.py"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """One tier marker per test (``tier``), and the slow tier last: fast feedback first, and in-process tests
-    before any that start a Prefect server.
+    """One tier marker per test (``tier``), and the slow tier last, its longest tests first: fast feedback
+    first, and in-process tests before any that start a Prefect server.
 
     A process that has run a temporary Prefect server (``prefect_test_harness``) can no longer fork
     DataLoader workers: they exit at once with status 1 (seen with Prefect 3.8.8 and torch 2.14;
@@ -45,7 +48,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("slow") is None:
             item.add_marker(tier(item))
-    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is not None, item.path.name not in LONGEST))
 
 
 def tier(item: pytest.Item) -> str:

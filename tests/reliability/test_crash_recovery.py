@@ -20,7 +20,7 @@ from tlpipe.cli import run_stage
 from .harness import outputs_of
 
 pytestmark = pytest.mark.slow
-SEEDS = (0, 1, 2)
+SEEDS = (0, 1)  # two kill points per stage: each costs a stage's run and rerun (about 20 s on two cores)
 OUTPUT = {"fetch-model": "data/pretrained", "train": "models/checkpoint", "export": "models/bundle"}
 TIMED = {"history.json", "classifier.json", "parity.json"}  # files that record how many seconds something took
 

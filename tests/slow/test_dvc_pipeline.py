@@ -1,4 +1,5 @@
-"""`dvc repro` in a real git repository: runs everything once, then only what a change touches."""
+"""`dvc repro` in a real git repository: runs everything once, then only what a change touches; bad data stops it
+at validate with the previous outputs intact."""
 
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ def files_under(root: Path, *folders: str) -> dict[str, bytes]:
     }
 
 
-def test_repro_runs_all_then_nothing_then_only_train_and_after_on_a_learning_rate_change(
-    dvc_project: Path,
+def test_repro_runs_all_then_nothing_then_only_what_a_change_touches_and_stops_at_validate_on_bad_data(
+    dvc_project: Path, tiny_model_dir, train_table, test_table
 ) -> None:
+    # One project through four repros: each full repro is most of this tier's time on two cores.
     first = dvc(dvc_project, "repro")
     assert stages_run(first.stdout) == ALL
     assert (dvc_project / "models" / "bundle" / "model.onnx").is_file()
@@ -43,15 +45,8 @@ def test_repro_runs_all_then_nothing_then_only_train_and_after_on_a_learning_rat
     third = dvc(dvc_project, "repro")
     assert stages_run(third.stdout) == ["train", "evaluate", "export"]
 
-
-def test_bad_data_stops_repro_at_validate_and_keeps_previous_outputs(
-    dvc_project: Path, tiny_model_dir, train_table, test_table
-) -> None:
-    dvc(dvc_project, "repro")
     before = files_under(dvc_project, "data/prepared", "models", "reports/evaluation")
-    bad_train = train_table.drop(columns=["label"])
-    write_project(dvc_project, tiny_model_dir, bad_train, test_table)
-
+    write_project(dvc_project, tiny_model_dir, train_table.drop(columns=["label"]), test_table)
     failed = dvc(dvc_project, "repro", check=False)
 
     assert failed.returncode != 0
