@@ -142,6 +142,24 @@ def test_in_a_git_repository_an_uncommitted_change_under_src_changes_the_code_ve
     assert not committed.startswith("files:") and len({committed, edited, harness.code_version(tmp_path)}) == 3
 
 
+def test_a_commit_outside_the_measured_code_keeps_the_code_version_and_one_inside_changes_it(tmp_path: Path) -> None:
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "model.py").write_text("LEARNING_RATE = 1e-4\n")
+    (tmp_path / "README.md").write_text("# before\n")
+    versions = []
+    for change in ({}, {"README.md": "# after\n"}, {"src/model.py": "LEARNING_RATE = 2e-4\n"}):
+        for name, text in change.items():
+            (tmp_path / name).write_text(text)
+        for command in (["init", "-q"], ["add", "."], ["commit", "-qm", "step", "--allow-empty"]):
+            subprocess.run([*git, *command], cwd=tmp_path, check=True, capture_output=True)
+        versions.append(harness.code_version(tmp_path))
+
+    assert versions[0] == versions[1] != versions[2]
+
+
 def test_a_failing_cell_is_reported_with_its_error_and_the_rest_of_the_grid_runs(tmp_path: Path) -> None:
     cells = tiny_cells(tmp_path, {"broken": {"fail": True}, "good": {"wrong": 0}})
 

@@ -1,8 +1,8 @@
 """One harness for the benchmarks: a study is datasets × settings × sizes × seeds, each cell run by a worker.
 
 Each cell runs ``worker`` ("module:function") in a subprocess of its own (a crash or an out-of-memory kill
-fails that cell, not the grid) and is cached under a key that hashes the code version (the commit plus any
-uncommitted change under src/ and params.yaml), the worker, the setting's params, dataset, size and seed:
+fails that cell, not the grid) and is cached under a key that hashes the code version (src/ and params.yaml as
+committed, plus any uncommitted change to them), the worker, the setting's params, dataset, size and seed:
 a rerun skips what already ran with this code. The report gives each setting's mean and spread over seeds
 and a paired bootstrap interval against a reference setting (``report``).
 

@@ -1,4 +1,5 @@
-"""What identifies the code a cell ran: the commit, plus any uncommitted change to the code it measures."""
+"""What identifies the code a cell ran: the committed content of the code it measures, plus any uncommitted
+change to it."""
 
 from __future__ import annotations
 
@@ -12,10 +13,15 @@ CODE_PATHS = ("src", "params.yaml")
 
 
 def code_version(repo: Path, paths: Sequence[str] = CODE_PATHS) -> str:
-    """``git rev-parse HEAD`` plus a hash of the uncommitted changes under ``paths``; a hash of the files when
-    git cannot answer (no git, or not a repository)."""
+    """The git object ids of ``paths`` at HEAD plus a hash of their uncommitted changes; a hash of the files when
+    git cannot answer (no git, or not a repository).
+
+    Object ids, not the commit: a commit that changes only docs, tests or benchmarks keeps every cached cell,
+    which matters to a suite of hours resumed across sessions.
+    """
     try:
-        head = _git(repo, "rev-parse", "HEAD").strip()
+        committed = _git(repo, "ls-tree", "HEAD", "--", *paths)
+        head = hashlib.sha256(committed.encode()).hexdigest()[:16]
         changes = _git(repo, "diff", "HEAD", "--", *paths)
         # git diff leaves out new files git does not track yet; a new module under src/ is a change too.
         untracked = _git(repo, "ls-files", "--others", "--exclude-standard", "--", *paths).split()
