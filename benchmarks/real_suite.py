@@ -16,7 +16,7 @@ is done by cross-validation on training rows only, by the studies that say so.
 The target (issue 29): the default at or above the probe at every size on every dataset but at most one, and
 above it by at least 2 points on average over the suite at 8 and 16 per class.
 
-    .venv/bin/python benchmarks/build_datasets.py                   # once: the datasets (about 2 minutes)
+    .venv/bin/python benchmarks/build_datasets.py                   # once: the datasets (4 minutes)
     .venv/bin/python benchmarks/real_suite.py --sizes 8 16 64       # the grid; cached, resumable
     .venv/bin/python benchmarks/real_suite.py --settings 'frozen probe' baseline   # the cheap rows alone
 """
