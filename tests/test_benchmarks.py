@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -219,6 +220,24 @@ def test_the_interval_narrows_with_a_lower_confidence_level() -> None:
     point, low80, high80 = harness.paired_bootstrap(actual, ours, theirs, resamples=300, confidence=0.8)
 
     assert low95 < low80 < point < high80 < high95
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_bootstraps_difference_is_scikit_learns_macro_f1_difference(seed: int) -> None:
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(seed)
+    actual = rng.choice(["ham", "spam", "phish", "ads"], 80)
+    ours = np.where(rng.random(80) < 0.6, actual, rng.choice(["ham", "spam", "never-true"], 80))
+    theirs = np.where(rng.random(80) < 0.4, actual, rng.choice(["ham", "ads"], 80))
+    labels = np.unique(actual)
+
+    point, _, _ = harness.paired_bootstrap(actual, ours, theirs, resamples=10)
+
+    expected = f1_score(actual, ours, labels=labels, average="macro", zero_division=0) - f1_score(
+        actual, theirs, labels=labels, average="macro", zero_division=0
+    )
+    assert point == pytest.approx(expected, abs=1e-12)
 
 
 def test_a_study_refuses_to_replace_results_the_harness_did_not_write(tmp_path: Path) -> None:
