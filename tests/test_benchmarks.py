@@ -353,3 +353,34 @@ def test_image_strategies_derives_auto_from_validation_and_shows_test_only_besid
     assert "freeze_unfreeze - linear_probe -0.050 (freeze_unfreeze higher on 0/1 seeds)" in report
     assert "freeze_unfreeze: the best validation epoch was the last one trained in 1 of 1 runs" in report
     assert "| 8 (6) | auto" not in report  # at 6 fit per class auto's only candidate, the linear probe, did not run
+
+
+def _real_suite() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("real_suite", BENCHMARKS / "real_suite.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # its `from harness import ...` finds the package loaded above
+    return module
+
+
+def _records(real_suite: ModuleType, pairs: set[tuple[str, int]], lead: float) -> list[dict]:
+    return [
+        {"dataset": dataset, "size": size, "seed": seed, "setting": setting, "score": {"macro_f1": score}}
+        for dataset, size in sorted(pairs)
+        for seed in (0, 1)
+        for setting, score in ((real_suite.DEFAULT, 0.5 + lead), (real_suite.PROBE, 0.5))
+    ]
+
+
+def test_the_real_suites_verdict_needs_every_dataset_and_size_it_covers() -> None:
+    real_suite = _real_suite()
+    one_missing = set(real_suite.JUDGED) - {("mnist", 64)}
+
+    full_lead, short_lead, full_tie = (
+        "\n".join(real_suite.target(_records(real_suite, pairs, lead)))
+        for pairs, lead in ((real_suite.JUDGED, 0.03), (one_missing, 0.03), (real_suite.JUDGED, 0.0))
+    )
+
+    assert "Target met." in full_lead
+    assert f"Not judged: the default ran on {len(one_missing)} of the {len(real_suite.JUDGED)}" in short_lead
+    assert "Target not met." in full_tie  # level with the probe is no lead of 2 points
