@@ -99,7 +99,8 @@ class PrefectServer:
             "PREFECT_SERVER_LOGGING_LEVEL": "INFO",
             # SQLite's busy timeout. Beside another test process on two cores (pytest-xdist), a write can wait past
             # the default 10 s: the server then logs "database is locked" although the client retries and the run
-            # completes. Prefect's own test mode waits 30 s for the same reason.
+            # completes. Prefect's own test mode waits 30 s for the same reason. A write that SQLite refuses at once
+            # (a read transaction upgraded to a write while another writes) no timeout helps: test_deployment.py.
             "PREFECT_SERVER_DATABASE_TIMEOUT": "30",
             **settings,
         }
