@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
+import sys
 from itertools import count
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO / "benchmarks"
 
 CLASS_WORDS = {
     "billing": ["invoice", "refund", "charge", "card", "price", "paid"],
@@ -123,3 +127,19 @@ def write_tiny_bert(folder: Path) -> Path:
     torch.manual_seed(0)
     BertModel(config).save_pretrained(folder)
     return folder
+
+
+def benchmark_module(name: str) -> ModuleType:
+    """``benchmarks/<name>`` (a package folder or a script) imported once under its own top-level name, as the
+    scripts import one another (their folder is on sys.path when they run)."""
+    if name not in sys.modules:
+        folder = BENCHMARKS / name
+        if folder.is_dir():
+            spec = importlib.util.spec_from_file_location(name, folder / "__init__.py",
+                                                          submodule_search_locations=[str(folder)])  # fmt: skip
+        else:
+            spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]

@@ -10,7 +10,6 @@ on synthetic labels.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -21,24 +20,12 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+from factories import BENCHMARKS, benchmark_module
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 WORKER = "benchmark_worker:score"  # tests/ is importable here, so the cells' subprocesses can import it too
 
 
-def _harness() -> ModuleType:
-    # The package lives beside the scripts, which import it as `harness` (their folder is on sys.path when run).
-    if "harness" not in sys.modules:
-        folder = BENCHMARKS / "harness"
-        spec = importlib.util.spec_from_file_location("harness", folder / "__init__.py",
-                                                      submodule_search_locations=[str(folder)])  # fmt: skip
-        assert spec is not None and spec.loader is not None
-        sys.modules["harness"] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules["harness"])
-    return sys.modules["harness"]
-
-
-harness = _harness()
+harness = benchmark_module("harness")
 
 DRIVER = """
 import contextlib, io, runpy, sys, traceback
@@ -165,7 +152,7 @@ def test_a_failing_cell_is_reported_with_its_error_and_the_rest_of_the_grid_runs
     cells = tiny_cells(tmp_path, {"broken": {"fail": True}, "good": {"wrong": 0}})
 
     records = harness.run_grid(cells, WORKER, "code-1", tmp_path / "cache", progress=lambda line: None)
-    table = harness.write_report(tiny_study(["broken", "good"]), records, tmp_path / "out.json", {})
+    table = harness.write_report(tinybenchmark_module(["broken", "good"]), records, tmp_path / "out.json", {})
 
     assert [r["status"] for r in records] == ["failed", "ok"]
     assert records[0]["error"] == "exited with status 1"
@@ -174,7 +161,7 @@ def test_a_failing_cell_is_reported_with_its_error_and_the_rest_of_the_grid_runs
     assert len(list((tmp_path / "cache").glob("*.json"))) == 1  # a failed cell is retried, not cached
 
 
-def tiny_study(settings: list[str], reference: str | None = None) -> object:
+def tinybenchmark_module(settings: list[str], reference: str | None = None) -> object:
     return harness.Study(
         name="tiny", title="Tiny", description="A tiny study.", worker=WORKER, datasets=("synthetic",),
         settings=tuple(harness.Setting(name) for name in settings), sizes=(4,), seeds=(0, 1),
@@ -196,7 +183,7 @@ def test_the_report_gives_means_spreads_and_a_paired_interval_that_excludes_0_on
 ) -> None:
     records = [answered("better", 0, 0), answered("better", 1, 3), answered("same", 0, 24), answered("same", 1, 30),
                answered("reference", 0, 24), answered("reference", 1, 30)]  # fmt: skip
-    study = tiny_study(["better", "same", "reference"])
+    study = tinybenchmark_module(["better", "same", "reference"])
 
     table = harness.write_report(study, records, tmp_path / "tiny.json", {"command": "tiny"}, resamples=300)
     written = json.loads((tmp_path / "tiny.json").read_text())
@@ -245,14 +232,14 @@ def test_a_study_refuses_to_replace_results_the_harness_did_not_write(tmp_path: 
     earlier.write_text(json.dumps({"runs": []}))
 
     with pytest.raises(harness.StudyError, match="pass --out"):
-        harness.main(tiny_study(["a", "b"]), ["--out", str(earlier), "--cache", str(tmp_path / "cache")])
+        harness.main(tinybenchmark_module(["a", "b"]), ["--out", str(earlier), "--cache", str(tmp_path / "cache")])
 
     assert json.loads(earlier.read_text()) == {"runs": []}
 
 
 def test_a_study_with_an_unknown_reference_fails_when_it_is_built() -> None:
     with pytest.raises(harness.StudyError, match="name no setting"):
-        tiny_study(["a", "b"], reference="c")
+        tinybenchmark_module(["a", "b"], reference="c")
 
 
 def test_a_setting_limited_to_some_sizes_runs_only_at_those() -> None:
@@ -297,16 +284,6 @@ def test_lexical_channel_cross_validates_word_tfidf_through_the_harness(tmp_path
     assert "| support_tickets | 4 | " in (tmp_path / "lexical_channel.md").read_text()
 
 
-def _study(name: str) -> ModuleType:
-    """A study script imported as a module (its folder's `harness` is the one loaded above)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
 def fold_run(setting: str, dataset: str, seed: int, undrawn: float, chose: str, cross_validated: float) -> dict:
     """A fold_count cell record as its worker would leave it."""
     folds = int(setting.split(" ")[1])
@@ -317,7 +294,7 @@ def fold_run(setting: str, dataset: str, seed: int, undrawn: float, chose: str, 
 
 
 def test_fold_count_judges_its_rule_on_the_default_and_reports_each_candidates_pessimism() -> None:
-    fold_count = _study("fold_count")
+    fold_count = benchmark_module("fold_count")
     records = [fold_run("default 3 folds", d, s, 0.80, "contrastive", 0.70) for d in ("a", "b") for s in (0, 1)]
     better = [fold_run("default 5 folds", d, s, 0.82, "linear_probe", 0.75) for d in ("a", "b") for s in (0, 1)]
     probe = [fold_run("linear_probe 3 folds", "a", 0, 0.60, "linear_probe", 0.50)]
@@ -343,7 +320,7 @@ def image_run(setting: str, seed: int, valid: float, test: float, fit: int, best
 
 
 def test_image_strategies_derives_auto_from_validation_and_shows_test_only_beside_it() -> None:
-    image_strategies = _study("image_strategies")
+    image_strategies = benchmark_module("image_strategies")
     records = [image_run("linear_probe", 0, 0.90, 0.70, 48), image_run("freeze_unfreeze", 0, 0.85, 0.95, 48, 12),
                image_run("full", 0, 0.99, 0.99, 6)]  # fmt: skip
 
@@ -353,14 +330,6 @@ def test_image_strategies_derives_auto_from_validation_and_shows_test_only_besid
     assert "freeze_unfreeze - linear_probe -0.050 (freeze_unfreeze higher on 0/1 seeds)" in report
     assert "freeze_unfreeze: the best validation epoch was the last one trained in 1 of 1 runs" in report
     assert "| 8 (6) | auto" not in report  # at 6 fit per class auto's only candidate, the linear probe, did not run
-
-
-def _real_suite() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("real_suite", BENCHMARKS / "real_suite.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # its `from harness import ...` finds the package loaded above
-    return module
 
 
 def _records(real_suite: ModuleType, pairs: set[tuple[str, int]], lead: float) -> list[dict]:
@@ -373,7 +342,7 @@ def _records(real_suite: ModuleType, pairs: set[tuple[str, int]], lead: float) -
 
 
 def test_the_real_suites_verdict_needs_every_dataset_and_size_it_covers() -> None:
-    real_suite = _real_suite()
+    real_suite = benchmark_module("real_suite")
     one_missing = set(real_suite.JUDGED) - {("mnist", 64)}
 
     full_lead, short_lead, full_tie = (

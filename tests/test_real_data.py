@@ -5,35 +5,18 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib.util
 import io
-import sys
 import zipfile
 from pathlib import Path
-from types import ModuleType
 
 import pandas as pd
 import pytest
 import yaml
+from factories import BENCHMARKS, benchmark_module
 
 from tlpipe.config import DataConfig
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _real_data() -> ModuleType:
-    # The package lives beside the benchmark scripts, which import it as `real_data` (their folder is on sys.path).
-    if "real_data" not in sys.modules:
-        folder = BENCHMARKS / "real_data"
-        spec = importlib.util.spec_from_file_location("real_data", folder / "__init__.py",
-                                                      submodule_search_locations=[str(folder)])  # fmt: skip
-        assert spec is not None and spec.loader is not None
-        sys.modules["real_data"] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules["real_data"])
-    return sys.modules["real_data"]
-
-
-real_data = _real_data()
+real_data = benchmark_module("real_data")
 from real_data import sources, splits  # noqa: E402  (importable once the package is loaded above)
 
 
