@@ -77,15 +77,16 @@ def reference(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) ->
     """A finished project, each stage's uninterrupted outcome, and how long each stage's command takes."""
     root = tmp_path_factory.mktemp("reference")
     write_project(root, tiny_model_dir, make_table(12), make_table(4, offset=100), {"train": {"epochs": 6}})
-    with contextlib.chdir(root):
-        for stage in ("validate", "prepare", "fetch_model", "train", "evaluate", "export"):
-            run_stage(stage)
     seconds, outcomes = {}, {}
-    for stage in OUTPUT:
-        if stage == "fetch-model":
-            shutil.rmtree(root / OUTPUT[stage])
+    # The killed stages run as the commands the tests kill, timed; the others in this process, which is quicker.
+    for stage in ("validate", "prepare", "fetch-model", "train", "evaluate", "export"):
+        if stage not in OUTPUT:
+            with contextlib.chdir(root):
+                run_stage(stage)
+            continue
         started = time.monotonic()
-        assert tlpipe(root, stage).returncode == 0
+        done = tlpipe(root, stage)
+        assert done.returncode == 0, done.stderr[-3000:]
         seconds[stage] = time.monotonic() - started
         outcomes[stage] = outcome(root, stage)
     return {"root": root, "seconds": seconds, "outcomes": outcomes}

@@ -19,19 +19,20 @@ def test_a_sweep_compares_its_experiments_and_the_best_on_validation_can_be_appl
     dvc_project: Path, tmp_path: Path
 ) -> None:
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
-    # -1 is no learning rate: that experiment fails at train and the sweep goes on without it.
-    command = ["tlpipe", "sweep", "--set", "train.learning_rate=1e-3,1e-2,-1", "--set", "train.epochs=2", "--jobs", "2",
+    # -1 is no learning rate: that experiment fails at train and the sweep goes on without it. Two points run at
+    # once: choosing among finished runs is the fast tier's (test_sweep_plan.py), and the learning curve's slow
+    # test has more points than jobs.
+    command = ["tlpipe", "sweep", "--set", "train.learning_rate=1e-2,-1", "--set", "train.epochs=2", "--jobs", "2",
                "--name", "lr"]  # fmt: skip
     done = subprocess.run(command, cwd=dvc_project, env=env, capture_output=True, text=True)
 
     assert done.returncode == 0, done.stderr[-3000:]
     comparison = json.loads((dvc_project / "reports" / "sweep" / "comparison.json").read_text())
     runs = {run["name"]: run for run in comparison["runs"]}
-    assert set(runs) == {"lr-01", "lr-02", "lr-03"}
-    assert runs["lr-03"]["validation_macro_f1"] is None  # the failed point, reported
-    finished = [run for run in runs.values() if run["validation_macro_f1"] is not None]
-    assert len(finished) == 2
-    assert comparison["best"] == max(finished, key=lambda run: run["validation_macro_f1"])["name"]
+    assert set(runs) == {"lr-01", "lr-02"}
+    assert runs["lr-02"]["validation_macro_f1"] is None  # the failed point, reported
+    assert 0.0 <= runs["lr-01"]["validation_macro_f1"] <= 1.0
+    assert comparison["best"] == "lr-01"
     assert f"dvc exp apply {comparison['best']}" in (dvc_project / "reports" / "sweep" / "comparison.md").read_text()
 
     dvc(dvc_project, "exp", "apply", comparison["best"])
