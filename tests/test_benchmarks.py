@@ -10,6 +10,7 @@ on synthetic labels.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -353,3 +354,20 @@ def test_the_real_suites_verdict_needs_every_dataset_and_size_it_covers() -> Non
     assert "Target met." in full_lead
     assert f"Not judged: the default ran on {len(one_missing)} of the {len(real_suite.JUDGED)}" in short_lead
     assert "Target not met." in full_tie  # level with the probe is no lead of 2 points
+
+
+def test_the_tuned_probe_chooses_c_on_the_rows_it_is_given_with_no_more_folds_than_the_smallest_class() -> None:
+    pipeline_runs = importlib.import_module("harness.pipeline_runs")  # the package is imported above, as `harness`
+    rng = np.random.default_rng(0)
+    # Unit vectors whose classes differ by a small shift: the default C of 1 underfits them.
+    centres = np.eye(3, 64) * 0.3
+    rows = np.vstack(
+        [centre + rng.normal(0, 0.05, (count, 64)) for centre, count in zip(centres, (8, 8, 3), strict=True)]
+    )
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    labels = [0] * 8 + [1] * 8 + [2] * 3
+
+    probe = pipeline_runs.tuned_probe(rows, labels)
+
+    assert probe.C_ in pipeline_runs.CS and probe.C_ > 1.0
+    assert probe.scores_.shape[0] == 3  # three folds: the smallest class has three rows
