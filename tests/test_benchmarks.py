@@ -371,3 +371,17 @@ def test_the_tuned_probe_chooses_c_on_the_rows_it_is_given_with_no_more_folds_th
 
     assert probe.C_ in pipeline_runs.CS and probe.C_ > 1.0
     assert probe.scores_.shape[0] == 3  # three folds: the smallest class has three rows
+
+
+def test_the_real_suites_verdict_is_given_against_each_probe_that_ran() -> None:
+    real_suite = benchmark_module("real_suite")
+    records = _records(real_suite, set(real_suite.JUDGED), 0.03)
+    records += [{**record, "setting": real_suite.TUNED_PROBE, "score": {"macro_f1": 0.52}}
+                for record in records if record["setting"] == real_suite.PROBE]  # fmt: skip
+
+    report = "\n".join(real_suite.target(records))
+
+    assert "| mnist | 8 | +0.030 | +0.010 |" in report
+    assert "Against the frozen probe: datasets where the default is below it at some size: none" in report
+    assert report.count("Target met.") == 1  # +3 points over the frozen probe
+    assert "mean lead at 8 and 16 per class: +0.010 (target +0.02). Target not met." in report  # +1 over the tuned
