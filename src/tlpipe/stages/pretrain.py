@@ -57,7 +57,12 @@ def run(paths: PathsConfig, data: DataConfig, preprocess: PreprocessConfig, pret
     fit, valid, data_version = _source_split(source, modality, data, pretrain)
     labels = label_names(fit)
     work = paths.source_work
-    start = fetch_snapshot(pretrain.start_from, work / "start", architecture=pretrain.architecture)
+    start = fetch_snapshot(
+        pretrain.start_from,
+        work / "start",
+        architecture=pretrain.architecture,
+        allow_unknown_weights=pretrain.allow_unknown_weights,
+    )
     modality.check_snapshot(work / "start", pretrain.start_from)
     result, best = _train_on_source(paths, preprocess, pretrain, modality, start, labels, fit, valid)
     record = {
