@@ -96,6 +96,6 @@ def test_models_lists_each_known_model_with_its_source_and_install_command(
             model.modality,
             model.source,
             f"{model.parameters / 1e6:.1f}M",
-            "Apache-2.0",
+            model.licence,
         ]
         assert f"  {installed_here(model)}  " in line and line.endswith(model.install_command)
