@@ -26,7 +26,7 @@ class KnownModel:
     name: str
     modality: str
     distributions: tuple[str, ...]
-    version: str
+    version: str  # whose files were checked; the parts of a split model must all be at it
     weights_file: str
     weights_sha256: str
     sha256_provenance: str
