@@ -109,16 +109,20 @@ def dvc_project_at(
     return root
 
 
-def install_fake_distribution(site: Path, name: str, version: str, files: dict[str, bytes]) -> None:
+def install_fake_distribution(
+    site: Path, name: str, version: str, files: dict[str, bytes], recorded: dict[str, bytes] | None = None
+) -> None:
     """An installed-looking distribution ``name`` in ``site``: ``files`` (paths relative to ``site``) and a dist-info
-    whose RECORD lists each with its sha256, as pip writes it."""
+    whose RECORD lists each with its sha256, as pip writes it; ``recorded``: other content whose sha256 RECORD gives
+    for that path, as for a file changed after install."""
     for relative, content in files.items():
         (site / relative).parent.mkdir(parents=True, exist_ok=True)
         (site / relative).write_bytes(content)
     dist_info = site / f"{name.replace('-', '_')}-{version}.dist-info"
     dist_info.mkdir(parents=True)
     (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-    rows = [f"{relative},sha256={record_hash(content)},{len(content)}" for relative, content in files.items()]
+    claimed = {**files, **(recorded or {})}
+    rows = [f"{relative},sha256={record_hash(claimed[relative])},{len(content)}" for relative, content in files.items()]
     (dist_info / "RECORD").write_text("\n".join([*rows, f"{dist_info.name}/METADATA,,", f"{dist_info.name}/RECORD,,"]))
 
 

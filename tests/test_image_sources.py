@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import shutil
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from factories import install_fake_distribution
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -32,23 +32,6 @@ def tiny_timm_weights(folder: Path, name: str = "test_efficientnet") -> tuple[nn
     path = folder / f"{name}.safetensors"
     save_file(model.state_dict(), path)
     return model, path
-
-
-def fake_distribution(site: Path, name: str, files: dict[str, bytes], record_hashes: dict[str, str]) -> None:
-    """An installed-looking package under ``site`` whose RECORD lists ``files`` with the given sha256s."""
-    package = name.replace("-", "_")
-    for relative, content in files.items():
-        (site / package / relative).parent.mkdir(parents=True, exist_ok=True)
-        (site / package / relative).write_bytes(content)
-    dist_info = site / f"{package}-0.1.0.dist-info"
-    dist_info.mkdir(parents=True)
-    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1.0\n")
-    rows = [f"{package}/{relative},sha256={record_hashes[relative]},1" for relative in files]
-    (dist_info / "RECORD").write_text("\n".join([*rows, f"{dist_info.name}/METADATA,,"]) + "\n")
-
-
-def record_hash(content: bytes) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
 
 
 def test_local_safetensors_with_architecture_becomes_a_snapshot_whose_body_gives_the_pooled_features(
@@ -207,9 +190,11 @@ def test_pip_package_with_one_weights_file_becomes_a_snapshot_checked_against_it
 ) -> None:
     _, weights = tiny_timm_weights(tmp_path)
     content = weights.read_bytes()
-    files = {"w.safetensors": content}
-    fake_distribution(tmp_path / "good", "tiny-image-pkg", files, {"w.safetensors": record_hash(content)})
-    fake_distribution(tmp_path / "bad", "tampered-image-pkg", files, {"w.safetensors": record_hash(b"other")})
+    install_fake_distribution(tmp_path / "good", "tiny-image-pkg", "0.1.0", {"tiny_image_pkg/w.safetensors": content})
+    tampered = "tampered_image_pkg/w.safetensors"
+    install_fake_distribution(
+        tmp_path / "bad", "tampered-image-pkg", "0.1.0", {tampered: content}, {tampered: b"other"}
+    )
     monkeypatch.syspath_prepend(str(tmp_path / "good"))
     monkeypatch.syspath_prepend(str(tmp_path / "bad"))
 

