@@ -385,3 +385,17 @@ def test_the_real_suites_verdict_is_given_against_each_probe_that_ran() -> None:
     assert "Against the frozen probe: datasets where the default is below it at some size: none" in report
     assert report.count("Target met.") == 1  # +3 points over the frozen probe
     assert "mean lead at 8 and 16 per class: +0.010 (target +0.02). Target not met." in report  # +1 over the tuned
+
+
+def test_the_real_suites_stronger_bodies_are_zoo_entries_of_their_modality_and_run_only_when_asked_for() -> None:
+    from tlpipe.model_zoo import known_model
+
+    pipeline_runs = importlib.import_module("harness.pipeline_runs")
+    real_suite = benchmark_module("real_suite")
+    for modality, source in pipeline_runs.STRONG_SOURCES.items():
+        entry = known_model(source.removeprefix("pip:"))
+        assert entry is not None and entry.modality == modality
+        assert source != pipeline_runs.SOURCES[modality]
+    by_default = {setting.name for setting in real_suite.STUDY.select(None)}
+    strong = {setting.name for setting in real_suite.STUDY.select(["*strong body"])}
+    assert len(strong) == 3 and not by_default & strong

