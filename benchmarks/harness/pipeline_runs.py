@@ -40,9 +40,9 @@ from sklearn.model_selection import StratifiedKFold
 
 from tlpipe.config import EvaluateConfig, PreprocessConfig
 from tlpipe.datasets import INPUT, LABEL, examples_per_class
+from tlpipe.feature_cache import encode_features
 from tlpipe.modalities import get_modality
 from tlpipe.sources import fetch_snapshot
-from tlpipe.training import encode_features
 
 from .real_datasets import RealDataset, real_dataset
 from .text_datasets import REPO

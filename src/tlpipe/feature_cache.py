@@ -11,13 +11,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from tlpipe.artifacts import atomic_file
+
+if TYPE_CHECKING:  # the modalities sit above this module; only the type is needed
+    from tlpipe.modalities.base import Classifier
 
 log = logging.getLogger(__name__)
 
@@ -60,3 +64,22 @@ class FeatureCache:
         with atomic_file(path) as staging:
             save_file({"features": features.contiguous().cpu()}, str(staging))
         return features
+
+
+def encode_features(
+    model: Classifier,
+    preprocess: Callable[[Sequence[Any]], dict[str, torch.Tensor]],
+    inputs: Sequence[Any],
+    batch_size: int,
+    device: torch.device,
+) -> torch.Tensor:
+    """Pooled body features of ``inputs`` in eval mode: (len(inputs), hidden)."""
+    started = time.perf_counter()
+    model.eval()
+    chunks = []
+    with torch.no_grad():  # not inference_mode: the head trains on these tensors
+        for start in range(0, len(inputs), batch_size):
+            batch = preprocess(inputs[start : start + batch_size])
+            chunks.append(model.features(**{k: v.to(device) for k, v in batch.items()}).float())
+    log.info("Encoded %d examples with the frozen body in %.1fs", len(inputs), time.perf_counter() - started)
+    return torch.cat(chunks)

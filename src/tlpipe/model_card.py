@@ -78,6 +78,7 @@ def render_model_card(
         + ", ".join(f"`{name}` `{digest}`" for name, digest in classifier["source_weights_sha256"].items())
         + ".",
         *_pretraining_lines(classifier.get("pretraining")),
+        *_ranking_lines(classifier.get("body_ranking")),
         "",
         "## How it was trained",
         "",
@@ -177,6 +178,25 @@ def _cross_validation_table(scores: Mapping[str, Any], chosen: str) -> list[str]
         marker = " (chosen)" if name == chosen else ""
         lines.append(f"| {name}{marker} | {score['mean']:.4f} ± {score['std']:.4f} | {folds} | {score['epochs']} |")
     return lines
+
+
+def _ranking_lines(ranking: Mapping[str, Any] | None) -> list[str]:
+    """With ``model.source: auto``: the bodies ranked on the training data, and why this one was kept."""
+    if not ranking:
+        return []
+    rows = [
+        f"| `{body['source']}` | {body['macro_f1']:.4f} ± {body['standard_error']:.4f} | "
+        f"{body['parameters'] / 1e6:.1f}M | {body['encode_seconds']:.1f} |"
+        for body in ranking["bodies"]
+    ]
+    return [
+        "",
+        f"`model.source: auto` chose this body. {ranking['reason']} Score: {ranking['method']}.",
+        "",
+        "| body | probe macro-F1 (± standard error) | parameters | encode seconds |",
+        "|---|---:|---:|---:|",
+        *rows,
+    ]
 
 
 def _pretraining_lines(pretraining: Mapping[str, Any] | None) -> list[str]:

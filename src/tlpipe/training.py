@@ -36,7 +36,7 @@ from tlpipe.config import TrainConfig
 from tlpipe.contrastive import tune_body
 from tlpipe.distributed import Workers, join_process_group
 from tlpipe.errors import ConfigError
-from tlpipe.feature_cache import FeatureCache
+from tlpipe.feature_cache import FeatureCache, encode_features
 from tlpipe.modalities.base import Classifier
 from tlpipe.optimization import StepRunner, adamw, optimizer_steps, warmup_then_linear_decay
 from tlpipe.phases import Phase
@@ -523,18 +523,3 @@ class CachedFeatures:
         model.eval()
         with torch.inference_mode():
             return model.classify(self.features).float().cpu()
-
-
-def encode_features(
-    model: Classifier, preprocess: Preprocess, inputs: Sequence[Any], batch_size: int, device: torch.device
-) -> torch.Tensor:
-    """Pooled body features of ``inputs`` in eval mode: (len(inputs), hidden)."""
-    started = time.perf_counter()
-    model.eval()
-    chunks = []
-    with torch.no_grad():  # not inference_mode: the head trains on these tensors
-        for start in range(0, len(inputs), batch_size):
-            batch = preprocess(inputs[start : start + batch_size])
-            chunks.append(model.features(**{k: v.to(device) for k, v in batch.items()}).float())
-    log.info("Encoded %d examples with the frozen body in %.1fs", len(inputs), time.perf_counter() - started)
-    return torch.cat(chunks)

@@ -1,19 +1,33 @@
-"""Stage ``fetch_model``: resolve ``model.source`` into a checksummed local snapshot."""
+"""Stage ``fetch_model``: resolve ``model.source`` into a checksummed local snapshot.
+
+``model.source: auto`` ranks the candidate bodies on the prepared training rows first (``tlpipe.stages.rank_models``)
+and snapshots the one chosen; the ranking goes into the snapshot (``BODY_RANKING_RECORD``), and from there into
+the checkpoint and the model card.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tlpipe.config import ModelConfig, PathsConfig
-from tlpipe.sources import fetch_snapshot
+from tlpipe.artifacts import write_json
+from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, TrainConfig
+from tlpipe.sources import BODY_RANKING_RECORD, fetch_snapshot
+from tlpipe.stages import rank_models
 
 
-def run(paths: PathsConfig, model: ModelConfig) -> dict[str, Any]:
+def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, train: TrainConfig) -> dict[str, Any]:
     """Write (or verify and reuse) the snapshot at ``paths.snapshot``; return its manifest."""
-    return fetch_snapshot(
-        model.source,
+    ranking = rank_models.run(paths, model, preprocess, train) if model.source == rank_models.AUTO else None
+    manifest = fetch_snapshot(
+        ranking["chosen"] if ranking else model.source,
         paths.snapshot,
         trust_remote_code=model.trust_remote_code,
         architecture=model.architecture,
         allow_unknown_weights=model.allow_unknown_weights,
     )
+    record = paths.snapshot / BODY_RANKING_RECORD
+    if ranking:
+        write_json(record, ranking)
+    else:  # a snapshot reused from an auto run must not claim a ranking that no longer chose it
+        record.unlink(missing_ok=True)
+    return manifest

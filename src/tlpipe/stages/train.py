@@ -40,7 +40,7 @@ from tlpipe.modalities import get_modality
 from tlpipe.modalities.base import Classifier, Modality
 from tlpipe.model_selection import CrossValidated, Folds, choose_epochs
 from tlpipe.runtime import select_runtime
-from tlpipe.sources import PRETRAINING_RECORD, shareable_source, verify_snapshot
+from tlpipe.sources import BODY_RANKING_RECORD, PRETRAINING_RECORD, shareable_source, verify_snapshot
 from tlpipe.stages.prepare import DATA_VERSION, FOLDS, LABELS, TRAIN, VALID
 from tlpipe.strategies import get_strategy
 from tlpipe.strategies.contrastive import pair_settings
@@ -257,6 +257,9 @@ class CandidateRun:
         pretraining = self.paths.snapshot / PRETRAINING_RECORD
         if pretraining.is_file():  # an own-domain snapshot: its source data and scores reach the model card
             metadata["pretraining"] = read_json(pretraining, "pretrain")
+        ranking = self.paths.snapshot / BODY_RANKING_RECORD
+        if ranking.is_file():  # model.source auto: the bodies ranked and why this one, for the model card
+            metadata["body_ranking"] = read_json(ranking, "fetch-model")
 
         def keep_best(improved: Classifier, record: dict[str, Any]) -> None:
             if not keep_checkpoint:
