@@ -285,3 +285,23 @@ def test_the_real_lite0_package_matches_its_zoo_sha256() -> None:
     packaged = next(f for f in distribution.files or [] if f.name == lite0.weights_file)
 
     assert sha256_file(Path(str(distribution.locate_file(packaged)))) == lite0.weights_sha256
+
+
+def test_tlpipe_models_shows_the_measured_speeds_and_says_where_they_come_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    measured = {"command": "benchmarks/body_speed.py", "date": "2026-12-06", "machine": "2 cores", "batch_size": 32}
+    speeds = {"all-mpnet-base-v2": {"items_per_second": 3.4, "times_the_default": 6.3}}
+    monkeypatch.setattr(model_zoo, "measured_speeds", lambda: {"measured": measured, "bodies": speeds})
+
+    table = model_zoo.zoo_table()
+
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[1:] if line.strip()}
+    assert table.splitlines()[0].split()[4] == "encodes/s"
+    assert rows["all-mpnet-base-v2"][4] == "3" and rows["EfficientNet-Lite0"][4] == "-"
+    assert "measured by benchmarks/body_speed.py on 2 cores (2026-12-06)" in table
+
+
+def test_the_shipped_speeds_name_only_zoo_models() -> None:
+    speeds = model_zoo.measured_speeds()
+
+    assert set(speeds["bodies"]) <= {known.name for known in KNOWN_MODELS}
+    assert all(body["items_per_second"] > 0 for body in speeds["bodies"].values())

