@@ -9,8 +9,10 @@ import pytest
 from tlpipe.cli import build_parser, main
 from tlpipe.stages import STAGES
 
+COMMANDS = [s.replace("_", "-") for s in STAGES] + ["run", "models", "rank-models", "review-labels"]
 
-@pytest.mark.parametrize("command", [s.replace("_", "-") for s in STAGES] + ["run", "models", "rank-models"])
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_every_subcommand_explains_itself(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args([command, "--help"])

@@ -184,6 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
         "ranking.json (score, standard error, parameters, encode seconds, the choice and why) to "
         "paths.model_ranking. model.source: auto makes fetch-model rank and take the chosen body.",
     )
+    commands.add_parser(
+        "review-labels",
+        help="List the training examples whose label looks wrong, ranked, as a CSV to check (changes nothing).",
+        description="After `tlpipe fetch-model`: the frozen body encodes every labelled training example (never the "
+        "test split), a logistic-regression probe fitted on the other folds gives each example out-of-fold class "
+        "probabilities, and cleanlab's find_label_issues flags the examples whose given label those contradict. "
+        "Writes paths.label_review (the input, given label, suggested label and both probabilities, most suspect "
+        "first) and a summary JSON beside it. The data is never changed: correct the labels in your raw data "
+        "(or move the image files) and run `dvc repro`.",
+    )
     from tlpipe import serving
 
     predictor = commands.add_parser(

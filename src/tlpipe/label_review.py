@@ -1,0 +1,97 @@
+"""Which training labels look wrong: cleanlab's confident learning on out-of-fold probabilities.
+
+Every labelled example gets a probability per class from a model that never saw it: a linear probe (logistic
+regression on the L2-normalised frozen features, ``C`` chosen by inner cross-validation on the rows it trains on)
+fitted on the other folds. ``cleanlab.filter.find_label_issues`` then flags the examples whose given label the
+out-of-fold model finds implausible, given how confused each pair of classes is overall (Northcutt, Jiang and
+Chuang, "Confident Learning", JAIR 2021), ranked by the probability of the given label, lowest first.
+
+Nothing here changes the data: the review is a list for a person to check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tlpipe.transferability import PROBE_CS, fold_count, normalised
+
+GIVEN, SUGGESTED = "given_label", "suggested_label"
+GIVEN_PROBABILITY, SUGGESTED_PROBABILITY = "given_label_probability", "suggested_label_probability"
+
+
+@dataclass(frozen=True)
+class LabelReview:
+    """The suspect rows, most suspect first, and the counts behind them."""
+
+    table: pd.DataFrame  # one row per suspect example: the input column, GIVEN, SUGGESTED and both probabilities
+    examples: int
+    per_class: dict[str, int]  # suspects per given label, every class listed
+    folds: int
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "examples": self.examples,
+            "suspects": len(self.table),
+            "suspects_per_class": self.per_class,
+            "folds": self.folds,
+            "method": "cleanlab.filter.find_label_issues on out-of-fold probabilities of a linear probe on the "
+            "frozen body's normalised features (tlpipe.label_review)",
+        }
+
+
+def out_of_fold_probabilities(features: np.ndarray, labels: Sequence[int], seed: int = 0) -> np.ndarray:
+    """(rows, classes) probabilities, each row's from a probe fitted on the folds it is not in.
+
+    Raises ``ValueError`` when a class has fewer than 2 examples (it could not be held out and learnt at once).
+    """
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    y = np.asarray(labels)
+    folds = fold_count(y)
+    if folds < 2:
+        raise ValueError("reviewing labels needs at least 2 examples in every class")
+    inner = max(2, min(3, folds - 1))
+    probe = LogisticRegressionCV(
+        Cs=list(PROBE_CS),
+        cv=StratifiedKFold(inner, shuffle=True, random_state=seed),
+        scoring="neg_log_loss",
+        l1_ratios=(0.0,),
+        max_iter=5000,
+        use_legacy_attributes=False,
+    )
+    outer = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    return cross_val_predict(probe, normalised(features), y, cv=outer, method="predict_proba")
+
+
+def review_labels(
+    inputs: Sequence[str],
+    labels: Sequence[str],
+    probabilities: np.ndarray,
+    class_names: Sequence[str],
+    input_column: str,
+    folds: int,
+) -> LabelReview:
+    """The examples cleanlab flags, most suspect first; ``probabilities`` columns follow ``class_names``."""
+    from cleanlab.filter import find_label_issues
+
+    index = {name: position for position, name in enumerate(class_names)}
+    given = np.array([index[label] for label in labels])
+    flagged = find_label_issues(given, probabilities, return_indices_ranked_by="self_confidence")
+    suggested = probabilities.argmax(axis=1)
+    table = pd.DataFrame(
+        {
+            input_column: [inputs[i] for i in flagged],
+            GIVEN: [labels[i] for i in flagged],
+            SUGGESTED: [class_names[suggested[i]] for i in flagged],
+            GIVEN_PROBABILITY: [round(float(probabilities[i, given[i]]), 4) for i in flagged],
+            SUGGESTED_PROBABILITY: [round(float(probabilities[i, suggested[i]]), 4) for i in flagged],
+        }
+    )
+    counts = table[GIVEN].value_counts()
+    per_class = {name: int(counts.get(name, 0)) for name in class_names}
+    return LabelReview(table, len(labels), per_class, folds)

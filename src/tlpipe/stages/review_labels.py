@@ -1,0 +1,65 @@
+"""``tlpipe review-labels``: the training labels that look wrong, as a CSV to check in a spreadsheet.
+
+After ``prepare`` and ``fetch-model``: the frozen body encodes every labelled training row (the prepared train and
+validation tables, never the test split; features the linear probe cached are reused), a probe gives each row
+out-of-fold probabilities, and cleanlab flags the rows whose given label they contradict (``tlpipe.label_review``).
+Writes ``paths.label_review`` (the suspect rows, most suspect first: the input as the training data gives it, the
+given and suggested labels, and their probabilities) and a summary JSON beside it. It never changes the data: fix
+the labels in the raw data and ``dvc repro`` reruns what changed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pandas as pd
+
+from tlpipe.artifacts import read_json, write_json, write_text
+from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, TrainConfig
+from tlpipe.datasets import INPUT, LABEL, read_examples
+from tlpipe.feature_cache import FeatureCache, encode_features
+from tlpipe.label_review import out_of_fold_probabilities, review_labels
+from tlpipe.modalities import get_modality
+from tlpipe.runtime import select_runtime
+from tlpipe.sources import verify_snapshot
+from tlpipe.stages.prepare import DATA_VERSION, LABELS, TRAIN, VALID
+from tlpipe.transferability import fold_count
+
+log = logging.getLogger(__name__)
+
+ENCODE_BATCH = 64
+
+
+def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, train: TrainConfig) -> dict[str, Any]:
+    """Review the labels of the prepared training rows; write the suspects and a summary; return the summary."""
+    manifest = verify_snapshot(paths.snapshot)
+    modality = get_modality(read_json(paths.prepared / DATA_VERSION, "prepare")["modality"])
+    modality.check_snapshot(paths.snapshot, manifest["source"])
+    class_names: list[str] = read_json(paths.prepared / LABELS, "prepare")
+    labelled = pd.concat([read_examples(paths.prepared / TRAIN), read_examples(paths.prepared / VALID)])
+    inputs, labels = labelled[INPUT].tolist(), labelled[LABEL].tolist()
+    body = modality.load_pretrained(
+        paths.snapshot, len(class_names), 0.0, trust_remote_code=model.trust_remote_code, pretrained=True
+    )
+    device = select_runtime(train).device
+    encode = modality.preprocessor(paths.snapshot, preprocess, model.trust_remote_code)
+    snapshot_key = json.dumps(manifest["files"], sort_keys=True)  # as the train stage keys its feature cache
+    cache = FeatureCache(paths.feature_cache, snapshot_key, encode.describe(), modality.content_key)
+    features = cache.load_or_compute(
+        inputs, lambda: encode_features(body.to(device), encode, inputs, ENCODE_BATCH, device).cpu()
+    ).numpy()
+    index = {name: position for position, name in enumerate(class_names)}
+    probabilities = out_of_fold_probabilities(features, [index[label] for label in labels], train.seed)
+    review = review_labels(inputs, labels, probabilities, class_names, modality.input_column, fold_count(labels))
+    write_text(paths.label_review, review.table.to_csv(index=False))
+    summary = {**review.summary(), "source": manifest["source"]}
+    write_json(paths.label_review.with_suffix(".json"), summary)
+    log.info(
+        "%d of %d training labels look wrong (%s): %s",
+        len(review.table), review.examples,
+        ", ".join(f"{name} {count}" for name, count in review.per_class.items() if count) or "none",
+        paths.label_review,
+    )  # fmt: skip
+    return summary

@@ -1,0 +1,72 @@
+"""Label review: cleanlab on out-of-fold probe probabilities flags the labels that look wrong, and changes nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from factories import make_table, write_project
+
+from tlpipe.cli import main, run_stage
+from tlpipe.label_review import GIVEN, GIVEN_PROBABILITY, SUGGESTED, out_of_fold_probabilities, review_labels
+
+
+def test_confident_learning_flags_the_flipped_labels_lowest_given_probability_first() -> None:
+    names = ["cat", "dog", "fox"]
+    labels = [name for name in names for _ in range(10)]
+    probabilities = np.full((30, 3), 0.05)
+    probabilities[np.arange(30), [names.index(label) for label in labels]] = 0.9
+    labels[3], labels[14] = "fox", "cat"  # two wrong labels; the probabilities still say cat and dog
+    probabilities[14] = [0.1, 0.9, 0.0]
+
+    review = review_labels([f"item {i}" for i in range(30)], labels, probabilities, names, "text", 5)
+
+    assert review.table["text"].tolist() == ["item 3", "item 14"]  # given-label probability 0.05, then 0.1
+    assert review.table[SUGGESTED].tolist() == ["cat", "dog"] and review.table[GIVEN].tolist() == ["fox", "cat"]
+    assert review.per_class == {"cat": 1, "dog": 0, "fox": 1}
+    assert review.summary()["suspects"] == 2 and review.summary()["examples"] == 30
+
+
+def test_out_of_fold_probabilities_follow_the_features_and_refuse_a_class_of_one() -> None:
+    rng = np.random.default_rng(0)
+    labels = [0] * 12 + [1] * 12
+    features = rng.normal(0, 1, (24, 16))
+    features[:12, 0] += 5.0
+    features[12:, 1] += 5.0
+
+    probabilities = out_of_fold_probabilities(features, labels)
+
+    assert probabilities.shape == (24, 2) and np.allclose(probabilities.sum(axis=1), 1.0)
+    assert (probabilities.argmax(axis=1) == labels).all()
+    with pytest.raises(ValueError, match="at least 2 examples in every class"):
+        out_of_fold_probabilities(features[:13], labels[:13])
+
+
+def test_review_labels_lists_the_flipped_training_labels_and_leaves_the_data_as_it_was(
+    project: Path, tiny_model_dir: Path, test_table: pd.DataFrame
+) -> None:
+    train = make_table(20)
+    classes = sorted(set(train["label"]))
+    flipped = [0, 25, 47]
+    for row in flipped:
+        train.loc[row, "label"] = classes[(classes.index(train.loc[row, "label"]) + 1) % len(classes)]
+    write_project(project, tiny_model_dir, train, test_table)
+    raw = (project / "data" / "raw" / "train.csv").read_bytes()
+    for stage in ("validate", "prepare", "fetch_model"):
+        run_stage(stage)
+
+    assert main(["review-labels"]) == 0
+
+    review = pd.read_csv(project / "reports" / "label_review.csv")
+    summary = json.loads((project / "reports" / "label_review.json").read_text())
+    assert set(train.loc[flipped, "text"]) <= set(review["text"])
+    assert review[GIVEN_PROBABILITY].is_monotonic_increasing
+    assert not set(review["text"]) & set(test_table["text"])  # the test split is never reviewed
+    assert summary["examples"] == len(train) and summary["suspects"] == len(review)
+    assert sum(summary["suspects_per_class"].values()) == len(review) and set(summary["suspects_per_class"]) == set(
+        classes
+    )
+    assert (project / "data" / "raw" / "train.csv").read_bytes() == raw
