@@ -194,6 +194,33 @@ def build_parser() -> argparse.ArgumentParser:
         "first) and a summary JSON beside it. The data is never changed: correct the labels in your raw data "
         "(or move the image files) and run `dvc repro`.",
     )
+    from tlpipe.active_learning import DEFAULT_STRATEGY, STRATEGIES
+
+    suggester = commands.add_parser(
+        "suggest-labels",
+        help="Pick the unlabelled examples worth labelling next (active learning), as a CSV to label in.",
+        description="After `tlpipe fetch-model`: read POOL (a CSV with the training data's text column, or a folder "
+        "or CSV manifest of images; checked as training data is, bad rows and files named), leave out what the "
+        "training data already holds, encode it and the labelled training rows with the frozen body, fit a "
+        "logistic-regression probe on the labelled rows (C chosen on their folds) and rank the pool with a query "
+        "strategy: margin and entropy pick the examples the probe is least sure of, k_center the ones least like "
+        "anything labelled, margin_k_center both, random none. Writes the --budget picks, most useful first, in the "
+        "training data's own columns with the label left empty: label them and append them to the training data.",
+        epilog="Example: tlpipe suggest-labels data/unlabelled.csv --budget 50 --label-studio to_label.json",
+    )
+    suggester.add_argument("pool", type=Path, help="the unlabelled examples: a CSV of texts, or images")
+    suggester.add_argument("--budget", type=int, default=20, help="how many examples to pick (default 20)")
+    suggester.add_argument(
+        "--strategy", choices=list(STRATEGIES), default=DEFAULT_STRATEGY,
+        help=f"the query strategy (default {DEFAULT_STRATEGY}; benchmarks/active_learning.py compares them)",
+    )  # fmt: skip
+    suggester.add_argument(
+        "--out", type=Path, default=Path("to_label.csv"), help="the CSV written (default to_label.csv)"
+    )
+    suggester.add_argument(
+        "--label-studio", type=Path, metavar="FILE",
+        help="also write the picks as a Label Studio import file (JSON tasks whose data key is text or image)",
+    )  # fmt: skip
     from tlpipe import serving
 
     predictor = commands.add_parser(
@@ -274,7 +301,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
                 log.setLevel(logging.WARNING if args.quiet else logging.INFO)
-                run_stage(args.command.replace("-", "_"), args.params)
+                if args.command == "suggest-labels":
+                    _suggest_labels(args)
+                else:
+                    run_stage(args.command.replace("-", "_"), args.params)
     except TlpipeError as exc:
         print(f"tlpipe {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return exc.exit_status
@@ -289,6 +319,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     return 0
+
+
+def _suggest_labels(args: argparse.Namespace) -> None:
+    from tlpipe.params import load_params
+    from tlpipe.stages.suggest_labels import suggest
+
+    params = load_params(args.params)
+    suggest(
+        params.paths, params.data, params.model, params.preprocess, params.train,
+        args.pool, args.budget, args.out, args.strategy, args.label_studio,
+    )  # fmt: skip
 
 
 def _write_traceback(command: str) -> Path:

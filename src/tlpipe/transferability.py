@@ -16,6 +16,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -78,6 +79,26 @@ def probe_score(features: np.ndarray, labels: Sequence[object], seed: int = 0) -
     by_fold = np.asarray(probe.scores_)[:, 0, :]  # (folds, Cs): one l1 ratio
     best = int(np.argmax(by_fold.mean(axis=0)))
     return ProbeScore(tuple(float(score) for score in by_fold[:, best]), PROBE_CS[best])
+
+
+def fit_probe(features: np.ndarray, labels: Sequence[int], seed: int = 0) -> Any:
+    """The probe fitted on every row: ``C`` chosen by stratified folds' log loss (at most ``MAX_FOLDS``), then
+    refitted on all of them; a scikit-learn ``LogisticRegressionCV`` whose ``predict_proba`` takes normalised rows."""
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = fold_count(labels)
+    if folds < 2:
+        raise ValueError("fitting the probe needs at least 2 labelled examples in every class")
+    probe = LogisticRegressionCV(
+        Cs=list(PROBE_CS),
+        cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+        scoring="neg_log_loss",
+        l1_ratios=(0.0,),
+        max_iter=5000,
+        use_legacy_attributes=False,
+    )
+    return probe.fit(normalised(features), np.asarray(labels))
 
 
 def within_noise_of_best(scores: dict[str, ProbeScore]) -> list[str]:

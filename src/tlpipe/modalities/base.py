@@ -126,6 +126,15 @@ class Modality(ABC):
         """The canonical ``input``/``label`` table of the usable rows of a checked raw table."""
 
     @abstractmethod
+    def read_pool(self, path: Path, data: DataConfig) -> list[Any]:
+        """The inputs of an unlabelled pool (a file or folder like the training data's, without labels), checked as
+        training data is; raises ``DataValidationError`` naming the bad rows or files."""
+
+    @abstractmethod
+    def raw_input_column(self, data: DataConfig) -> str:
+        """The column that holds an input in the user's labelled CSV (the text column; a manifest's path column)."""
+
+    @abstractmethod
     def content_key(self, item: Any) -> str:
         """What identifies an input's content (the text itself; an image file's sha256)."""
 

@@ -26,6 +26,7 @@ exactly, in a few lines anyone can copy.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import logging
@@ -73,6 +74,28 @@ def read_image_manifest(path: Path, data: DataConfig) -> pd.DataFrame:
     else:
         raise DataValidationError(f"{path}: no such file or folder. {_layout_help(data)}")
     rows = _describe_all(entries, data_of(data).max_image_pixels)
+    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).astype({"width": int, "height": int, "decodable": bool})
+    return manifest.sort_values("path", kind="stable").reset_index(drop=True)
+
+
+def read_pool_manifest(path: Path, data: DataConfig) -> pd.DataFrame:
+    """One row per image file of an unlabelled pool (columns ``MANIFEST_COLUMNS``, label empty): every image under a
+    folder, subfolders included, or the ``data.path_column`` of a CSV manifest; sorted by path."""
+    if path.is_dir():
+        entries = _class_entries(path, path.resolve())
+    elif path.is_file():
+        table = read_csv_strings(path, "CSV manifest")
+        column = data_of(data).path_column
+        if column not in table.columns:
+            found = ", ".join(map(str, table.columns)) or "none"
+            raise DataValidationError(
+                f"{path}: no column '{column}' (found: {found}). An unlabelled pool is a folder of images, or a CSV "
+                "manifest with the image path column (data.path_column); it needs no label column."
+            )
+        entries = [_manifest_entry(path.parent, path.parent.resolve(), given, "") for given in table[column]]
+    else:
+        raise DataValidationError(f"{path}: no such file or folder. An unlabelled pool is a folder of images or a CSV.")
+    rows = _describe_all([dataclasses.replace(entry, label="") for entry in entries], data_of(data).max_image_pixels)
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).astype({"width": int, "height": int, "decodable": bool})
     return manifest.sort_values("path", kind="stable").reset_index(drop=True)
 

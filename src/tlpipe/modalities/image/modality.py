@@ -12,7 +12,7 @@ from tlpipe.artifacts import sha256_file, write_json
 from tlpipe.auto import AutoRule
 from tlpipe.config import DataConfig, EvaluateConfig, PreprocessConfig
 from tlpipe.datasets import INPUT, LABEL
-from tlpipe.errors import ModelSourceError
+from tlpipe.errors import DataValidationError, ModelSourceError
 from tlpipe.modalities.base import Baseline, Classifier, Modality, Preprocessor
 from tlpipe.modalities.image import backbones
 from tlpipe.modalities.image.model import ImageClassifier, ImagePreprocessor, load_preprocessing
@@ -57,6 +57,31 @@ class ImageModality(Modality):
         from tlpipe.modalities.image.quality import run_image_checks
 
         return run_image_checks(train, test, data, train_name, test_name)
+
+    def read_pool(self, path: Path, data: DataConfig) -> list[Any]:
+        from tlpipe.modalities.image.data import read_pool_manifest
+        from tlpipe.modalities.image.quality import file_problems
+        from tlpipe.modalities.image.settings import data_of
+
+        manifest = read_pool_manifest(path, data)
+        reasons = file_problems(manifest, data).drop(columns="labelled")
+        why = reasons.apply(lambda row: "; ".join(reason for reason in row if reason), axis=1)
+        bad = manifest["path"][why != ""]
+        if len(bad) and not data_of(data).skip_bad_files:
+            listed = "\n".join(f"  {file}: {why[index]}" for index, file in bad.head(10).items())
+            more = f"\n  and {len(bad) - 10} more" if len(bad) > 10 else ""
+            raise DataValidationError(
+                f"{path}: {len(bad)} of {len(manifest)} files cannot be used:\n{listed}{more}\n"
+                "Remove or fix them, or set data.skip_bad_files: true to leave them out."
+            )
+        if not (why == "").any():
+            raise DataValidationError(f"{path}: no usable image found in the pool.")
+        return manifest["path"][why == ""].tolist()
+
+    def raw_input_column(self, data: DataConfig) -> str:
+        from tlpipe.modalities.image.settings import data_of
+
+        return data_of(data).path_column
 
     def to_examples(self, raw: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
         from tlpipe.modalities.image.quality import usable_rows

@@ -21,6 +21,24 @@ def read_raw_table(path: Path, data: DataConfig) -> pd.DataFrame:
     return read_csv_strings(path, "CSV file")
 
 
+def read_pool(path: Path, data: DataConfig) -> list[str]:
+    """The texts of an unlabelled CSV: its ``data.text_column``; empty texts are refused by line."""
+    table = read_raw_table(path, data)
+    column = data_of(data).text_column
+    if column not in table.columns:
+        found = ", ".join(map(str, table.columns)) or "none"
+        raise DataValidationError(
+            f"{path}: no column '{column}' (found: {found}). An unlabelled pool is a CSV with the training data's "
+            "text column (data.text_column); it needs no label column."
+        )
+    texts = table[column].tolist()
+    empty = [str(index + 2) for index, text in enumerate(texts) if not str(text).strip()]  # line 1 is the header
+    if empty:
+        shown = ", ".join(empty[:10]) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
+        raise DataValidationError(f"{path}: empty text on line(s) {shown}; remove those rows or fill them in.")
+    return texts
+
+
 def to_examples(raw: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
     """Rename the user's text and label columns to the canonical ``input`` / ``label``."""
     text_column = data_of(data).text_column

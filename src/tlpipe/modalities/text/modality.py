@@ -15,7 +15,7 @@ from tlpipe.errors import ModelSourceError
 from tlpipe.modalities.base import Baseline, Classifier, Modality, Preprocessor
 from tlpipe.modalities.text import data as text_data
 from tlpipe.modalities.text import model as text_model
-from tlpipe.modalities.text.settings import preprocess_of
+from tlpipe.modalities.text.settings import data_of, preprocess_of
 from tlpipe.quality import QualityReport
 
 # The rule is measured on training labels only, on two datasets (the demo's support tickets and the transfer
@@ -65,6 +65,12 @@ class TextModality(Modality):
 
     def to_examples(self, raw: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
         return text_data.to_examples(raw, data)
+
+    def read_pool(self, path: Path, data: DataConfig) -> list[Any]:
+        return text_data.read_pool(path, data)
+
+    def raw_input_column(self, data: DataConfig) -> str:
+        return data_of(data).text_column
 
     def content_key(self, item: Any) -> str:
         return str(item)
