@@ -14,7 +14,7 @@ from tlpipe import model_zoo
 from tlpipe.cli import main, run_stage
 from tlpipe.config import ModelConfig
 from tlpipe.errors import ConfigError
-from tlpipe.sources import BODY_RANKING_RECORD, MANIFEST, parse_reference
+from tlpipe.sources import BODY_RANKING_RECORD, MANIFEST, parse_reference, source_changed
 from tlpipe.stages.rank_models import candidate_sources
 
 
@@ -57,6 +57,7 @@ def test_auto_source_snapshots_the_chosen_body_and_the_model_card_shows_the_rank
     ranking = json.loads((project / "data" / "pretrained" / BODY_RANKING_RECORD).read_text())
     manifest = json.loads((project / "data" / "pretrained" / MANIFEST).read_text())
     assert manifest["source"] == str(parse_reference(ranking["chosen"]))
+    assert not source_changed("auto", project / "data" / "pretrained")  # the deployments' check before a rerun
     card = (project / "reports" / "model_card.md").read_text()
     assert "`model.source: auto` chose this body." in card
     assert all(f"`{body}`" in card for body in map(str, two_bodies))

@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "tlpipe-snapshot.json"
 PRETRAINING_RECORD = "tlpipe-pretraining.json"  # what the pretrain stage trained a snapshot on (tlpipe.stages.pretrain)
+AUTO_SOURCE = "auto"  # model.source: the body `tlpipe rank-models` ranks first (tlpipe.stages.rank_models)
 BODY_RANKING_RECORD = "tlpipe-body-ranking.json"  # with model.source auto: the ranking that chose the snapshot's body
 WEIGHTS_GLOB = "*.safetensors"
 HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*"]
@@ -182,8 +183,10 @@ def source_changed(source: str, snapshot_dir: Path) -> bool:
     manifest = snapshot_dir / MANIFEST
     if not manifest.is_file():
         return False  # nothing snapshotted yet: DVC runs fetch_model anyway
-    reference = parse_reference(source)
-    return read_json(manifest, "fetch-model").get("source_fingerprint") != source_fingerprint(reference)
+    recorded = read_json(manifest, "fetch-model")
+    # model.source auto: the body the ranking chose is what the snapshot must still match
+    reference = parse_reference(recorded["source"] if source == AUTO_SOURCE else source)
+    return recorded.get("source_fingerprint") != source_fingerprint(reference)
 
 
 def verify_snapshot(snapshot_dir: Path) -> dict[str, Any]:

@@ -35,7 +35,6 @@ from tlpipe.transferability import ProbeScore, choose_body, probe_score, within_
 
 log = logging.getLogger(__name__)
 
-AUTO = "auto"  # model.source: take the body this stage ranks first
 RANKING_JSON, RANKING_MD = "ranking.json", "ranking.md"
 ENCODE_BATCH = 64
 
