@@ -67,6 +67,19 @@ def tiny_cells(markers: Path, settings: dict[str, dict], seeds: tuple[int, ...] 
     return harness.plan(["synthetic"], chosen, [4], seeds)
 
 
+def test_cached_only_reports_the_cells_that_ran_before_and_runs_none_of_the_others(tmp_path: Path) -> None:
+    cells = tiny_cells(tmp_path, {"good": {"wrong": 0}, "poor": {"wrong": 9}})
+    harness.run_grid(cells[:1], WORKER, "code-1", tmp_path / "cache", progress=lambda line: None)
+    ran_before = sorted(tmp_path.glob("*-*-*"))
+
+    lines: list[str] = []
+    records = harness.run_grid(cells, WORKER, "code-1", tmp_path / "cache", progress=lines.append, cached_only=True)
+
+    assert [(r["setting"], r["cached"]) for r in records] == [("good", True)]
+    assert sorted(tmp_path.glob("*-*-*")) == ran_before  # the worker did not run again
+    assert "poor" in lines[-1] and lines[-1].endswith(": not run (--cached-only)")
+
+
 def test_a_grid_runs_each_cell_in_a_subprocess_and_a_rerun_takes_it_from_the_cache(tmp_path: Path) -> None:
     cells = tiny_cells(tmp_path, {"good": {"wrong": 0}, "poor": {"wrong": 9}})
 

@@ -92,6 +92,8 @@ def parser_for(study: Study) -> argparse.ArgumentParser:
                         help=f"settings to run, shell patterns (default: {default}; all: {listed})")  # fmt: skip
     parser.add_argument("--fresh", action="store_true", help="run every cell again, ignoring the cache")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from --out; run nothing")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="report the cells the cache holds for this code; run no other")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS / f"{study.name}_grid.json",
                         help="the results JSON (the Markdown goes beside it; default: %(default)s)")  # fmt: skip
     parser.add_argument("--cache", type=Path, default=CACHE / study.name, help="cached cells (default: %(default)s)")
@@ -118,9 +120,11 @@ def main(study: Study, argv: Sequence[str] | None = None) -> int:
         started, clock = datetime.now(UTC).isoformat(timespec="seconds"), time.perf_counter()
         print(f"{study.name}: {len(cells)} cells, code {version}", flush=True)
         records = run_grid(cells, study.worker, version, args.cache, args.fresh, args.cell_timeout,
-                           progress=lambda line: print(line, flush=True))  # fmt: skip
+                           progress=lambda line: print(line, flush=True), cached_only=args.cached_only)  # fmt: skip
         meta = {"command": command, "code_version": version, "started": started,
                 "wall_seconds": time.perf_counter() - clock}  # fmt: skip
+        if args.cached_only:
+            meta["not_run"] = len(cells) - len(records)
     table = write_report(study, records, args.out, meta, args.resamples, args.confidence)
     print(table)
     return 1 if any(record["status"] != "ok" for record in records) else 0

@@ -83,9 +83,11 @@ def run_grid(
     fresh: bool = False,
     timeout: float | None = None,
     progress: Callable[[str], None] = print,
+    cached_only: bool = False,
 ) -> list[dict[str, Any]]:
     """Each cell's record (``status`` ok or failed), from ``cache`` where a cell ran before with this code, else
-    from ``worker`` ("module:function") run in a subprocess. Failed cells are not cached, so a rerun retries them."""
+    from ``worker`` ("module:function") run in a subprocess. Failed cells are not cached, so a rerun retries them.
+    ``cached_only``: the cached cells alone, nothing run (a suite that spans sessions, reported as it stands)."""
     cache.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     records = []
@@ -96,6 +98,9 @@ def run_grid(
             stored = cache / f"{key}.json"
             if stored.is_file() and not fresh:
                 record = {**json.loads(stored.read_text()), **_identity(cell, key), "cached": True}
+            elif cached_only:
+                progress(f"cell {index}/{len(cells)} {key[:12]} {cell.describe()}: not run (--cached-only)")
+                continue
             else:
                 record = {**run_cell(cell, worker, scratch, timeout), **_identity(cell, key), "cached": False}
                 if record["status"] == "ok":
