@@ -17,6 +17,7 @@ from tlpipe.tasks.dvc_remote import push_outputs
 from tlpipe.tasks.dvc_stage import reproduce_stage, retry_on_transient_failure
 from tlpipe.tasks.params import apply_run_settings
 from tlpipe.tasks.publish import (
+    publish_label_review,
     publish_metrics,
     publish_model_card,
     publish_parity,
@@ -37,8 +38,8 @@ def pipeline(
     params_file: str | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, str]:
-    """Reproduce validate -> prepare -> fetch_model -> train -> evaluate -> export, then ``dvc push`` (unless
-    ``push`` is off); return each step's outcome.
+    """Reproduce every stage of ``STAGES`` in order (validate to export), then ``dvc push`` (unless ``push`` is off);
+    return each step's outcome.
 
     ``params_file`` (sections that replace params.yaml's) and ``overrides`` (dotted keys, such as
     ``{"train.epochs": 3}``) are written into ``root``/params.yaml first, so DVC records them.
@@ -62,6 +63,8 @@ def pipeline(
                 publish_validation(base / paths.validation_report)
         if stage == "pretrain":
             publish_pretraining(base / paths.source_snapshot / PRETRAINING_RECORD)
+        elif stage == "review_labels":
+            publish_label_review(base / paths.label_review)
         elif stage == "evaluate":
             publish_metrics(base / paths.metrics)
             publish_model_card(base / paths.model_card)

@@ -1,7 +1,10 @@
-"""Prefect tasks that publish what a stage wrote (validation, pretraining, metrics, model card, parity) as artifacts."""
+"""Prefect tasks that publish what a stage wrote (validation, pretraining, label review, metrics, model card, parity)
+as artifacts."""
 
 from __future__ import annotations
 
+import csv
+import itertools
 import json
 from pathlib import Path
 
@@ -53,6 +56,23 @@ def publish_pretraining(record_path: Path) -> None:
     ]
     create_table_artifact(
         key="own-domain-pretraining", table=rows, description="Own-domain pretraining (stage pretrain)"
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def publish_label_review(review: Path, shown: int = 20) -> None:
+    """The most suspect training labels (the first ``shown`` rows of the review), and how many there are."""
+    summary_path, table_path = review / "summary.json", review / "label_review.csv"
+    if not summary_path.is_file() or not table_path.is_file():
+        return
+    summary = json.loads(summary_path.read_text())
+    with table_path.open(newline="", encoding="utf-8") as rows:
+        table = list(itertools.islice(csv.DictReader(rows), shown))
+    create_table_artifact(
+        key="label-review",
+        table=table or [{"result": "no suspect label"}],
+        description=f"Label review: {summary['suspects']} of {summary['examples']} training labels look wrong "
+        f"(first {min(shown, summary['suspects'])} shown; the whole list is in {table_path})",
     )
 
 

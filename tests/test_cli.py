@@ -9,7 +9,7 @@ import pytest
 from tlpipe.cli import build_parser, main
 from tlpipe.stages import STAGES
 
-COMMANDS = [s.replace("_", "-") for s in STAGES] + ["run", "models", "rank-models", "review-labels", "suggest-labels"]
+COMMANDS = [s.replace("_", "-") for s in STAGES] + ["run", "models", "rank-models", "suggest-labels"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

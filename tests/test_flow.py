@@ -33,7 +33,8 @@ def stubbed_flow(monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setattr(pipeline, "reproduce_stage", SimpleNamespace(with_options=with_options))
     for publisher in (
-        "publish_validation", "publish_pretraining", "publish_metrics", "publish_model_card", "publish_parity",
+        "publish_validation", "publish_pretraining", "publish_label_review", "publish_metrics", "publish_model_card",
+        "publish_parity",
     ):  # fmt: skip
         monkeypatch.setattr(pipeline, publisher, lambda *paths: None)
     monkeypatch.setattr(pipeline, "apply_run_settings", apply_run_settings.fn)
@@ -113,3 +114,23 @@ def test_the_pretraining_record_is_published_and_its_absence_only_logged(tmp_pat
     shown = {row["what"]: row["value"] for row in artifacts[0]["table"]}
     assert shown["examples (train / validation)"] == "90 / 10"
     assert shown["source validation macro-F1"].startswith("0.9000")
+
+
+def test_the_label_review_artifact_shows_the_first_suspect_rows_and_says_how_many_there_are(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from tlpipe.tasks import publish
+
+    artifacts: list[dict] = []
+    monkeypatch.setattr(publish, "create_table_artifact", lambda **artifact: artifacts.append(artifact))
+    review = tmp_path / "label_review"
+    review.mkdir()
+    (review / "summary.json").write_text(json.dumps({"suspects": 3, "examples": 40}))
+    (review / "label_review.csv").write_text(
+        "text,given_label,suggested_label\nrefund please,access,billing\nlogin fails,billing,access\nparcel,a,b\n"
+    )
+
+    publish.publish_label_review.fn(review, shown=2)
+
+    assert [row["text"] for row in artifacts[0]["table"]] == ["refund please", "login fails"]
+    assert artifacts[0]["description"].startswith("Label review: 3 of 40 training labels look wrong (first 2 shown")

@@ -45,7 +45,7 @@ def test_out_of_fold_probabilities_follow_the_features_and_refuse_a_class_of_one
         out_of_fold_probabilities(features[:13], labels[:13])
 
 
-def test_review_labels_lists_the_flipped_training_labels_and_leaves_the_data_as_it_was(
+def test_the_review_stage_lists_the_flipped_training_labels_the_card_counts_them_and_the_data_stays(
     project: Path, tiny_model_dir: Path, test_table: pd.DataFrame
 ) -> None:
     train = make_table(20)
@@ -53,20 +53,23 @@ def test_review_labels_lists_the_flipped_training_labels_and_leaves_the_data_as_
     flipped = [0, 25, 47]
     for row in flipped:
         train.loc[row, "label"] = classes[(classes.index(train.loc[row, "label"]) + 1) % len(classes)]
-    write_project(project, tiny_model_dir, train, test_table)
+    write_project(project, tiny_model_dir, train, test_table, {"train": {"strategy": "linear_probe"}})
     raw = (project / "data" / "raw" / "train.csv").read_bytes()
     for stage in ("validate", "prepare", "fetch_model"):
         run_stage(stage)
 
     assert main(["review-labels"]) == 0
 
-    review = pd.read_csv(project / "reports" / "label_review.csv")
-    summary = json.loads((project / "reports" / "label_review.json").read_text())
+    review = pd.read_csv(project / "reports" / "label_review" / "label_review.csv")
+    summary = json.loads((project / "reports" / "label_review" / "summary.json").read_text())
     assert set(train.loc[flipped, "text"]) <= set(review["text"])
     assert review[GIVEN_PROBABILITY].is_monotonic_increasing
     assert not set(review["text"]) & set(test_table["text"])  # the test split is never reviewed
     assert summary["examples"] == len(train) and summary["suspects"] == len(review)
-    assert sum(summary["suspects_per_class"].values()) == len(review) and set(summary["suspects_per_class"]) == set(
-        classes
-    )
+    assert sum(summary["suspects_per_class"].values()) == len(review)
+    assert set(summary["suspects_per_class"]) == set(classes)
     assert (project / "data" / "raw" / "train.csv").read_bytes() == raw
+    run_stage("train")
+    run_stage("evaluate")
+    card = (project / "reports" / "model_card.md").read_text()
+    assert f"## Labels to check\n\n{len(review)} of the {len(train)} training labels look wrong (" in card

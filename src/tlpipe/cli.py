@@ -61,6 +61,15 @@ STAGE_HELP = {
         "first, as `tlpipe rank-models` does, and snapshots the one chosen. Records the sha256 of every file; a "
         "reused snapshot is verified.",
     ),
+    "review_labels": (
+        "List the training examples whose label looks wrong, ranked, as a CSV to check (changes no data).",
+        "The frozen body encodes every labelled training example (never the test split), a logistic-regression "
+        "probe fitted on the other folds gives each example out-of-fold class probabilities, and cleanlab's "
+        "find_label_issues flags the examples whose given label those contradict. Writes label_review.csv (the "
+        "input, given label, suggested label and both probabilities, most suspect first) and summary.json (suspects "
+        "per class, shown in the model card) to paths.label_review. Correct the labels in your raw data (or move "
+        "the image files) and run `dvc repro`.",
+    ),
     "train": (
         "Fine-tune the snapshot with train.strategy, choosing settings by cross-validation or validation.",
         "Strategies: auto (the default: for texts contrastive when the smallest class has fewer than "
@@ -183,16 +192,6 @@ def build_parser() -> argparse.ArgumentParser:
         "is within one standard error of the best (the folds cannot tell them apart). Writes ranking.md and "
         "ranking.json (score, standard error, parameters, encode seconds, the choice and why) to "
         "paths.model_ranking. model.source: auto makes fetch-model rank and take the chosen body.",
-    )
-    commands.add_parser(
-        "review-labels",
-        help="List the training examples whose label looks wrong, ranked, as a CSV to check (changes nothing).",
-        description="After `tlpipe fetch-model`: the frozen body encodes every labelled training example (never the "
-        "test split), a logistic-regression probe fitted on the other folds gives each example out-of-fold class "
-        "probabilities, and cleanlab's find_label_issues flags the examples whose given label those contradict. "
-        "Writes paths.label_review (the input, given label, suggested label and both probabilities, most suspect "
-        "first) and a summary JSON beside it. The data is never changed: correct the labels in your raw data "
-        "(or move the image files) and run `dvc repro`.",
     )
     from tlpipe.active_learning import DEFAULT_STRATEGY, STRATEGIES
 

@@ -41,7 +41,7 @@ class PathsConfig(Section):
     model_card: Path = Path("reports/model_card.md")
     model_ranking: Path = Path("reports/model_ranking")
     candidate_snapshots: Path = Path("data/cache/candidates")
-    label_review: Path = Path("reports/label_review.csv")
+    label_review: Path = Path("reports/label_review")
     parity_report: Path = Path("reports/parity.json")
     bundle: Path = Path("models/bundle")
     sweep: Path = Path("reports/sweep")

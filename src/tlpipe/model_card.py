@@ -38,8 +38,10 @@ def render_model_card(
     data_version: str,
     versions: Mapping[str, str],
     modality: Modality,
+    label_review: Mapping[str, Any] | None = None,
 ) -> str:
-    """The card as Markdown; ``class_counts`` maps split name (train, validation, test) to examples per label."""
+    """The card as Markdown; ``class_counts`` maps split name (train, validation, test) to examples per label;
+    ``label_review``: the review_labels stage's summary, if it ran."""
     finetuned, baseline = metrics["finetuned"], metrics["baseline"]
     front_matter = {
         "pipeline_tag": modality.task,
@@ -93,6 +95,7 @@ def render_model_card(
             for label in labels
         ),
         "",
+        *_label_review_lines(label_review),
         f"## Evaluation on the test split ({counted(metrics['test_examples'], 'example')})",
         "",
         "| model | macro-F1 | accuracy |",
@@ -178,6 +181,25 @@ def _cross_validation_table(scores: Mapping[str, Any], chosen: str) -> list[str]
         marker = " (chosen)" if name == chosen else ""
         lines.append(f"| {name}{marker} | {score['mean']:.4f} ± {score['std']:.4f} | {folds} | {score['epochs']} |")
     return lines
+
+
+def _label_review_lines(review: Mapping[str, Any] | None) -> list[str]:
+    """How many training labels the review flagged, per class, and where the rows are."""
+    if review is None:
+        return []
+    flagged = {label: count for label, count in review["suspects_per_class"].items() if count}
+    per_class = ", ".join(f"`{label}` {count}" for label, count in flagged.items())
+    return [
+        "## Labels to check",
+        "",
+        f"{review['suspects']} of the {counted(review['examples'], 'training label')} "
+        f"{'looks' if review['suspects'] == 1 else 'look'} wrong"
+        + (f" ({per_class})" if per_class else "")
+        + ": their out-of-fold probabilities contradict them (cleanlab's confident learning on a probe of the "
+        "frozen body's features). `label_review.csv` under `paths.label_review` lists them, most suspect first, "
+        "with the suggested label; nothing was changed. Correct what is wrong and rerun.",
+        "",
+    ]
 
 
 def _ranking_lines(ranking: Mapping[str, Any] | None) -> list[str]:

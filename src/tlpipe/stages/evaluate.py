@@ -15,6 +15,7 @@ from tlpipe.metrics import classification_metrics
 from tlpipe.model_card import package_versions, render_model_card
 from tlpipe.plots import plot_confusion_matrices
 from tlpipe.stages.prepare import DATA_VERSION, LABELS, TEST, TRAIN, VALID
+from tlpipe.stages.review_labels import SUMMARY
 from tlpipe.stages.train import HISTORY
 from tlpipe.training import predict_logits
 from tlpipe.transfer_verdict import transfer_gain
@@ -23,6 +24,11 @@ log = logging.getLogger(__name__)
 
 PREDICTIONS, CONFUSION_PNG = "predictions.csv", "confusion_matrix.png"
 BOOTSTRAP_SEED = 0  # fixed, so a rerun on the same predictions reports the same interval
+
+
+def _label_review(paths: PathsConfig) -> dict[str, Any] | None:
+    summary = paths.label_review / SUMMARY
+    return read_json(summary, "review-labels") if summary.is_file() else None
 
 
 def run(paths: PathsConfig, evaluate: EvaluateConfig) -> dict[str, Any]:
@@ -84,6 +90,7 @@ def run(paths: PathsConfig, evaluate: EvaluateConfig) -> dict[str, Any]:
         read_json(paths.prepared / DATA_VERSION, "prepare")["raw_sha256"],
         package_versions(),
         modality,
+        _label_review(paths),
     )
     with atomic_directory(paths.evaluation) as staging:
         write_text(staging / PREDICTIONS, predictions.to_csv(index=False))

@@ -1,11 +1,12 @@
-"""``tlpipe review-labels``: the training labels that look wrong, as a CSV to check in a spreadsheet.
+"""Stage ``review_labels``: the training labels that look wrong, as a CSV to check in a spreadsheet.
 
 After ``prepare`` and ``fetch-model``: the frozen body encodes every labelled training row (the prepared train and
 validation tables, never the test split; features the linear probe cached are reused), a probe gives each row
 out-of-fold probabilities, and cleanlab flags the rows whose given label they contradict (``tlpipe.label_review``).
-Writes ``paths.label_review`` (the suspect rows, most suspect first: the input as the training data gives it, the
-given and suggested labels, and their probabilities) and a summary JSON beside it. It never changes the data: fix
-the labels in the raw data and ``dvc repro`` reruns what changed.
+Writes ``paths.label_review``: ``label_review.csv`` (the suspect rows, most suspect first: the input as the training
+data gives it, the given and suggested labels, and their probabilities) and ``summary.json`` (counts per class,
+which the model card shows). It never changes the data: fix the labels in the raw data and ``dvc repro`` reruns
+what changed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from tlpipe.artifacts import read_json, write_json, write_text
+from tlpipe.artifacts import atomic_directory, read_json, write_json, write_text
 from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, TrainConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.feature_cache import FeatureCache, encode_features
@@ -30,6 +31,7 @@ from tlpipe.transferability import fold_count
 log = logging.getLogger(__name__)
 
 ENCODE_BATCH = 64
+SUSPECTS, SUMMARY = "label_review.csv", "summary.json"
 
 
 def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, train: TrainConfig) -> dict[str, Any]:
@@ -53,13 +55,14 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
     index = {name: position for position, name in enumerate(class_names)}
     probabilities = out_of_fold_probabilities(features, [index[label] for label in labels], train.seed)
     review = review_labels(inputs, labels, probabilities, class_names, modality.input_column, fold_count(labels))
-    write_text(paths.label_review, review.table.to_csv(index=False))
     summary = {**review.summary(), "source": manifest["source"]}
-    write_json(paths.label_review.with_suffix(".json"), summary)
+    with atomic_directory(paths.label_review) as staging:
+        write_text(staging / SUSPECTS, review.table.to_csv(index=False))
+        write_json(staging / SUMMARY, summary)
     log.info(
         "%d of %d training labels look wrong (%s): %s",
         len(review.table), review.examples,
         ", ".join(f"{name} {count}" for name, count in review.per_class.items() if count) or "none",
-        paths.label_review,
+        paths.label_review / SUSPECTS,
     )  # fmt: skip
     return summary
