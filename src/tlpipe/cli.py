@@ -126,9 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     runner = commands.add_parser(
         "run",
         help="Run the whole pipeline as a Prefect flow (each task reproduces its DVC stage).",
-        description="Run validate -> prepare -> fetch-model -> train -> evaluate -> export as a Prefect flow. "
-        "Each task asks DVC to reproduce its stage, so unchanged stages are skipped and dvc.lock stays true; "
-        "reports are published as Prefect artifacts.",
+        description="Run validate -> prepare -> pretrain -> fetch-model -> review-labels -> train -> evaluate -> "
+        "export as a Prefect flow. Each task asks DVC to reproduce its stage, so unchanged stages are skipped and "
+        "dvc.lock stays true; reports are published as Prefect artifacts.",
     )
     runner.add_argument("--force", action="store_true", help="rerun every stage even if DVC finds it up to date")
     sweeper = commands.add_parser(
