@@ -41,8 +41,9 @@ def test_out_of_fold_probabilities_follow_the_features_and_refuse_a_class_of_one
 
     assert probabilities.shape == (24, 2) and np.allclose(probabilities.sum(axis=1), 1.0)
     assert (probabilities.argmax(axis=1) == labels).all()
-    with pytest.raises(ValueError, match="at least 2 examples in every class"):
-        out_of_fold_probabilities(features[:13], labels[:13])
+    with pytest.raises(ValueError, match="at least 3 examples in every class"):
+        out_of_fold_probabilities(features[:14], labels[:14])  # two of the second class
+    assert out_of_fold_probabilities(features[:15], labels[:15]).shape == (15, 2)  # three are enough
 
 
 def test_the_review_stage_lists_the_flipped_training_labels_the_card_counts_them_and_the_data_stays(
@@ -73,3 +74,20 @@ def test_the_review_stage_lists_the_flipped_training_labels_the_card_counts_them
     run_stage("evaluate")
     card = (project / "reports" / "model_card.md").read_text()
     assert f"## Labels to check\n\n{len(review)} of the {len(train)} training labels look wrong (" in card
+
+
+def test_a_class_too_small_to_hold_out_skips_the_review_and_says_why_without_stopping_the_pipeline(
+    project: Path, tiny_model_dir: Path, train_table: pd.DataFrame, test_table: pd.DataFrame
+) -> None:
+    small = pd.concat(
+        [train_table[train_table["label"] != "access"], train_table[train_table["label"] == "access"][:2]]
+    )
+    overrides = {"data": {"min_examples_per_class": 2}, "split": {"cross_validate_below": 100, "folds": 2}}
+    write_project(project, tiny_model_dir, small, test_table, overrides)
+    for stage in ("validate", "prepare", "fetch_model"):
+        run_stage(stage)
+
+    summary = run_stage("review_labels")
+
+    assert summary["skipped"].startswith("skipped: a class has 2 training examples")
+    assert pd.read_csv(project / "reports" / "label_review" / "label_review.csv").empty

@@ -46,15 +46,16 @@ class LabelReview:
 def out_of_fold_probabilities(features: np.ndarray, labels: Sequence[int], seed: int = 0) -> np.ndarray:
     """(rows, classes) probabilities, each row's from a probe fitted on the folds it is not in.
 
-    Raises ``ValueError`` when a class has fewer than 2 examples (it could not be held out and learnt at once).
+    Raises ``ValueError`` when a class has fewer than 3 examples: each outer fold's training rows must hold at
+    least 2 of every class for the inner folds that choose ``C``.
     """
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     y = np.asarray(labels)
     folds = fold_count(y)
-    if folds < 2:
-        raise ValueError("reviewing labels needs at least 2 examples in every class")
+    if folds < 3:
+        raise ValueError("reviewing labels needs at least 3 examples in every class")
     inner = max(2, min(3, folds - 1))
     probe = LogisticRegressionCV(
         Cs=list(PROBE_CS),

@@ -187,6 +187,8 @@ def _label_review_lines(review: Mapping[str, Any] | None) -> list[str]:
     """How many training labels the review flagged, per class, and where the rows are."""
     if review is None:
         return []
+    if review.get("skipped"):
+        return ["## Labels to check", "", f"The label review was {review['skipped']}.", ""]
     flagged = {label: count for label, count in review["suspects_per_class"].items() if count}
     per_class = ", ".join(f"`{label}` {count}" for label, count in flagged.items())
     return [

@@ -1,4 +1,4 @@
-"""Stage ``rank_models``: which pretrained body suits this data, judged from frozen features alone, in minutes.
+"""``tlpipe rank-models``: which pretrained body suits this data, judged from frozen features alone, in minutes.
 
 Each candidate body (``model.candidates``; null: every model of the data's modality in the model zoo that is
 installed here) is snapshotted as ``fetch-model`` would, run once over the labelled training rows (the prepared

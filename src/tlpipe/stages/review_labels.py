@@ -21,7 +21,7 @@ from tlpipe.artifacts import atomic_directory, read_json, write_json, write_text
 from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, TrainConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.feature_cache import FeatureCache, encode_features
-from tlpipe.label_review import out_of_fold_probabilities, review_labels
+from tlpipe.label_review import GIVEN, SUGGESTED, out_of_fold_probabilities, review_labels
 from tlpipe.modalities import get_modality
 from tlpipe.runtime import select_runtime
 from tlpipe.sources import verify_snapshot
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 ENCODE_BATCH = 64
 SUSPECTS, SUMMARY = "label_review.csv", "summary.json"
+MIN_PER_CLASS = 3  # out-of-fold probabilities with C chosen inside each fold (tlpipe.label_review)
 
 
 def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, train: TrainConfig) -> dict[str, Any]:
@@ -42,6 +43,8 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
     class_names: list[str] = read_json(paths.prepared / LABELS, "prepare")
     labelled = pd.concat([read_examples(paths.prepared / TRAIN), read_examples(paths.prepared / VALID)])
     inputs, labels = labelled[INPUT].tolist(), labelled[LABEL].tolist()
+    if fold_count(labels) < MIN_PER_CLASS:
+        return _skipped(paths, labels, class_names, modality.input_column)
     body = modality.load_pretrained(
         paths.snapshot, len(class_names), 0.0, trust_remote_code=model.trust_remote_code, pretrained=True
     )
@@ -65,4 +68,20 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
         ", ".join(f"{name} {count}" for name, count in review.per_class.items() if count) or "none",
         paths.label_review / SUSPECTS,
     )  # fmt: skip
+    return summary
+
+
+def _skipped(paths: PathsConfig, labels: list[str], class_names: list[str], input_column: str) -> dict[str, Any]:
+    """An empty review that says why: a class too small to hold out (the stage must not stop the pipeline)."""
+    fewest = min(labels.count(name) for name in class_names)
+    reason = (
+        f"skipped: a class has {fewest} training examples, and out-of-fold probabilities need at least "
+        f"{MIN_PER_CLASS} in every class"
+    )
+    summary = {"examples": len(labels), "suspects": 0, "suspects_per_class": dict.fromkeys(class_names, 0),
+               "skipped": reason}  # fmt: skip
+    with atomic_directory(paths.label_review) as staging:
+        write_text(staging / SUSPECTS, pd.DataFrame(columns=[input_column, GIVEN, SUGGESTED]).to_csv(index=False))
+        write_json(staging / SUMMARY, summary)
+    log.warning("Label review %s.", reason)
     return summary
