@@ -82,7 +82,9 @@ def review_labels(
 
     index = {name: position for position, name in enumerate(class_names)}
     given = np.array([index[label] for label in labels])
-    flagged = find_label_issues(given, probabilities, return_indices_ranked_by="self_confidence")
+    # n_jobs=1: a few thousand rows take milliseconds, and a process pool forked inside the pipeline's process
+    # (or a test worker's) is a hazard for what forks after it (DataLoader workers).
+    flagged = find_label_issues(given, probabilities, return_indices_ranked_by="self_confidence", n_jobs=1)
     suggested = probabilities.argmax(axis=1)
     table = pd.DataFrame(
         {
