@@ -412,3 +412,14 @@ def test_the_real_suites_stronger_bodies_are_zoo_entries_of_their_modality_and_r
     by_default = {setting.name for setting in real_suite.STUDY.select(None)}
     strong = {setting.name for setting in real_suite.STUDY.select(["*strong body"])}
     assert len(strong) == 3 and not by_default & strong
+
+
+def test_cached_features_are_keyed_by_the_code_that_computes_them_and_not_by_the_training_loop() -> None:
+    repo = BENCHMARKS.parent
+    paths = set(harness.version.feature_paths(repo))
+
+    for module in ("sources", "feature_cache", "model_zoo", "modalities/base", "modalities/text/model",
+                   "modalities/image/model", "modalities/__init__", "__init__"):  # fmt: skip
+        assert f"src/tlpipe/{module}.py" in paths
+    assert not {"src/tlpipe/training.py", "src/tlpipe/stages/train.py", "src/tlpipe/label_review.py"} & paths
+    assert all((repo / path).is_file() for path in paths)

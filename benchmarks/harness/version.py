@@ -10,6 +10,8 @@ from pathlib import Path
 
 # params.yaml is what a study's "default" setting means, so an uncommitted edit to it must invalidate too.
 CODE_PATHS = ("src", "params.yaml")
+# What frozen features depend on: fetching and loading a body, preprocessing, encoding (feature_paths).
+FEATURE_ROOTS = ("tlpipe.sources", "tlpipe.feature_cache", "tlpipe.config")
 
 
 def code_version(repo: Path, paths: Sequence[str] = CODE_PATHS) -> str:
@@ -48,3 +50,22 @@ def files_hash(repo: Path, paths: Sequence[str]) -> str:
 
 def _git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout
+
+
+def feature_paths(repo: Path) -> tuple[str, ...]:
+    """The files of ``FEATURE_ROOTS`` and every modality's plug-in, and of all they import, transitively (grimp's
+    import graph, packages' ``__init__`` included), relative to ``repo``: what a cached feature's key must cover,
+    and nothing else, so that the features survive changes to training, stages and reports."""
+    import grimp
+
+    from tlpipe.modalities import MODALITIES
+
+    graph = grimp.build_graph("tlpipe", cache_dir=None)
+    roots = (*FEATURE_ROOTS, *(f"{package}.modality" for package in MODALITIES.values()))
+    modules = set(roots).union(*(graph.find_upstream_modules(root) for root in roots))
+    modules |= {name.rsplit(".", depth)[0] for name in modules for depth in range(1, name.count(".") + 1)}
+    files = []
+    for name in sorted(modules):
+        base = repo / "src" / Path(*name.split("."))
+        files.append(base / "__init__.py" if base.is_dir() else base.with_suffix(".py"))
+    return tuple(str(path.relative_to(repo)) for path in files)
