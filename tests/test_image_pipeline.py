@@ -103,6 +103,9 @@ def test_image_folders_become_a_bundle_that_pillow_numpy_and_onnxruntime_serve_a
         "README.md", "labels.json", "manifest.json", "metadata.json", "model.onnx", "parity.json", "predict.py",
         "preprocessing.json", "requirements.txt",
     }  # fmt: skip
+    parity = json.loads((image_project / "reports" / "parity.json").read_text())
+    assert parity["quantize"] == "none" and parity["int8"] is None  # export.quantize auto: images stay fp32
+    assert not (bundle / "model.int8.onnx").exists()
     metadata = json.loads((bundle / "metadata.json").read_text())
     assert metadata["task"] == "image-classification"
     assert metadata["inputs"] == {"pixel_values": ["batch", 3, 160, 160]}

@@ -347,7 +347,7 @@ def test_lexical_probe_runs_every_stage_and_its_onnx_model_computes_the_wordpiec
     config = json.loads((project / "models" / "checkpoint" / "classifier.json").read_text())
     assert config["strategy"] == "lexical_probe"
     assert report["max_abs_logit_diff"] < 1e-4 and report["top1_agreement"] == 1.0
-    assert report["int8"] is not None  # the quantizer took the graph and its gate ran
+    assert report["quantize"] == "int8" and report["int8"] is not None  # auto for texts: the gate ran
     graph = onnx.load(str(bundle / "model.onnx")).graph
     assert [i.name for i in graph.input] == ["input_ids", "attention_mask"]  # what a server already sends
     assert "ScatterElements" in {node.op_type for node in graph.node}

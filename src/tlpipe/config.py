@@ -252,8 +252,10 @@ class ExportConfig(Section):
     atol: float = Field(1e-4, gt=0.0, le=1.0)
     min_top1_agreement: float = Field(1.0, ge=0.0, le=1.0)
     batch_size: int = Field(32, ge=1, le=4096)
-    quantize: Literal["none", "int8"] = Field(
-        "int8", description="int8: also ship a dynamically quantised model.int8.onnx, if it passes the accuracy gate"
+    quantize: Literal["auto", "none", "int8"] = Field(
+        "auto",
+        description="int8: also ship a dynamically quantised model.int8.onnx, if it passes the accuracy gate; auto: "
+        "the modality's choice (texts int8; images none: dynamic int8 is slower than fp32 for convolutions)",
     )
     max_quantization_drop: float = Field(
         0.01, ge=0.0, le=1.0, description="the int8 model is kept only if test macro-F1 drops by at most this"

@@ -51,8 +51,13 @@ def run(paths: PathsConfig, export: ExportConfig) -> ParityReport:
             model, staging / MODEL_FILE, preprocess, inputs, targets,
             export.batch_size, export.atol, export.min_top1_agreement,
         )  # fmt: skip
-        quantization = _quantize(staging, preprocess, inputs, targets, len(labels), export) if parity.passed else None
-        report = {**parity.to_dict(), "int8": quantization.to_dict() if quantization else None}
+        quantize = modality.quantize if export.quantize == "auto" else export.quantize
+        quantization = (
+            _quantize(staging, preprocess, inputs, targets, len(labels), export)
+            if parity.passed and quantize == "int8"
+            else None
+        )
+        report = {**parity.to_dict(), "quantize": quantize, "int8": quantization.to_dict() if quantization else None}
         if not parity.passed:
             write_json(paths.parity_report, report)
             raise ExportParityError(
@@ -77,9 +82,7 @@ def _onnx_metadata(labels: list[str], preprocess: Preprocessor, export: ExportCo
 
 def _quantize(
     folder: Path, preprocess: Preprocessor, inputs: list[Any], targets: list[int], classes: int, export: ExportConfig
-) -> QuantizationReport | None:
-    if export.quantize == "none":
-        return None
+) -> QuantizationReport:
     quantize_int8(folder / MODEL_FILE, folder / INT8_MODEL_FILE)
     report = compare_int8(
         folder / MODEL_FILE, folder / INT8_MODEL_FILE, preprocess, inputs, targets, classes,

@@ -45,6 +45,9 @@ class ImageModality(Modality):
     # Not measured for images, where each of the folds + 1 runs fine-tunes a CNN: the threshold texts had
     # before benchmarks/cross_validate_below.py raised theirs.
     cross_validate_below = 20
+    # Dynamic int8 leaves convolutions in fp32 behind quantise/dequantise steps: on EfficientNet-Lite0 it ran 12x
+    # slower than the fp32 graph (benchmarks/results/serving.md), so nothing is quantised or evaluated.
+    quantize = "none"
 
     def read_raw(self, path: Path, data: DataConfig) -> pd.DataFrame:
         from tlpipe.modalities.image.data import read_image_manifest
