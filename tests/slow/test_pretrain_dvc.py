@@ -24,7 +24,8 @@ def test_dvc_repro_pretrains_on_source_data_and_reruns_only_what_depends_on_it(
     dvc_project: Path, tiny_model_dir: Path
 ) -> None:
     first = dvc(dvc_project, "repro", "fetch_model").stdout
-    assert stages_run(first) == ["pretrain", "fetch_model"]
+    # fetch_model reads the prepared training rows (model.source auto ranks bodies on them), so they come first
+    assert stages_run(first) == ["validate", "prepare", "pretrain", "fetch_model"]
     assert not (dvc_project / "models/source/model.safetensors").exists()  # no source data: nothing trained
 
     source = make_table(10, offset=700)

@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from tlpipe.artifacts import write_json
-from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, TrainConfig
+from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, SplitConfig
 from tlpipe.sources import AUTO_SOURCE, BODY_RANKING_RECORD, fetch_snapshot
 from tlpipe.stages import rank_models
 
 
-def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, train: TrainConfig) -> dict[str, Any]:
+def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, split: SplitConfig) -> dict[str, Any]:
     """Write (or verify and reuse) the snapshot at ``paths.snapshot``; return its manifest."""
-    ranking = rank_models.run(paths, model, preprocess, train) if model.source == AUTO_SOURCE else None
+    ranking = rank_models.run(paths, model, preprocess, split) if model.source == AUTO_SOURCE else None
     manifest = fetch_snapshot(
         ranking["chosen"] if ranking else model.source,
         paths.snapshot,

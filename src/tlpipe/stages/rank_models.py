@@ -22,13 +22,13 @@ import torch
 
 from tlpipe import model_zoo
 from tlpipe.artifacts import read_json, write_json, write_text
-from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, TrainConfig
+from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, SplitConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.errors import ConfigError
 from tlpipe.feature_cache import encode_features
 from tlpipe.modalities import get_modality
 from tlpipe.modalities.base import Modality
-from tlpipe.runtime import select_runtime
+from tlpipe.runtime import encoding_device
 from tlpipe.sources import fetch_snapshot
 from tlpipe.stages.prepare import DATA_VERSION, TRAIN, VALID
 from tlpipe.transferability import ProbeScore, choose_body, probe_score, within_noise_of_best
@@ -60,16 +60,16 @@ class RankedBody:
         }
 
 
-def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, train: TrainConfig) -> dict[str, Any]:
+def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, split: SplitConfig) -> dict[str, Any]:
     """Rank the candidate bodies on the prepared training rows; write and return the ranking."""
     modality = get_modality(read_json(paths.prepared / DATA_VERSION, "prepare")["modality"])
     labelled = pd.concat([read_examples(paths.prepared / TRAIN), read_examples(paths.prepared / VALID)])
     sources = candidate_sources(model, modality.name)
-    device = select_runtime(train).device
+    device = encoding_device()
     ranked = []
     for index, source in enumerate(sources, 1):
         log.info("Ranking body %d of %d: %s on %d labelled examples", index, len(sources), source, len(labelled))
-        ranked.append(rank_body(source, modality, labelled, paths, model, preprocess, device, train.seed))
+        ranked.append(rank_body(source, modality, labelled, paths, model, preprocess, device, split.seed))
     chosen = choose_body({b.source: b.score for b in ranked}, {b.source: b.parameters for b in ranked})
     ranking = ranking_record(ranked, chosen, len(labelled))
     write_json(paths.model_ranking / RANKING_JSON, ranking)

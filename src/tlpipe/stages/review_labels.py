@@ -18,12 +18,12 @@ from typing import Any
 import pandas as pd
 
 from tlpipe.artifacts import atomic_directory, read_json, write_json, write_text
-from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, TrainConfig
+from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, SplitConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.feature_cache import FeatureCache, encode_features
 from tlpipe.label_review import GIVEN, SUGGESTED, out_of_fold_probabilities, review_labels
 from tlpipe.modalities import get_modality
-from tlpipe.runtime import select_runtime
+from tlpipe.runtime import encoding_device
 from tlpipe.sources import verify_snapshot
 from tlpipe.stages.prepare import DATA_VERSION, LABELS, TRAIN, VALID
 from tlpipe.transferability import fold_count
@@ -35,7 +35,7 @@ SUSPECTS, SUMMARY = "label_review.csv", "summary.json"
 MIN_PER_CLASS = 3  # out-of-fold probabilities with C chosen inside each fold (tlpipe.label_review)
 
 
-def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, train: TrainConfig) -> dict[str, Any]:
+def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, split: SplitConfig) -> dict[str, Any]:
     """Review the labels of the prepared training rows; write the suspects and a summary; return the summary."""
     manifest = verify_snapshot(paths.snapshot)
     modality = get_modality(read_json(paths.prepared / DATA_VERSION, "prepare")["modality"])
@@ -48,7 +48,7 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
     body = modality.load_pretrained(
         paths.snapshot, len(class_names), 0.0, trust_remote_code=model.trust_remote_code, pretrained=True
     )
-    device = select_runtime(train).device
+    device = encoding_device()
     encode = modality.preprocessor(paths.snapshot, preprocess, model.trust_remote_code)
     snapshot_key = json.dumps(manifest["files"], sort_keys=True)  # as the train stage keys its feature cache
     cache = FeatureCache(paths.feature_cache, snapshot_key, encode.describe(), modality.content_key)
@@ -56,7 +56,7 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
         inputs, lambda: encode_features(body.to(device), encode, inputs, ENCODE_BATCH, device).cpu()
     ).numpy()
     index = {name: position for position, name in enumerate(class_names)}
-    probabilities = out_of_fold_probabilities(features, [index[label] for label in labels], train.seed)
+    probabilities = out_of_fold_probabilities(features, [index[label] for label in labels], split.seed)
     review = review_labels(inputs, labels, probabilities, class_names, modality.input_column, fold_count(labels))
     summary = {**review.summary(), "source": manifest["source"]}
     with atomic_directory(paths.label_review) as staging:

@@ -20,12 +20,12 @@ import pandas as pd
 
 from tlpipe.active_learning import DEFAULT_STRATEGY, select
 from tlpipe.artifacts import read_json, write_json, write_text
-from tlpipe.config import DataConfig, ModelConfig, PathsConfig, PreprocessConfig, TrainConfig
+from tlpipe.config import DataConfig, ModelConfig, PathsConfig, PreprocessConfig, SplitConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.errors import DataValidationError
 from tlpipe.feature_cache import FeatureCache, encode_features
 from tlpipe.modalities import get_modality
-from tlpipe.runtime import select_runtime
+from tlpipe.runtime import encoding_device
 from tlpipe.sources import verify_snapshot
 from tlpipe.stages.prepare import DATA_VERSION, LABELS, TRAIN, VALID
 from tlpipe.transferability import fit_probe, normalised
@@ -40,7 +40,7 @@ def suggest(
     data: DataConfig,
     model: ModelConfig,
     preprocess: PreprocessConfig,
-    train: TrainConfig,
+    split: SplitConfig,
     pool_path: Path,
     budget: int,
     out: Path,
@@ -63,7 +63,7 @@ def suggest(
     body = modality.load_pretrained(
         paths.snapshot, len(class_names), 0.0, trust_remote_code=model.trust_remote_code, pretrained=True
     )
-    device = select_runtime(train).device
+    device = encoding_device()
     encode = modality.preprocessor(paths.snapshot, preprocess, model.trust_remote_code)
     cache = FeatureCache(
         paths.feature_cache, json.dumps(manifest["files"], sort_keys=True), encode.describe(), modality.content_key
@@ -75,9 +75,9 @@ def suggest(
 
     labelled_x, pool_x = features(labelled[INPUT].tolist()), features(pool)
     index = {name: position for position, name in enumerate(class_names)}
-    probe = fit_probe(labelled_x, [index[label] for label in labelled[LABEL]], train.seed)
+    probe = fit_probe(labelled_x, [index[label] for label in labelled[LABEL]], split.seed)
     probabilities = probe.predict_proba(normalised(pool_x))
-    picks = select(strategy, budget, probabilities, pool_x, labelled_x, seed=train.seed)
+    picks = select(strategy, budget, probabilities, pool_x, labelled_x, seed=split.seed)
     chosen = pd.DataFrame({modality.raw_input_column(data): [pool[i] for i in picks], data.label_column: ""})
     write_text(out, chosen.to_csv(index=False))
     if label_studio is not None:
