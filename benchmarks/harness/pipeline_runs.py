@@ -36,14 +36,14 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
-from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
-from sklearn.model_selection import StratifiedKFold
+from sklearn.linear_model import LogisticRegression
 
 from tlpipe.config import EvaluateConfig, PreprocessConfig
 from tlpipe.datasets import INPUT, LABEL, examples_per_class
 from tlpipe.feature_cache import encode_features
 from tlpipe.modalities import get_modality
 from tlpipe.sources import fetch_snapshot
+from tlpipe.transferability import PROBE_CS, fit_probe
 
 from .real_datasets import RealDataset, real_dataset
 from .text_datasets import REPO
@@ -57,8 +57,7 @@ BODIES = {"default": SOURCES, "strong": STRONG_SOURCES}
 STAGES = ("validate", "prepare", "fetch-model", "train", "evaluate")
 BATCH_SIZE = 64
 FEATURES = REPO / "benchmarks" / ".cache" / "features"
-CS = tuple(10.0**power for power in range(-2, 5))  # the tuned probe's grid of C, 0.01 to 10,000
-PROBE_FOLDS = 5  # at most; never more than the smallest class has examples
+CS = PROBE_CS  # the tuned probe's grid of C, 0.01 to 10,000, at most MAX_FOLDS folds
 
 
 def run(cell: Mapping[str, Any]) -> dict[str, Any]:
@@ -155,12 +154,10 @@ def frozen_probe(
     return merged(result, {"details": {"C": float(probe.C_)}}) if tuned else result
 
 
-def tuned_probe(features: np.ndarray, labels: list[int]) -> LogisticRegressionCV:
-    """Logistic regression with ``C`` from ``CS`` chosen by stratified k-fold log loss on these rows alone."""
-    folds = min(PROBE_FOLDS, int(np.bincount(labels).min()))
-    splitter = StratifiedKFold(folds, shuffle=True, random_state=0)
-    return LogisticRegressionCV(Cs=list(CS), cv=splitter, scoring="neg_log_loss", l1_ratios=(0.0,), max_iter=5000,
-                                use_legacy_attributes=False).fit(features, labels)  # fmt: skip
+def tuned_probe(features: np.ndarray, labels: list[int]) -> Any:
+    """Logistic regression with ``C`` from ``CS`` chosen by stratified k-fold log loss on these rows alone: the
+    product's probe (``tlpipe.transferability.fit_probe``), so the row measures what tlpipe fits."""
+    return fit_probe(features, labels, seed=0)
 
 
 def baseline(dataset: RealDataset, labelled: pd.DataFrame, test: pd.DataFrame) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tlpipe.transferability import PROBE_CS, fold_count, normalised
+from tlpipe.transferability import fold_count, normalised, probe
 
 GIVEN, SUGGESTED = "given_label", "suggested_label"
 GIVEN_PROBABILITY, SUGGESTED_PROBABILITY = "given_label_probability", "suggested_label_probability"
@@ -49,24 +49,15 @@ def out_of_fold_probabilities(features: np.ndarray, labels: Sequence[int], seed:
     Raises ``ValueError`` when a class has fewer than 3 examples: each outer fold's training rows must hold at
     least 2 of every class for the inner folds that choose ``C``.
     """
-    from sklearn.linear_model import LogisticRegressionCV
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     y = np.asarray(labels)
     folds = fold_count(y)
     if folds < 3:
         raise ValueError("reviewing labels needs at least 3 examples in every class")
-    inner = max(2, min(3, folds - 1))
-    probe = LogisticRegressionCV(
-        Cs=list(PROBE_CS),
-        cv=StratifiedKFold(inner, shuffle=True, random_state=seed),
-        scoring="neg_log_loss",
-        l1_ratios=(0.0,),
-        max_iter=5000,
-        use_legacy_attributes=False,
-    )
+    inner = probe(max(2, min(3, folds - 1)), seed)
     outer = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    return cross_val_predict(probe, normalised(features), y, cv=outer, method="predict_proba")
+    return cross_val_predict(inner, normalised(features), y, cv=outer, method="predict_proba")
 
 
 def review_labels(

@@ -58,9 +58,7 @@ def probe_score(features: np.ndarray, labels: Sequence[object], seed: int = 0) -
 
     Raises ``ValueError`` when a class has fewer than 2 rows or there is only one class: nothing to cross-validate.
     """
-    from sklearn.linear_model import LogisticRegressionCV
     from sklearn.metrics import f1_score, make_scorer
-    from sklearn.model_selection import StratifiedKFold
 
     y = np.unique(np.asarray(labels), return_inverse=True)[1]
     if len(np.unique(y)) < 2:
@@ -68,15 +66,11 @@ def probe_score(features: np.ndarray, labels: Sequence[object], seed: int = 0) -
     folds = fold_count(y)
     if folds < 2:
         raise ValueError("ranking bodies needs at least 2 labelled examples in every class (one per fold)")
-    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
     # A class a fold never predicts scores 0 (zero_division); scikit-learn's "f1_macro" string fails on two classes
     # in LogisticRegressionCV (1.9: make_scorer gets pos_label twice), the explicit scorer does not.
     macro_f1 = make_scorer(f1_score, average="macro", zero_division=0)
-    probe = LogisticRegressionCV(
-        Cs=list(PROBE_CS), cv=splitter, scoring=macro_f1, l1_ratios=(0.0,), max_iter=5000, use_legacy_attributes=False
-    )
-    probe.fit(normalised(features), y)
-    by_fold = np.asarray(probe.scores_)[:, 0, :]  # (folds, Cs): one l1 ratio
+    fitted = probe(folds, seed, macro_f1).fit(normalised(features), y)
+    by_fold = np.asarray(fitted.scores_)[:, 0, :]  # (folds, Cs): one l1 ratio
     best = int(np.argmax(by_fold.mean(axis=0)))
     return ProbeScore(tuple(float(score) for score in by_fold[:, best]), PROBE_CS[best])
 
@@ -84,21 +78,26 @@ def probe_score(features: np.ndarray, labels: Sequence[object], seed: int = 0) -
 def fit_probe(features: np.ndarray, labels: Sequence[int], seed: int = 0) -> Any:
     """The probe fitted on every row: ``C`` chosen by stratified folds' log loss (at most ``MAX_FOLDS``), then
     refitted on all of them; a scikit-learn ``LogisticRegressionCV`` whose ``predict_proba`` takes normalised rows."""
-    from sklearn.linear_model import LogisticRegressionCV
-    from sklearn.model_selection import StratifiedKFold
-
     folds = fold_count(labels)
     if folds < 2:
         raise ValueError("fitting the probe needs at least 2 labelled examples in every class")
-    probe = LogisticRegressionCV(
+    return probe(folds, seed).fit(normalised(features), np.asarray(labels))
+
+
+def probe(folds: int, seed: int = 0, scoring: Any = "neg_log_loss") -> Any:
+    """The probe, unfitted: logistic regression, ``C`` from ``PROBE_CS`` chosen by ``scoring`` on ``folds``
+    stratified, shuffled folds; a scikit-learn ``LogisticRegressionCV``."""
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold
+
+    return LogisticRegressionCV(
         Cs=list(PROBE_CS),
         cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
-        scoring="neg_log_loss",
+        scoring=scoring,
         l1_ratios=(0.0,),
         max_iter=5000,
         use_legacy_attributes=False,
     )
-    return probe.fit(normalised(features), np.asarray(labels))
 
 
 def within_noise_of_best(scores: dict[str, ProbeScore]) -> list[str]:
