@@ -33,6 +33,7 @@ import statistics
 from typing import Any
 
 from harness import Setting, Study, main
+from harness.pipeline_runs import STAGES
 
 TEXTS = ("newsgroups", "reuters_r8", "rotten_tomatoes", "spam_assassin", "foldoc")
 IMAGES = ("mnist", "animal_mnist", "openclipart", "tabler_icons")
@@ -102,17 +103,19 @@ def choices(records: list[dict[str, Any]]) -> list[str]:
     runs = [r for r in records if r["setting"] == DEFAULT]
     if not runs:
         return []
+    stages = [stage for stage in STAGES if any(stage in r["details"]["stage_seconds"] for r in runs)]
     lines = ["## What the default chose, and where its time went", "",
-             "| dataset | per class | chose (per seed) | validate | prepare | fetch-model | train | evaluate |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| dataset | per class | chose (per seed) | " + " | ".join(stages) + " |",
+             "|---|---|---|" + "---|" * len(stages)]  # fmt: skip
     groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for record in sorted(runs, key=lambda r: (r["dataset"], r["size"], r["seed"])):
         groups.setdefault((record["dataset"], record["size"]), []).append(record)
     for (dataset, size), group in sorted(groups.items()):
-        stages = group[0]["details"]["stage_seconds"]
-        means = [statistics.fmean(r["details"]["stage_seconds"][stage] for r in group) for stage in stages]
+        timed = [[r["details"]["stage_seconds"][stage] for r in group if stage in r["details"]["stage_seconds"]]
+                 for stage in stages]  # fmt: skip
+        means = [f"{statistics.fmean(seconds):.0f} s" if seconds else "-" for seconds in timed]
         chose = ", ".join(str(r["details"]["chose"]) for r in group)
-        lines.append(f"| {dataset} | {size} | {chose} | " + " | ".join(f"{s:.0f} s" for s in means) + " |")
+        lines.append(f"| {dataset} | {size} | {chose} | " + " | ".join(means) + " |")
     return [*lines, ""]
 
 

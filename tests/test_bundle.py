@@ -31,7 +31,8 @@ BLOCK_TRAINING_STACK = (
 def exported(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
     """A text project run through every stage once (tiny model): the project folder."""
     root = tmp_path_factory.mktemp("bundle-project")
-    write_project(root, tiny_model_dir, make_table(12), make_table(4, offset=100))
+    # coverage 0.5: the few held-out examples support a threshold below 1, so the sets are not every label
+    write_project(root, tiny_model_dir, make_table(12), make_table(4, offset=100), {"serving": {"coverage": 0.5}})
     with contextlib.chdir(root):
         for stage in STAGES:
             run_stage(stage)
@@ -92,6 +93,39 @@ def test_standalone_predictor_runs_without_the_training_stack_and_agrees_with_ev
     assert all(abs(sum(line["probabilities"].values()) - 1) < 1e-4 for line in lines)
     requirements = (bundle / "requirements.txt").read_text().split()
     assert [r.split("==")[0] for r in requirements] == ["onnxruntime", "numpy", "tokenizers"]
+
+
+def test_predict_py_serves_the_calibrated_probabilities_and_sets_that_evaluate_measured(
+    exported: Path, bundle: Path
+) -> None:
+    test = pd.read_csv(exported / "data" / "prepared" / "test.csv")
+    texts_file = bundle.parent / "texts.txt"
+    texts_file.write_text("\n".join(test["input"]) + "\n")
+    calibration = json.loads((exported / "models" / "calibration.json").read_text())
+    preprocessing = json.loads((bundle / "preprocessing.json").read_text())
+
+    result = run_standalone(bundle, str(texts_file), "--sets")
+
+    assert result.returncode == 0, result.stderr
+    assert preprocessing["calibration"]["temperature"] == calibration["temperature"] != 1.0
+    assert preprocessing["prediction_sets"]["threshold"] == calibration["prediction_sets"]["threshold"] < 1.0
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    predictions = pd.read_csv(exported / "reports" / "evaluation" / "predictions.csv", keep_default_na=False)
+    served = [max(line["probabilities"].values()) for line in lines]
+    assert served == pytest.approx(predictions["probability"].tolist(), abs=2e-4)  # evaluate rounds to 4 places
+    assert [sorted(line["set"]) for line in lines] == [
+        sorted(filter(None, s.split("|"))) for s in predictions["prediction_set"]
+    ]
+    for line in lines:  # a set is every label at least 1 - threshold likely, most likely first
+        within = [
+            label
+            for label, p in line["probabilities"].items()
+            if 1 - p <= calibration["prediction_sets"]["threshold"] + 1e-6
+        ]
+        assert sorted(line["set"]) == sorted(within)
+        assert [line["probabilities"][label] for label in line["set"]] == sorted(
+            (line["probabilities"][label] for label in line["set"]), reverse=True
+        )
 
 
 def test_blocking_the_training_stack_really_blocks_it(bundle: Path, tmp_path: Path) -> None:

@@ -120,7 +120,9 @@ def test_image_folders_become_a_bundle_that_pillow_numpy_and_onnxruntime_serve_a
     from tlpipe.training import predict_logits
 
     model, preprocess, _, _ = load_checkpoint(image_project / "models" / "checkpoint")
-    expected = torch.softmax(predict_logits(model, preprocess, predictions["path"].tolist(), 8), dim=1).numpy()
+    temperature = json.loads((bundle / "preprocessing.json").read_text())["calibration"]["temperature"]
+    logits = predict_logits(model, preprocess, predictions["path"].tolist(), 8)
+    expected = torch.softmax(logits / temperature, dim=1).numpy()  # calibrated, as evaluate measured
     assert np.abs(served - expected).max() < 1e-4
     metrics = json.loads((image_project / "reports" / "metrics.json").read_text())
     assert set(metrics) >= {"finetuned", "baseline"}

@@ -71,6 +71,7 @@ def test_the_review_stage_lists_the_flipped_training_labels_the_card_counts_them
     assert set(summary["suspects_per_class"]) == set(classes)
     assert (project / "data" / "raw" / "train.csv").read_bytes() == raw
     run_stage("train")
+    run_stage("calibrate")
     run_stage("evaluate")
     card = (project / "reports" / "model_card.md").read_text()
     assert f"## Labels to check\n\n{len(review)} of the {len(train)} training labels look wrong (" in card

@@ -96,7 +96,7 @@ def test_pretraining_writes_a_checksummed_snapshot_the_target_transfers_from(
     assert not (project / "data/cache/pretrain/state").exists()
 
     update_params(project, model={"source": str(SOURCE)})
-    for stage in ("validate", "prepare", "fetch_model", "train", "evaluate"):
+    for stage in ("validate", "prepare", "fetch_model", "train", "calibrate", "evaluate"):
         run_stage(stage)
 
     classifier = read_json(project / "models/checkpoint/classifier.json", "train")

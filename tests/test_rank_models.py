@@ -51,7 +51,7 @@ def test_auto_source_snapshots_the_chosen_body_and_the_model_card_shows_the_rank
 ) -> None:
     auto = {"model": {"source": "auto", "candidates": list(map(str, two_bodies))}}
     write_project(project, two_bodies[0], train_table, test_table, {**auto, "train": {"strategy": "linear_probe"}})
-    for stage in ("validate", "prepare", "fetch_model", "train", "evaluate"):
+    for stage in ("validate", "prepare", "fetch_model", "train", "calibrate", "evaluate"):
         run_stage(stage)
 
     ranking = json.loads((project / "data" / "pretrained" / BODY_RANKING_RECORD).read_text())

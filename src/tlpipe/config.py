@@ -36,6 +36,7 @@ class PathsConfig(Section):
     train_state: Path = Path("models/train_state")
     feature_cache: Path = Path("data/cache/features")
     training_log: Path = Path("reports/training")
+    calibration: Path = Path("models/calibration.json")
     metrics: Path = Path("reports/metrics.json")
     evaluation: Path = Path("reports/evaluation")
     model_card: Path = Path("reports/model_card.md")
@@ -262,6 +263,22 @@ class ExportConfig(Section):
     )
 
 
+class ServingConfig(Section):
+    """What the bundle promises the team serving it: calibrated probabilities and prediction sets (``calibrate``)."""
+
+    calibration: Literal["temperature", "none"] = Field(
+        "temperature",
+        description="temperature: divide the logits by one temperature fitted on held-out logits (out-of-fold, or "
+        "the validation split), so that probabilities match how often the model is right; none: raw softmax",
+    )
+    coverage: float = Field(
+        0.9,
+        gt=0.0,
+        lt=1.0,
+        description="prediction sets (predict.py --sets) hold the true label at least this often (split-conformal)",
+    )
+
+
 def owned(model: type[OwnSettings], section: BaseModel) -> OwnSettings:
     """The keys of ``section`` that ``model`` defines (a plug-in's own settings), validated, defaults filled in."""
     given = section.model_extra or {}
@@ -279,6 +296,7 @@ class Params(Section):
     pretrain: PretrainConfig = PretrainConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    serving: ServingConfig = ServingConfig()
     export: ExportConfig = ExportConfig()
 
 

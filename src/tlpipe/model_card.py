@@ -115,6 +115,7 @@ def render_model_card(
         "",
         metrics["transfer"]["over_baseline"]["message"],
         "",
+        *_calibration_lines(metrics, modality),
         "## Use and limits",
         "",
         modality.card_usage(classifier) + "`preprocessing.json` says exactly how, and `model.onnx` runs with "
@@ -240,3 +241,38 @@ def _pretraining_lines(pretraining: Mapping[str, Any] | None) -> list[str]:
         f"source validation macro-F1 {pretraining['source_validation_macro_f1']:.4f} at epoch "
         f"{pretraining['best_epoch']}. Its head was dropped.",
     ]
+
+
+def _calibration_lines(metrics: Mapping[str, Any], modality: Modality) -> list[str]:
+    calibration, sets = metrics.get("calibration"), metrics.get("prediction_sets")
+    if not calibration or not sets:
+        return []
+    test, covered = calibration["test"], sets["test"]
+    if calibration["method"] == "temperature":
+        how = (
+            f"The bundle divides the logits by a temperature of {calibration['temperature']:.3f}, fitted on "
+            f"{calibration['fitted_on']} (not the test split)"
+        )
+    else:
+        how = "The bundle serves the raw softmax (`serving.calibration: none`)"
+    lines = [
+        "## Can I trust the probabilities?",
+        "",
+        f"{how}. Expected calibration error on the test split (the gap between confidence and accuracy; 0 is "
+        f"perfect): {test['ece_before']:.4f} with the raw softmax, {test['ece_after']:.4f} as served; "
+        f"negative log-likelihood {test['nll_before']:.4f} and {test['nll_after']:.4f}. The reliability diagram is "
+        "`reports/evaluation/calibration.png`.",
+        "",
+        f"Prediction sets (`predict.py --sets`) promise to hold the true label for {sets['coverage_target']:.0%} of "
+        f"inputs like the training data (split-conformal, threshold {sets['threshold']:.4f} on one minus the label's "
+        f"probability). On the test split they held it for {covered['coverage']:.1%} of {modality.name}s, with "
+        f"{covered['mean_set_size']:.2f} labels per set on average; {covered['singleton_share']:.1%} were a single "
+        f"label and {covered['empty_share']:.1%} empty (no label likely enough: worth a human look).",
+    ]
+    if sets["all_labels"]:
+        lines += [
+            "",
+            "Too few examples were held out to promise that coverage, so every set holds every label: label more "
+            "examples, or lower `serving.coverage`.",
+        ]
+    return [*lines, ""]

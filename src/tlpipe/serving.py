@@ -11,8 +11,14 @@ name. The bundle format is documented in docs/bundle.md.
     python predict.py BUNDLE texts.txt                               # one text per line
     python predict.py BUNDLE tickets.csv --column text               # a CSV column
     python predict.py BUNDLE photo.jpg photos/                       # image files and folders
+    python predict.py BUNDLE texts.txt --sets                        # add each input's prediction set
 
 Each prediction is one JSON line on stdout: the input, the label and every class's probability.
+The probabilities are calibrated: the logits are divided by the temperature in
+``preprocessing.json`` (fitted on held-out data when the model was trained). With ``--sets`` each
+line also has ``set``, the labels whose probability is at least 1 - the bundle's threshold: sets
+that hold the true label for the share of inputs ``preprocessing.json`` names (its ``coverage``),
+for inputs like the training data.
 """
 
 from __future__ import annotations
@@ -93,22 +99,39 @@ class Predictor:
                 "the files come from different exports."
             )
         self._encode = ENCODERS[self.modality](self)
+        # Bundles exported before calibration existed serve the raw softmax and have no sets.
+        self.temperature = float(self.preprocessing.get("calibration", {}).get("temperature", 1.0))
+        self.set_threshold: float | None = self.preprocessing.get("prediction_sets", {}).get("threshold")
 
-    def predict(self, inputs: Sequence[str]) -> list[dict[str, Any]]:
-        """One dict per input: ``input``, ``label`` and ``probabilities`` (label to probability)."""
-        logits = self.session.run([self.preprocessing["output"]], self._encode(inputs))[0]
+    def probabilities(self, inputs: Sequence[str]) -> Any:
+        """Calibrated class probabilities: (len(inputs), labels), softmax of the logits over the temperature."""
         import numpy as np
 
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
-        return [
-            {
+        logits = self.session.run([self.preprocessing["output"]], self._encode(inputs))[0].astype(np.float64)
+        scaled = logits / self.temperature
+        shifted = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+
+    def predict(self, inputs: Sequence[str], sets: bool = False) -> list[dict[str, Any]]:
+        """One dict per input: ``input``, ``label`` and ``probabilities`` (label to calibrated probability); with
+        ``sets``, ``set``: the labels of its prediction set, most probable first."""
+        if sets and self.set_threshold is None:
+            raise BundleError(
+                f"{self.bundle / 'preprocessing.json'}: no prediction-set threshold (the bundle predates them); "
+                "export it again with this tlpipe."
+            )
+        predictions = []
+        for item, row in zip(inputs, self.probabilities(inputs), strict=True):
+            prediction = {
                 "input": item,
                 "label": self.labels[int(row.argmax())],
                 "probabilities": {label: round(float(p), 6) for label, p in zip(self.labels, row, strict=True)},
             }
-            for item, row in zip(inputs, probabilities, strict=True)
-        ]
+            if sets:
+                order = sorted(range(len(row)), key=lambda i: -row[i])
+                prediction["set"] = [self.labels[i] for i in order if 1.0 - row[i] <= self.set_threshold]
+            predictions.append(prediction)
+        return predictions
 
     def _text_encoder(self) -> Any:
         import numpy as np
@@ -220,6 +243,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", help="the ONNX file in the bundle to use (default: the manifest's model_file, model.onnx)"
     )
+    parser.add_argument(
+        "--sets",
+        action="store_true",
+        help="add each input's prediction set: the labels that, together, hold the true one at the bundle's "
+        "coverage (preprocessing.json: prediction_sets)",
+    )
 
 
 def predict_command(args: argparse.Namespace, out: Any = None) -> int:
@@ -232,7 +261,7 @@ def predict_command(args: argparse.Namespace, out: Any = None) -> int:
             raise BundleError("nothing to classify: give --text, or text/CSV/image files.")
         started = last_report = time.perf_counter()
         for done, batch in enumerate(batches(inputs, args.batch_size), start=1):
-            for prediction in predictor.predict(batch):
+            for prediction in predictor.predict(batch, sets=args.sets):
                 out.write(json.dumps(prediction, ensure_ascii=False) + "\n")
             if time.perf_counter() - last_report > PROGRESS_EVERY_S:
                 last_report = time.perf_counter()

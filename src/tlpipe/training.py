@@ -116,6 +116,7 @@ def fine_tune(
     feature_cache: FeatureCache | None = None,
     augment: Preprocess | None = None,
     tuned_bodies: TunedBodies | None = None,
+    record_valid_logits: bool = False,
 ) -> TrainResult:
     """Train ``model`` with ``train.strategy``; resume from ``state`` when it holds this run's last epoch.
 
@@ -123,7 +124,8 @@ def fine_tune(
     augmentation); validation, cached features and the contrastive pairs use ``preprocess``.
     ``tuned_bodies`` keeps the body a contrastive phase tuned, for another strategy tuning alike on the same data.
     Without validation examples (the final model of a cross-validation) the last epoch is kept, and
-    early stopping is off.
+    early stopping is off. ``record_valid_logits`` keeps each epoch's validation logits in its history
+    record (``valid_logits``): a cross-validation fold's, for calibrating on out-of-fold predictions.
     """
     callbacks = callbacks or Callbacks()
     workers = join_process_group()
@@ -193,9 +195,10 @@ def fine_tune(
                 step, train_set, targets, workers.shard(order), batch_size, optimizer, scheduler, scaler,
                 train, runtime, loss_weights, workers, generator,
             )  # fmt: skip
+            valid_logits = valid_set.logits(model, train.batch_size).float() if valid_set is not None else None
             macro_f1 = (
-                metrics.macro_f1(valid_set.logits(model, train.batch_size).argmax(dim=1), valid_targets, num_classes)
-                if valid_set is not None
+                metrics.macro_f1(valid_logits.argmax(dim=1), valid_targets, num_classes)
+                if valid_logits is not None
                 else None
             )
             record = {
@@ -205,6 +208,8 @@ def fine_tune(
                 "valid_macro_f1": macro_f1,
                 "seconds": time.perf_counter() - started,
             }
+            if record_valid_logits and valid_logits is not None:
+                record["valid_logits"] = valid_logits.cpu().tolist()
             last_epoch = epoch == phases[-1].last_epoch
             improved = _note_epoch(progress, record, last_epoch)
             callbacks.on_epoch_end(record)

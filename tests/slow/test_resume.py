@@ -70,6 +70,7 @@ def test_killed_training_resumes_and_ends_with_the_same_model(
     assert outcome(interrupted) == outcome(uninterrupted)
     for root in (interrupted, uninterrupted):
         monkeypatch.chdir(root)
+        run_stage("calibrate")
         run_stage("evaluate")
     metrics = [json.loads((root / "reports" / "metrics.json").read_text()) for root in (interrupted, uninterrupted)]
     assert metrics[0]["finetuned"] == metrics[1]["finetuned"]

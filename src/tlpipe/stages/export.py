@@ -1,9 +1,10 @@
 """Stage ``export``: a self-describing, checksummed ONNX bundle, published only if it matches PyTorch.
 
 The bundle (format: docs/bundle.md) carries the labels of the checkpoint it exports, the
-preprocessing a server must apply, the model card, a standalone ``predict.py`` with its
-``requirements.txt``, optionally an int8 model that passed its accuracy gate, and
-``manifest.json`` with the sha256 and size of every other file.
+preprocessing a server must apply (with the temperature and prediction-set threshold that
+``calibrate`` fitted), the model card, a standalone ``predict.py`` with its ``requirements.txt``,
+optionally an int8 model that passed its accuracy gate, and ``manifest.json`` with the sha256
+and size of every other file.
 
 The parity report goes first out and last in: a run killed while publishing leaves no report,
 never a new report beside the old bundle. A failed parity check writes its report and no bundle.
@@ -44,9 +45,10 @@ def run(paths: PathsConfig, export: ExportConfig) -> ParityReport:
     label_ids = {label: index for index, label in enumerate(labels)}
     inputs, targets = test[INPUT].tolist(), [label_ids[label] for label in test[LABEL]]
 
+    calibration = serving_calibration(read_json(paths.calibration, "calibrate"))
     with atomic_directory(paths.bundle) as staging:
         export_onnx(model, preprocess(inputs[:2]), preprocess.input_shapes(), staging / MODEL_FILE, export.opset)
-        annotate(staging / MODEL_FILE, _onnx_metadata(labels, preprocess, export))
+        annotate(staging / MODEL_FILE, _onnx_metadata(labels, preprocess, export, calibration))
         parity = check_parity(
             model, staging / MODEL_FILE, preprocess, inputs, targets,
             export.batch_size, export.atol, export.min_top1_agreement,
@@ -63,19 +65,37 @@ def run(paths: PathsConfig, export: ExportConfig) -> ParityReport:
             raise ExportParityError(
                 f"{parity.describe()}. No model was written to {paths.bundle}; see {paths.parity_report}."
             )
-        _write_bundle_files(staging, paths, modality, preprocess, labels, config, parity, quantization, export)
+        _write_bundle_files(
+            staging, paths, modality, preprocess, labels, config, parity, quantization, export, calibration
+        )
         paths.parity_report.unlink(missing_ok=True)
     write_json(paths.parity_report, report)
     log.info("%s. Bundle written to %s", parity.describe(), paths.bundle)
     return parity
 
 
-def _onnx_metadata(labels: list[str], preprocess: Preprocessor, export: ExportConfig) -> dict[str, Any]:
+def serving_calibration(calibration: dict[str, Any]) -> dict[str, Any]:
+    """What a server needs of ``calibrate``'s record (``preprocessing.json``): the temperature to divide the logits
+    by, and the threshold that makes prediction sets."""
+    sets = calibration["prediction_sets"]
+    return {
+        "calibration": {"method": calibration["method"], "temperature": calibration["temperature"]},
+        "prediction_sets": {
+            "coverage": sets["coverage"],
+            "threshold": sets["threshold"],
+            "rule": "labels whose probability is at least 1 - threshold",
+        },
+    }
+
+
+def _onnx_metadata(
+    labels: list[str], preprocess: Preprocessor, export: ExportConfig, calibration: dict[str, Any]
+) -> dict[str, Any]:
     """What the ONNX file itself carries, so a server holding only model.onnx still has labels and preprocessing."""
     return {
         "tlpipe.bundle_format": str(serving.FORMAT_VERSION),
         "labels": labels,
-        "preprocessing": preprocess.describe(),
+        "preprocessing": {**preprocess.describe(), **calibration},
         "versions": {**package_versions(), "opset": export.opset},
     }
 
@@ -104,6 +124,7 @@ def _write_bundle_files(
     parity: ParityReport,
     quantization: QuantizationReport | None,
     export: ExportConfig,
+    calibration: dict[str, Any],
 ) -> None:
     preprocess.write_bundle_files(folder)
     write_text(folder / MODEL_CARD, paths.model_card.read_text(encoding="utf-8"))
@@ -115,6 +136,7 @@ def _write_bundle_files(
             "output": OUTPUT_NAME,
             "output_shape": ["batch", len(labels)],
             "labels": "labels.json",
+            **calibration,
         },
     )
     write_json(folder / "parity.json", parity.to_dict())

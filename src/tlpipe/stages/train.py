@@ -52,6 +52,8 @@ from tlpipe.tuned_bodies import FOLD_AVERAGE, TunedBodies
 log = logging.getLogger(__name__)
 
 HISTORY = "history.json"
+HELD_OUT_LOGITS = "held_out_logits.json"  # in the checkpoint under cross-validation: the chosen strategy's out-of-fold
+# logits at the chosen epochs, which the calibrate stage fits on (with a validation split it predicts that instead)
 TUNED_BODIES = "tuned_bodies"  # under paths.train_state: bodies the contrastive phase tuned, shared by candidates
 
 
@@ -77,8 +79,9 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
         process_group() as workers,
         _training_log(workers, paths.training_log, train, plan.candidates[0]) as training_log,
     ):
+        held_out = None
         if folds.cross_validates:
-            chosen, result = _cross_validate_then_refit(candidate_run, folds, plan, train, training_log)
+            chosen, result, held_out = _cross_validate_then_refit(candidate_run, folds, plan, train, training_log)
         else:
             results = {
                 strategy: candidate_run.train(
@@ -92,7 +95,7 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
             training_log.live.log_params({"chosen_strategy": chosen})
         if workers.is_main:
             choice = {**plan.to_dict(), "model_selection": folds.summary()}
-            _keep_checkpoint(paths, candidate_run.state_folder(chosen), choice, chosen, result)
+            _keep_checkpoint(paths, candidate_run.state_folder(chosen), choice, chosen, result, held_out)
         workers.barrier()  # the others end after rank 0 has written (a launcher reads success from every exit)
     log.info(
         "%s macro-F1 %.4f at epoch %d with %s -> %s",
@@ -108,10 +111,14 @@ def _cross_validate_then_refit(
     plan: StrategyPlan,
     train: TrainConfig,
     training_log: _TrainingLog | None,
-) -> tuple[str, TrainResult]:
-    """Score every candidate on every fold, choose the strategy and epochs, and train them on all the data."""
+) -> tuple[str, TrainResult, dict[str, Any]]:
+    """Score every candidate on every fold, choose the strategy and epochs, and train them on all the data.
+
+    Also returns the chosen strategy's out-of-fold logits at the chosen epochs (``out_of_fold_logits``).
+    """
     modality = candidate_run.modality.name
     scores: dict[str, CrossValidated] = {}
+    fold_histories: dict[str, list[list[dict[str, Any]]]] = {}
     for strategy in plan.candidates:
         settings = settings_for(train, strategy, modality)
         histories = []
@@ -119,9 +126,16 @@ def _cross_validate_then_refit(
             log.info("Cross-validating %s: fold %d of %d", strategy, fold + 1, folds.folds)
             fold_run = candidate_run.on(*folds.split(candidate_run.fit, fold))
             histories.append(
-                fold_run.train(settings, None, state_name=f"folds/{strategy}/{fold}", keep_checkpoint=False).history
+                fold_run.train(
+                    settings,
+                    None,
+                    state_name=f"folds/{strategy}/{fold}",
+                    keep_checkpoint=False,
+                    record_valid_logits=True,
+                ).history
             )
         scores[strategy] = choose_epochs(strategy, histories)
+        fold_histories[strategy] = histories
         log.info(
             "%s: cross-validated macro-F1 %.4f ± %.4f at %d epochs",
             strategy, scores[strategy].mean, scores[strategy].std, scores[strategy].epochs,
@@ -136,7 +150,32 @@ def _cross_validate_then_refit(
         _average_fold_bodies(candidate_run, folds, final)
     log.info("Training the final %s model on all %d examples, %d epochs", chosen, len(candidate_run.fit), final.epochs)
     result = candidate_run.train(final, training_log, from_recipe)
-    return chosen, dataclasses.replace(result, best_macro_f1=scores[chosen].mean)
+    held_out = out_of_fold_logits(folds, fold_histories[chosen], scores[chosen].epochs, candidate_run)
+    return chosen, dataclasses.replace(result, best_macro_f1=scores[chosen].mean), held_out
+
+
+def out_of_fold_logits(
+    folds: Folds, histories: list[list[dict[str, Any]]], epochs: int, candidate_run: CandidateRun
+) -> dict[str, Any]:
+    """Each training row's logits from the fold model that did not train on it, at ``epochs``, with its label id."""
+    logits: list[list[float]] = [[] for _ in folds.fold_of_row]
+    for fold, history in enumerate(histories):
+        rows = [row for row, assigned in enumerate(folds.fold_of_row) if assigned == fold]
+        record = history[epochs - 1]
+        if "valid_logits" not in record:  # a fold state an older tlpipe saved, resumed
+            raise ArtifactError(
+                f"{candidate_run.paths.train_state}: a fold's saved state has no validation logits (an older tlpipe "
+                "wrote it). Delete that folder and run `tlpipe train` again."
+            )
+        for row, row_logits in zip(rows, record["valid_logits"], strict=True):
+            logits[row] = [round(value, 6) for value in row_logits]
+    return {
+        "source": "out_of_fold",
+        "folds": folds.folds,
+        "epochs": epochs,
+        "logits": logits,
+        "labels": [candidate_run.label_ids[label] for label in candidate_run.fit[LABEL]],
+    }
 
 
 def _average_fold_bodies(candidate_run: CandidateRun, folds: Folds, train: TrainConfig) -> None:
@@ -155,10 +194,18 @@ def _average_fold_bodies(candidate_run: CandidateRun, folds: Folds, train: Train
 
 
 def _keep_checkpoint(
-    paths: PathsConfig, state_folder: Path, choice: dict[str, Any], chosen: str, result: TrainResult
+    paths: PathsConfig,
+    state_folder: Path,
+    choice: dict[str, Any],
+    chosen: str,
+    result: TrainResult,
+    held_out: dict[str, Any] | None,
 ) -> None:
-    """Copy the chosen strategy's best epoch to ``paths.checkpoint`` with its history, then drop the states."""
+    """Copy the chosen strategy's best epoch to ``paths.checkpoint`` with its history (and out-of-fold logits),
+    then drop the states."""
     with atomic_directory(paths.checkpoint) as staging:
+        if held_out is not None:
+            write_json(staging / HELD_OUT_LOGITS, held_out)
         shutil.copytree(state_folder / BEST, staging, dirs_exist_ok=True)
         config = read_json(staging / CLASSIFIER_CONFIG, "train")
         write_json(staging / CLASSIFIER_CONFIG, {**config, "strategy_choice": choice})
@@ -223,6 +270,7 @@ class CandidateRun:
         *,
         state_name: str | None = None,
         keep_checkpoint: bool = True,
+        record_valid_logits: bool = False,
     ) -> TrainResult:
         """Train with ``train`` (settings as they run; ``from_recipe`` names those the strategy's recipe gave).
 
@@ -291,6 +339,7 @@ class CandidateRun:
             feature_cache=features,
             augment=self.augmenter,
             tuned_bodies=self.tuned_bodies(),
+            record_valid_logits=record_valid_logits,
         )
 
     def feature_cache(self) -> FeatureCache:

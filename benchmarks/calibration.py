@@ -1,0 +1,74 @@
+"""Calibration and prediction sets on real data: does the temperature ``calibrate`` fits on held-out logits lower
+the test calibration error, and do the prediction sets hold the true label as often as ``serving.coverage`` says?
+
+Runs the default pipeline (validate, prepare, fetch-model, train, calibrate, evaluate: the real suite's ``default``
+row, ``harness.pipeline_runs``) on real datasets (``benchmarks/real_data``) at 16 and 64 labelled examples per class
+with three seeds, and reads what evaluate measured on the test set (at most 100 examples per class, never used to
+fit anything): the expected calibration error (torchmetrics, 15 bins) of the raw softmax and of the calibrated
+probabilities, the temperature and what it was fitted on (out-of-fold logits under cross-validation, else the
+validation split), and the coverage and mean size of the prediction sets at ``serving.coverage`` (0.9).
+
+    .venv/bin/python benchmarks/calibration.py                         # cached, resumable
+    .venv/bin/python benchmarks/calibration.py --datasets rotten_tomatoes --sizes 16 --seeds 0
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from harness import Setting, Study, main
+
+DEFAULT = "default"
+
+
+def report(records: list[dict[str, Any]]) -> list[str]:
+    """Per dataset and size, means over seeds: test ECE before and after, temperature, coverage and set size."""
+    runs = [r for r in records if r["setting"] == DEFAULT and (r["details"] or {}).get("calibration")]
+    if not runs:
+        return []
+    lines = ["## Calibration and prediction sets on the test sets (means over seeds)", "",
+             "| dataset | per class | seeds | fitted on | temperature | ECE softmax | ECE calibrated | NLL softmax "
+             "| NLL calibrated | coverage (target 0.9) | mean set size | empty sets |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for record in runs:
+        groups.setdefault((record["dataset"], record["size"]), []).append(record["details"])
+    for (dataset, size), group in sorted(groups.items()):
+        calibration = [d["calibration"] for d in group]
+        sets = [d["prediction_sets"]["test"] for d in group]
+        fitted = ", ".join(sorted({c["fitted_on"].split(" (")[0].replace("the ", "") for c in calibration}))
+        cells = [
+            fitted,
+            _mean([c["temperature"] for c in calibration], 2),
+            _mean([c["test"]["ece_before"] for c in calibration], 3),
+            _mean([c["test"]["ece_after"] for c in calibration], 3),
+            _mean([c["test"]["nll_before"] for c in calibration], 3),
+            _mean([c["test"]["nll_after"] for c in calibration], 3),
+            _mean([s["coverage"] for s in sets], 3),
+            _mean([s["mean_set_size"] for s in sets], 2),
+            _mean([s["empty_share"] for s in sets], 3),
+        ]
+        lines.append(f"| {dataset} | {size} | {len(group)} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _mean(values: list[float], digits: int) -> str:
+    return f"{statistics.fmean(values):.{digits}f}"
+
+
+STUDY = Study(
+    name="calibration",
+    title="Calibration on real data: test macro-F1 of the default pipeline (the temperature changes no prediction)",
+    description=__doc__,
+    worker="harness.pipeline_runs:run",
+    datasets=("rotten_tomatoes", "openclipart", "mnist"),
+    settings=(Setting(DEFAULT, {}),),
+    sizes=(16, 64),
+    seeds=(0, 1, 2),
+    reference=DEFAULT,
+    sections=report,
+)
+
+if __name__ == "__main__":
+    raise SystemExit(main(STUDY))
