@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import onnx
+import onnxruntime as ort
 import pandas as pd
 import pytest
 from factories import make_table, write_project
@@ -126,6 +128,52 @@ def test_predict_py_serves_the_calibrated_probabilities_and_sets_that_evaluate_m
         assert [line["probabilities"][label] for label in line["set"]] == sorted(
             (line["probabilities"][label] for label in line["set"]), reverse=True
         )
+
+
+def test_the_bundle_keeps_a_checksummed_drift_reference_of_test_embeddings(exported: Path, bundle: Path) -> None:
+    preprocessing = json.loads((bundle / "preprocessing.json").read_text())
+    test = pd.read_csv(exported / "data" / "prepared" / "test.csv")
+
+    with np.load(bundle / preprocessing["drift"]["reference"], allow_pickle=False) as reference:
+        embeddings, predicted = reference["embeddings"], reference["predicted"]
+    assert preprocessing["drift"]["examples"] == len(test) == len(embeddings) == len(predicted)  # fewer than 300
+    assert "drift_reference.npz" in json.loads((bundle / "manifest.json").read_text())["files"]
+    session = ort.InferenceSession(str(bundle / "model.onnx"))
+    assert [output.name for output in session.get_outputs()] == ["logits", "body_embedding"]
+    predictions = pd.read_csv(exported / "reports" / "evaluation" / "predictions.csv")
+    labels = json.loads((bundle / "labels.json").read_text())
+    assert [labels[i] for i in predicted] == predictions["finetuned"].tolist()
+
+
+def test_predict_py_drift_passes_the_test_split_and_flags_unrelated_inputs(exported: Path, bundle: Path) -> None:
+    # The toy test split is 12 texts of a few patterns, all of them in the reference: the same texts twice over
+    # are the no-drift case (the false-alarm rate on real held-out data is benchmarks/drift.py's).
+    test = pd.read_csv(exported / "data" / "prepared" / "test.csv")["input"].tolist()
+    alike, unrelated = bundle.parent / "alike.txt", bundle.parent / "unrelated.txt"
+    alike.write_text("\n".join(test * 2) + "\n")
+    unrelated.write_text("\n".join(f"{i * 7919} {'zq' * (i % 5 + 1)} {i}.{i} ###" for i in range(24)) + "\n")
+
+    same = run_standalone(bundle, str(alike), "--drift")
+    moved = run_standalone(bundle, str(unrelated), "--drift")
+
+    assert same.returncode == 0, same.stderr
+    assert moved.returncode == 1, moved.stderr  # exit status 1: drift
+    same_report, moved_report = json.loads(same.stdout), json.loads(moved.stdout)
+    assert not same_report["drift"] and moved_report["drift"]
+    assert moved_report["embedding_test"]["p_value"] < 0.01 <= same_report["embedding_test"]["p_value"]
+    assert moved_report["embedding_test"]["mmd2"] > same_report["embedding_test"]["mmd2"]
+    assert same_report["inputs"] == 24 and same_report["reference"] == 12
+    assert abs(sum(same_report["predictions"]["label_shares"].values()) - 1) < 1e-3
+    assert "no drift detected" in same.stderr and "drift: these inputs differ" in moved.stderr
+
+
+def test_tlpipe_monitor_runs_the_same_check_and_refuses_too_few_inputs(exported: Path, bundle: Path, capsys) -> None:
+    texts = pd.read_csv(exported / "data" / "prepared" / "test.csv")["input"].tolist() * 2
+
+    assert main(["monitor", str(bundle), *sum((["--text", t] for t in texts), [])]) == 0
+    assert json.loads(capsys.readouterr().out)["drift"] is False
+    assert main(["monitor", str(bundle), "--text", "one", "--text", "two"]) == 2
+    assert "a drift check needs at least 20" in capsys.readouterr().err
 
 
 def test_blocking_the_training_stack_really_blocks_it(bundle: Path, tmp_path: Path) -> None:

@@ -30,11 +30,15 @@ def test_onnx_runs_any_batch_size_and_sequence_length(exported) -> None:
 
     for texts in (["a"], ["my invoice was late", "login", "please help with my parcel tracking today"] * 3):
         batch = preprocess(texts)
-        onnx_logits = session.run(["logits"], {k: v.numpy() for k, v in batch.items()})[0]
+        onnx_logits, onnx_embedding = session.run(
+            ["logits", "body_embedding"], {k: v.numpy() for k, v in batch.items()}
+        )
         with torch.inference_mode():
             torch_logits = model.eval()(**batch).numpy()
+            torch_embedding = model.embedding(**batch).numpy()
         assert onnx_logits.shape == (len(texts), 3)
         np.testing.assert_allclose(onnx_logits, torch_logits, atol=1e-5)
+        np.testing.assert_allclose(onnx_embedding, torch_embedding, atol=1e-5)  # the drift check's embedding
 
 
 def test_parity_report_passes_for_the_exported_model(exported, test_table) -> None:

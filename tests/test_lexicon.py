@@ -127,9 +127,13 @@ def test_the_exported_onnx_computes_the_channel_itself(trained, preprocess, tmp_
 
     for texts in (["invoice"], ["my invoice was late again", "login password", "parcel parcel tracking today"]):
         batch = preprocess(texts)
-        onnx_logits = session.run(["logits"], {k: v.numpy() for k, v in batch.items()})[0]
+        onnx_logits, onnx_embedding = session.run(
+            ["logits", "body_embedding"], {k: v.numpy() for k, v in batch.items()}
+        )
         with torch.inference_mode():
             np.testing.assert_allclose(onnx_logits, model(**batch).numpy(), atol=1e-5)
+            # the second output is the body's pooled embedding, without the wordpiece channel the head also reads
+            np.testing.assert_allclose(onnx_embedding, model.embedding(**batch).numpy(), atol=1e-5)
 
 
 def test_images_refuse_lexical_probe_by_name_but_not_by_default() -> None:

@@ -241,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
         "bundle's own predict.py, which needs only onnxruntime, numpy and tokenizers or Pillow.",
     )
     serving.add_arguments(predictor)
+    monitor = commands.add_parser(
+        "monitor",
+        help="Check whether new inputs drifted from the data the bundle's model was evaluated on (exit 1 if so).",
+        description=serving.MONITOR_DESCRIPTION,
+    )
+    serving.add_arguments(monitor, monitor=True)
     return parser
 
 
@@ -275,10 +281,10 @@ def run_stage(stage: str, params_path: Path = Path("params.yaml")) -> Any:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tlpipe`` console script; returns the process exit status."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["predict"]:
+    if argv[:1] in (["predict"], ["monitor"]):
         from tlpipe import serving
 
-        return serving.main(argv[1:], prog="tlpipe predict")
+        return serving.main(argv[1:], prog=f"tlpipe {argv[0]}", monitor=argv[0] == "monitor")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "models":

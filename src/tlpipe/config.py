@@ -277,6 +277,13 @@ class ServingConfig(Section):
         lt=1.0,
         description="prediction sets (predict.py --sets) hold the true label at least this often (split-conformal)",
     )
+    drift_reference_size: int = Field(
+        300, ge=20, le=5000, description="test examples whose body embeddings the bundle keeps for drift checks"
+    )
+    drift_alpha: float = Field(
+        0.01, gt=0.0, lt=0.5, description="the drift check reports drift when its permutation p-value is below this"
+    )
+    drift_permutations: int = Field(1000, ge=100, le=100_000, description="of the drift check's permutation test")
 
 
 def owned(model: type[OwnSettings], section: BaseModel) -> OwnSettings:

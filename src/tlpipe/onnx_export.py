@@ -24,6 +24,20 @@ from tlpipe.modalities.base import Classifier, Preprocessor
 log = logging.getLogger(__name__)
 
 OUTPUT_NAME = "logits"
+# The body's pooled embedding, the graph's second output: what a drift check compares with the bundle's reference.
+# Not "embedding": the dynamo exporter names a text body's embedding module's nodes that, and ONNX names must differ.
+EMBEDDING_NAME = "body_embedding"
+
+
+class ServingGraph(torch.nn.Module):
+    """What is exported: ``model``'s logits and its body's embedding from one pass, inputs in ``input_names`` order."""
+
+    def __init__(self, model: Classifier, input_names: Sequence[str]) -> None:
+        super().__init__()
+        self.model, self.input_names = model, tuple(input_names)
+
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.logits_and_embedding(**dict(zip(self.input_names, tensors, strict=True)))
 
 
 @dataclass(frozen=True)
@@ -59,24 +73,26 @@ class ParityReport:
 def export_onnx(
     model: Classifier, sample: dict[str, torch.Tensor], shapes: dict[str, list[str | int]], path: Path, opset: int
 ) -> None:
-    """Export ``model`` to ``path``; in ``shapes`` (input name to axes) a named axis is dynamic."""
+    """Export ``model`` to ``path`` with two outputs, ``logits`` and ``body_embedding``; in ``shapes`` (input name to
+    axes) a named axis is dynamic."""
     model.eval()
     dims = {axis: torch.export.Dim(axis) for axes in shapes.values() for axis in axes if isinstance(axis, str)}
-    dynamic_shapes = {
-        name: {index: dims[axis] for index, axis in enumerate(axes) if isinstance(axis, str)}
-        for name, axes in shapes.items()
-    }
+    # One entry, the tuple of the graph's positional inputs (ServingGraph.forward takes them as *tensors).
+    dynamic_shapes = (
+        tuple(
+            {index: dims[axis] for index, axis in enumerate(axes) if isinstance(axis, str)} for axes in shapes.values()
+        ),
+    )
     started = time.perf_counter()
     with warnings.catch_warnings():
         # Inputs that share a dim (texts: batch and sequence) are reported as a rename.
         warnings.filterwarnings("ignore", message=".*The axis name.*will not be used", category=UserWarning)
         torch.onnx.export(
-            model,
-            (),
+            ServingGraph(model, list(shapes)).eval(),
+            tuple(sample[name] for name in shapes),
             str(path),
-            kwargs={name: sample[name] for name in shapes},
             input_names=list(shapes),
-            output_names=[OUTPUT_NAME],
+            output_names=[OUTPUT_NAME, EMBEDDING_NAME],
             dynamic_shapes=dynamic_shapes,
             opset_version=opset,
             dynamo=True,

@@ -12,6 +12,7 @@ name. The bundle format is documented in docs/bundle.md.
     python predict.py BUNDLE tickets.csv --column text               # a CSV column
     python predict.py BUNDLE photo.jpg photos/                       # image files and folders
     python predict.py BUNDLE texts.txt --sets                        # add each input's prediction set
+    python predict.py BUNDLE todays_texts.txt --drift                # do these look like the training data?
 
 Each prediction is one JSON line on stdout: the input, the label and every class's probability.
 The probabilities are calibrated: the logits are divided by the temperature in
@@ -19,6 +20,14 @@ The probabilities are calibrated: the logits are divided by the temperature in
 line also has ``set``, the labels whose probability is at least 1 - the bundle's threshold: sets
 that hold the true label for the share of inputs ``preprocessing.json`` names (its ``coverage``),
 for inputs like the training data.
+
+``--drift`` prints one JSON report instead of predictions: are these inputs, taken together, drawn
+from the distribution the model was evaluated on? The bundle carries a reference sample: the body
+embeddings and predictions of held-out examples (``drift_reference.npz``). The report gives a
+two-sample test on the embeddings (maximum mean discrepancy with a Gaussian kernel, p-value by
+permutation), and how the predicted labels and the share of low-confidence predictions moved.
+The exit status is 1 when the p-value is below ``--alpha`` (drift), else 0; ``tlpipe monitor``
+runs the same check.
 """
 
 from __future__ import annotations
@@ -35,6 +44,10 @@ from typing import Any
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+DRIFT_EXIT = 1  # --drift: the inputs drifted (errors exit 2)
+MIN_DRIFT_INPUTS = 20
+MAX_DRIFT_INPUTS = 1000  # a seeded sample of more inputs is tested: the kernel matrix grows with the square
+LOW_CONFIDENCE_QUANTILE = 0.1  # "low confidence": below the reference's 10th percentile, so 10% without drift
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 PROGRESS_EVERY_S = 5.0
 
@@ -102,15 +115,84 @@ class Predictor:
         # Bundles exported before calibration existed serve the raw softmax and have no sets.
         self.temperature = float(self.preprocessing.get("calibration", {}).get("temperature", 1.0))
         self.set_threshold: float | None = self.preprocessing.get("prediction_sets", {}).get("threshold")
+        self.drift_settings: dict[str, Any] | None = self.preprocessing.get("drift")
 
     def probabilities(self, inputs: Sequence[str]) -> Any:
         """Calibrated class probabilities: (len(inputs), labels), softmax of the logits over the temperature."""
+        return self.outputs(inputs)[0]
+
+    def outputs(self, inputs: Sequence[str], embeddings: bool = False) -> tuple[Any, Any]:
+        """Calibrated probabilities and, if asked for, the body's embeddings (the graph's second output)."""
         import numpy as np
 
-        logits = self.session.run([self.preprocessing["output"]], self._encode(inputs))[0].astype(np.float64)
-        scaled = logits / self.temperature
+        names = [self.preprocessing["output"], *([self.drift_settings["output"]] if embeddings else [])]
+        results = self.session.run(names, self._encode(inputs))
+        scaled = results[0].astype(np.float64) / self.temperature
         shifted = np.exp(scaled - scaled.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
+        return shifted / shifted.sum(axis=1, keepdims=True), (results[1] if embeddings else None)
+
+    def drift(self, inputs: Sequence[str], batch_size: int = 32, alpha: float | None = None) -> dict[str, Any]:
+        """Test whether ``inputs``, together, come from the distribution of the bundle's reference sample."""
+        import numpy as np
+
+        if not self.drift_settings:
+            raise BundleError(
+                f"{self.bundle / 'preprocessing.json'}: no drift reference (the bundle predates drift checks); "
+                "export it again with this tlpipe."
+            )
+        if len(inputs) < MIN_DRIFT_INPUTS:
+            raise BundleError(f"{len(inputs)} inputs: a drift check needs at least {MIN_DRIFT_INPUTS}.")
+        settings = self.drift_settings
+        rng = np.random.default_rng(settings["seed"])
+        tested = list(inputs)
+        if len(tested) > MAX_DRIFT_INPUTS:
+            tested = [tested[i] for i in sorted(rng.choice(len(tested), MAX_DRIFT_INPUTS, replace=False))]
+        with np.load(self.bundle / settings["reference"], allow_pickle=False) as stored:
+            reference = {name: stored[name] for name in stored.files}
+        probabilities, embeddings = [], []
+        for batch in batches(tested, batch_size):
+            batch_probabilities, batch_embeddings = self.outputs(batch, embeddings=True)
+            probabilities.append(batch_probabilities)
+            embeddings.append(batch_embeddings)
+        current = np.concatenate(probabilities)
+        mmd2, p_value = mmd_permutation_test(
+            reference["embeddings"], np.concatenate(embeddings), settings["permutations"], rng
+        )
+        alpha = settings["alpha"] if alpha is None else alpha
+        low = float(np.quantile(reference["confidence"], LOW_CONFIDENCE_QUANTILE))
+        shares = np.bincount(current.argmax(axis=1), minlength=len(self.labels)) / len(current)
+        reference_shares = np.bincount(reference["predicted"], minlength=len(self.labels)) / len(reference["predicted"])
+        drifted = p_value < alpha
+        return {
+            "inputs": len(inputs),
+            "tested": len(tested),
+            "reference": len(reference["predicted"]),
+            "reference_source": settings["source"],
+            "embedding_test": {
+                "method": "maximum mean discrepancy, Gaussian kernel (median bandwidth) on unit-length body embeddings",
+                "mmd2": mmd2,
+                "p_value": p_value,
+                "permutations": settings["permutations"],
+            },
+            "predictions": {
+                "label_shares": {label: round(float(s), 4) for label, s in zip(self.labels, shares, strict=True)},
+                "reference_label_shares": {
+                    label: round(float(s), 4) for label, s in zip(self.labels, reference_shares, strict=True)
+                },
+                "label_shift": round(float(np.abs(shares - reference_shares).sum() / 2), 4),  # total variation
+                "low_confidence_below": round(low, 4),
+                "low_confidence_share": round(float((current.max(axis=1) < low).mean()), 4),
+                "reference_low_confidence_share": LOW_CONFIDENCE_QUANTILE,
+            },
+            "alpha": alpha,
+            "drift": bool(drifted),
+            "verdict": (
+                f"drift: these inputs differ from the reference sample (p = {p_value:.4f} < {alpha}); check what "
+                "changed, and label some to retrain"
+                if drifted
+                else f"no drift detected (p = {p_value:.4f} >= {alpha})"
+            ),
+        }
 
     def predict(self, inputs: Sequence[str], sets: bool = False) -> list[dict[str, Any]]:
         """One dict per input: ``input``, ``label`` and ``probabilities`` (label to calibrated probability); with
@@ -175,6 +257,33 @@ class Predictor:
         return encode
 
 
+def mmd_permutation_test(reference: Any, current: Any, permutations: int, rng: Any) -> tuple[float, float]:
+    """Squared maximum mean discrepancy between two samples of embeddings (rows made unit length; Gaussian kernel
+    whose bandwidth is the median pairwise squared distance) and its permutation p-value (Gretton et al., 2012).
+
+    The p-value counts the permutations of the pooled rows whose statistic reaches the observed one, plus one,
+    over ``permutations`` plus one: valid at any sample size when the two samples are exchangeable.
+    """
+    import numpy as np
+
+    pooled = np.concatenate([reference, current]).astype(np.float64)
+    pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    squared = np.maximum(2.0 - 2.0 * pooled @ pooled.T, 0.0)  # unit vectors: |a - b|^2 = 2 - 2 a.b
+    off_diagonal = squared[~np.eye(len(pooled), dtype=bool)]
+    bandwidth = float(np.median(off_diagonal)) or 1.0
+    kernel = np.exp(-squared / bandwidth)
+    n, total = len(reference), len(pooled)
+
+    def statistic(orders: Any) -> Any:  # biased MMD^2 = w' K w, w = 1/n on the first sample, -1/m on the second
+        weights = np.where(orders < n, 1.0 / n, -1.0 / (total - n)).T  # (total, columns)
+        return np.einsum("ic,ic->c", kernel @ weights, weights)
+
+    observed = float(statistic(np.arange(total)[None, :])[0])
+    shuffled = np.argsort(rng.random((permutations, total)), axis=1)  # each row a random permutation
+    exceed = int((statistic(shuffled) >= observed - 1e-12).sum())
+    return observed, (1 + exceed) / (1 + permutations)
+
+
 # What each modality's bundle is fed with: how a batch of inputs becomes the model's input tensors.
 ENCODERS = {"text": Predictor._text_encoder, "image": Predictor._image_encoder}
 
@@ -231,8 +340,9 @@ def batches(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield items[start : start + size]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The predictor's command-line arguments (shared by predict.py and `tlpipe predict`)."""
+def add_arguments(parser: argparse.ArgumentParser, monitor: bool = False) -> None:
+    """The predictor's command-line arguments (shared by predict.py and `tlpipe predict`); ``monitor``: those of
+    `tlpipe monitor`, which always checks drift and predicts nothing."""
     parser.add_argument("bundle", type=Path, help="the bundle folder (models/bundle after `tlpipe export`)")
     parser.add_argument(
         "inputs", nargs="*", help="text files (one text per line), CSV files (with --column), image files or folders"
@@ -243,12 +353,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", help="the ONNX file in the bundle to use (default: the manifest's model_file, model.onnx)"
     )
+    if not monitor:
+        parser.add_argument(
+            "--sets",
+            action="store_true",
+            help="add each input's prediction set: the labels that, together, hold the true one at the bundle's "
+            "coverage (preprocessing.json: prediction_sets)",
+        )
+        parser.add_argument(
+            "--drift",
+            action="store_true",
+            help="print one JSON drift report for all the inputs instead of predictions: a two-sample test of their "
+            "body embeddings against the bundle's reference sample, and how predicted labels and confidence moved; "
+            f"exit status {DRIFT_EXIT} when they drifted (at least {MIN_DRIFT_INPUTS} inputs)",
+        )
     parser.add_argument(
-        "--sets",
-        action="store_true",
-        help="add each input's prediction set: the labels that, together, hold the true one at the bundle's "
-        "coverage (preprocessing.json: prediction_sets)",
+        "--alpha",
+        type=float,
+        help="the drift test's significance level: drift when its p-value is below (default: the bundle's, 0.01)",
     )
+    if monitor:
+        parser.set_defaults(drift=True, sets=False)
 
 
 def predict_command(args: argparse.Namespace, out: Any = None) -> int:
@@ -259,6 +384,11 @@ def predict_command(args: argparse.Namespace, out: Any = None) -> int:
         inputs = read_inputs(args.inputs, args.text, args.column, predictor.modality)
         if not inputs:
             raise BundleError("nothing to classify: give --text, or text/CSV/image files.")
+        if getattr(args, "drift", False):
+            report = predictor.drift(inputs, args.batch_size, args.alpha)
+            out.write(json.dumps(report, ensure_ascii=False) + "\n")
+            print(f"predict: {report['verdict']}", file=sys.stderr)
+            return DRIFT_EXIT if report["drift"] else 0
         started = last_report = time.perf_counter()
         for done, batch in enumerate(batches(inputs, args.batch_size), start=1):
             for prediction in predictor.predict(batch, sets=args.sets):
@@ -274,12 +404,23 @@ def predict_command(args: argparse.Namespace, out: Any = None) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "predict.py") -> int:
-    """Entry point of the bundle's ``predict.py`` (and of ``tlpipe predict``)."""
+MONITOR_DESCRIPTION = (
+    "Check whether inputs drifted from what the bundle's model was evaluated on: one JSON report of a two-sample "
+    "test (maximum mean discrepancy, permutation p-value) of their body embeddings against the bundle's reference "
+    f"sample, with how predicted labels and confidence moved. Exit status {DRIFT_EXIT} when they drifted, 0 when "
+    "not, 2 on an error. Uses onnxruntime and numpy only, like predict.py --drift."
+)
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "predict.py", monitor: bool = False) -> int:
+    """Entry point of the bundle's ``predict.py`` (and of ``tlpipe predict``; ``monitor``: of ``tlpipe monitor``)."""
     parser = argparse.ArgumentParser(
-        prog=prog, description="Classify texts or images with a tlpipe bundle, using onnxruntime alone."
+        prog=prog,
+        description=MONITOR_DESCRIPTION
+        if monitor
+        else "Classify texts or images with a tlpipe bundle, using onnxruntime alone.",
     )
-    add_arguments(parser)
+    add_arguments(parser, monitor)
     # Intermixed, so that files may follow options: `predict.py BUNDLE --text "a" more.txt`.
     return predict_command(parser.parse_intermixed_args(argv))
 

@@ -61,6 +61,12 @@ class Classifier(nn.Module, ABC):
         """Logits from pooled features: (batch, num_labels)."""
         return self.head(self.dropout(features))
 
+    def logits_and_embedding(self, **inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The forward pass's logits and the ``embedding`` it computed on the way, the body run once: the
+        exported graph's two outputs (the embedding is what a drift check compares)."""
+        features = self.features(**inputs)
+        return self.classify(features), features
+
     def fit_lexicon(self, preprocess: Any, inputs: Sequence[Any], batch_size: int) -> None:
         """Give the head a wordpiece channel fitted on the training ``inputs`` (``lexical_probe``; texts only)."""
         raise TypeError(f"{type(self).__name__} has no wordpieces: lexical_probe applies to texts only")

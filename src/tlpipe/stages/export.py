@@ -20,12 +20,13 @@ from typing import Any
 from tlpipe import serving
 from tlpipe.artifacts import atomic_directory, read_json, sha256_file, write_json, write_text
 from tlpipe.checkpoint import checked_labels, load_checkpoint
-from tlpipe.config import ExportConfig, PathsConfig
+from tlpipe.config import ExportConfig, PathsConfig, ServingConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
+from tlpipe.drift import REFERENCE_FILE, SAMPLE_SEED, reference_outputs, reference_sample, write_reference
 from tlpipe.errors import ArtifactError, ExportParityError
 from tlpipe.modalities.base import Modality, Preprocessor
 from tlpipe.model_card import package_versions
-from tlpipe.onnx_export import OUTPUT_NAME, ParityReport, annotate, check_parity, export_onnx
+from tlpipe.onnx_export import EMBEDDING_NAME, OUTPUT_NAME, ParityReport, annotate, check_parity, export_onnx
 from tlpipe.quantization import QuantizationReport, compare_int8, quantize_int8
 from tlpipe.stages.prepare import DATA_VERSION, LABELS, TEST
 
@@ -35,7 +36,7 @@ MODEL_FILE, INT8_MODEL_FILE, MODEL_CARD = "model.onnx", "model.int8.onnx", "READ
 PREDICTOR, REQUIREMENTS = "predict.py", "requirements.txt"
 
 
-def run(paths: PathsConfig, export: ExportConfig) -> ParityReport:
+def run(paths: PathsConfig, export: ExportConfig, serving: ServingConfig) -> ParityReport:
     """Export the checkpoint to ``paths.bundle``; raise ``ExportParityError`` (and publish nothing) on disagreement."""
     if not paths.model_card.is_file():
         raise ArtifactError(f"{paths.model_card}: missing. Run `tlpipe evaluate` (or `dvc repro`) first.")
@@ -45,7 +46,7 @@ def run(paths: PathsConfig, export: ExportConfig) -> ParityReport:
     label_ids = {label: index for index, label in enumerate(labels)}
     inputs, targets = test[INPUT].tolist(), [label_ids[label] for label in test[LABEL]]
 
-    calibration = serving_calibration(read_json(paths.calibration, "calibrate"))
+    calibration = serving_calibration(read_json(paths.calibration, "calibrate"), serving)
     with atomic_directory(paths.bundle) as staging:
         export_onnx(model, preprocess(inputs[:2]), preprocess.input_shapes(), staging / MODEL_FILE, export.opset)
         annotate(staging / MODEL_FILE, _onnx_metadata(labels, preprocess, export, calibration))
@@ -65,6 +66,12 @@ def run(paths: PathsConfig, export: ExportConfig) -> ParityReport:
             raise ExportParityError(
                 f"{parity.describe()}. No model was written to {paths.bundle}; see {paths.parity_report}."
             )
+        reference = reference_sample(inputs, serving.drift_reference_size)
+        temperature = calibration["calibration"]["temperature"]
+        outputs = reference_outputs(staging / MODEL_FILE, preprocess, reference, temperature, export.batch_size)
+        write_reference(staging / REFERENCE_FILE, outputs)
+        calibration["drift"]["examples"] = len(reference)
+        calibration["drift"]["source"] = f"{len(reference)} examples of the test split, which no model trained on"
         _write_bundle_files(
             staging, paths, modality, preprocess, labels, config, parity, quantization, export, calibration
         )
@@ -74,11 +81,18 @@ def run(paths: PathsConfig, export: ExportConfig) -> ParityReport:
     return parity
 
 
-def serving_calibration(calibration: dict[str, Any]) -> dict[str, Any]:
-    """What a server needs of ``calibrate``'s record (``preprocessing.json``): the temperature to divide the logits
-    by, and the threshold that makes prediction sets."""
+def serving_calibration(calibration: dict[str, Any], serving: ServingConfig) -> dict[str, Any]:
+    """What a server needs (``preprocessing.json``) of ``calibrate``'s record: the temperature to divide the logits
+    by, and the threshold that makes prediction sets; and how to check drift (the reference sample is added)."""
     sets = calibration["prediction_sets"]
     return {
+        "drift": {
+            "reference": REFERENCE_FILE,
+            "output": EMBEDDING_NAME,
+            "alpha": serving.drift_alpha,
+            "permutations": serving.drift_permutations,
+            "seed": SAMPLE_SEED,
+        },
         "calibration": {"method": calibration["method"], "temperature": calibration["temperature"]},
         "prediction_sets": {
             "coverage": sets["coverage"],
@@ -95,7 +109,8 @@ def _onnx_metadata(
     return {
         "tlpipe.bundle_format": str(serving.FORMAT_VERSION),
         "labels": labels,
-        "preprocessing": {**preprocess.describe(), **calibration},
+        # the drift check needs the bundle's reference file, so the model file alone carries no drift settings
+        "preprocessing": {**preprocess.describe(), **{k: v for k, v in calibration.items() if k != "drift"}},
         "versions": {**package_versions(), "opset": export.opset},
     }
 

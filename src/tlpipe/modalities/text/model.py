@@ -77,7 +77,15 @@ class TextClassifier(Classifier):
     def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """The ``embedding``: (batch, hidden); with a lexicon, the embedding made unit length, then the
         wordpiece TF-IDF row: (batch, hidden + lexicon size)."""
+        return self._features_of(self.embedding(input_ids, attention_mask), input_ids, attention_mask)
+
+    def logits_and_embedding(  # type: ignore[override]
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         pooled = self.embedding(input_ids, attention_mask)
+        return self.classify(self._features_of(pooled, input_ids, attention_mask)), pooled
+
+    def _features_of(self, pooled: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.lexicon is None:
             return pooled
         bag = self.lexicon(input_ids, attention_mask).to(pooled.dtype)
