@@ -46,7 +46,7 @@ def run(paths: PathsConfig, export: ExportConfig, serving: ServingConfig) -> Par
     label_ids = {label: index for index, label in enumerate(labels)}
     inputs, targets = test[INPUT].tolist(), [label_ids[label] for label in test[LABEL]]
 
-    calibration = serving_calibration(read_json(paths.calibration, "calibrate"), serving)
+    calibration = calibrated_serving(read_json(paths.calibration, "calibrate"))
     with atomic_directory(paths.bundle) as staging:
         export_onnx(model, preprocess(inputs[:2]), preprocess.input_shapes(), staging / MODEL_FILE, export.opset)
         annotate(staging / MODEL_FILE, _onnx_metadata(labels, preprocess, export, calibration))
@@ -70,35 +70,38 @@ def run(paths: PathsConfig, export: ExportConfig, serving: ServingConfig) -> Par
         temperature = calibration["calibration"]["temperature"]
         outputs = reference_outputs(staging / MODEL_FILE, preprocess, reference, temperature, export.batch_size)
         write_reference(staging / REFERENCE_FILE, outputs)
-        calibration["drift"]["examples"] = len(reference)
-        calibration["drift"]["source"] = f"{len(reference)} examples of the test split, which no model trained on"
-        _write_bundle_files(
-            staging, paths, modality, preprocess, labels, config, parity, quantization, export, calibration
-        )
+        served = {**calibration, "drift": drift_settings(serving, len(reference))}
+        _write_bundle_files(staging, paths, modality, preprocess, labels, config, parity, quantization, export, served)
         paths.parity_report.unlink(missing_ok=True)
     write_json(paths.parity_report, report)
     log.info("%s. Bundle written to %s", parity.describe(), paths.bundle)
     return parity
 
 
-def serving_calibration(calibration: dict[str, Any], serving: ServingConfig) -> dict[str, Any]:
+def calibrated_serving(calibration: dict[str, Any]) -> dict[str, Any]:
     """What a server needs (``preprocessing.json``) of ``calibrate``'s record: the temperature to divide the logits
-    by, and the threshold that makes prediction sets; and how to check drift (the reference sample is added)."""
+    by, and the threshold that makes prediction sets."""
     sets = calibration["prediction_sets"]
     return {
-        "drift": {
-            "reference": REFERENCE_FILE,
-            "output": EMBEDDING_NAME,
-            "alpha": serving.drift_alpha,
-            "permutations": serving.drift_permutations,
-            "seed": SAMPLE_SEED,
-        },
         "calibration": {"method": calibration["method"], "temperature": calibration["temperature"]},
         "prediction_sets": {
             "coverage": sets["coverage"],
             "threshold": sets["threshold"],
             "rule": "labels whose probability is at least 1 - threshold",
         },
+    }
+
+
+def drift_settings(serving: ServingConfig, examples: int) -> dict[str, Any]:
+    """How ``predict.py --drift`` checks inputs against the bundle's reference sample (``preprocessing.json``)."""
+    return {
+        "reference": REFERENCE_FILE,
+        "output": EMBEDDING_NAME,
+        "examples": examples,
+        "source": f"{examples} examples of the test split, which no model trained on",
+        "alpha": serving.drift_alpha,
+        "permutations": serving.drift_permutations,
+        "seed": SAMPLE_SEED,
     }
 
 
@@ -109,8 +112,7 @@ def _onnx_metadata(
     return {
         "tlpipe.bundle_format": str(serving.FORMAT_VERSION),
         "labels": labels,
-        # the drift check needs the bundle's reference file, so the model file alone carries no drift settings
-        "preprocessing": {**preprocess.describe(), **{k: v for k, v in calibration.items() if k != "drift"}},
+        "preprocessing": {**preprocess.describe(), **calibration},  # no drift: that needs the bundle's reference
         "versions": {**package_versions(), "opset": export.opset},
     }
 
@@ -139,7 +141,7 @@ def _write_bundle_files(
     parity: ParityReport,
     quantization: QuantizationReport | None,
     export: ExportConfig,
-    calibration: dict[str, Any],
+    served: dict[str, Any],
 ) -> None:
     preprocess.write_bundle_files(folder)
     write_text(folder / MODEL_CARD, paths.model_card.read_text(encoding="utf-8"))
@@ -151,7 +153,7 @@ def _write_bundle_files(
             "output": OUTPUT_NAME,
             "output_shape": ["batch", len(labels)],
             "labels": "labels.json",
-            **calibration,
+            **served,
         },
     )
     write_json(folder / "parity.json", parity.to_dict())
