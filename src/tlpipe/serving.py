@@ -154,14 +154,10 @@ class Predictor:
             batch_probabilities, batch_embeddings = self.outputs(batch, embeddings=True)
             probabilities.append(batch_probabilities)
             embeddings.append(batch_embeddings)
-        current = np.concatenate(probabilities)
         mmd2, p_value = mmd_permutation_test(
             reference["embeddings"], np.concatenate(embeddings), settings["permutations"], rng
         )
         alpha = settings["alpha"] if alpha is None else alpha
-        low = float(np.quantile(reference["confidence"], LOW_CONFIDENCE_QUANTILE))
-        shares = np.bincount(current.argmax(axis=1), minlength=len(self.labels)) / len(current)
-        reference_shares = np.bincount(reference["predicted"], minlength=len(self.labels)) / len(reference["predicted"])
         drifted = p_value < alpha
         return {
             "inputs": len(inputs),
@@ -174,16 +170,7 @@ class Predictor:
                 "p_value": p_value,
                 "permutations": settings["permutations"],
             },
-            "predictions": {
-                "label_shares": {label: round(float(s), 4) for label, s in zip(self.labels, shares, strict=True)},
-                "reference_label_shares": {
-                    label: round(float(s), 4) for label, s in zip(self.labels, reference_shares, strict=True)
-                },
-                "label_shift": round(float(np.abs(shares - reference_shares).sum() / 2), 4),  # total variation
-                "low_confidence_below": round(low, 4),
-                "low_confidence_share": round(float((current.max(axis=1) < low).mean()), 4),
-                "reference_low_confidence_share": LOW_CONFIDENCE_QUANTILE,
-            },
+            "predictions": self._prediction_shift(np.concatenate(probabilities), reference),
             "alpha": alpha,
             "drift": bool(drifted),
             "verdict": (
@@ -192,6 +179,24 @@ class Predictor:
                 if drifted
                 else f"no drift detected (p = {p_value:.4f} >= {alpha})"
             ),
+        }
+
+    def _prediction_shift(self, current: Any, reference: dict[str, Any]) -> dict[str, Any]:
+        """How the predicted labels and the share of low-confidence predictions moved from the reference's."""
+        import numpy as np
+
+        low = float(np.quantile(reference["confidence"], LOW_CONFIDENCE_QUANTILE))
+        shares = np.bincount(current.argmax(axis=1), minlength=len(self.labels)) / len(current)
+        reference_shares = np.bincount(reference["predicted"], minlength=len(self.labels)) / len(reference["predicted"])
+        return {
+            "label_shares": {label: round(float(s), 4) for label, s in zip(self.labels, shares, strict=True)},
+            "reference_label_shares": {
+                label: round(float(s), 4) for label, s in zip(self.labels, reference_shares, strict=True)
+            },
+            "label_shift": round(float(np.abs(shares - reference_shares).sum() / 2), 4),  # total variation
+            "low_confidence_below": round(low, 4),
+            "low_confidence_share": round(float((current.max(axis=1) < low).mean()), 4),
+            "reference_low_confidence_share": LOW_CONFIDENCE_QUANTILE,
         }
 
     def predict(self, inputs: Sequence[str], sets: bool = False) -> list[dict[str, Any]]:
