@@ -45,12 +45,12 @@ def check_drift(bundle: Path, inputs: Path, column: str | None = None, alpha: fl
             "CSV files with the `column` parameter, or images), or point the `inputs` parameter at them."
         )
     predictor = serving.Predictor(bundle)
-    texts = serving.read_inputs(input_files(inputs, predictor.modality), [], column, predictor.modality)
+    recent = serving.read_inputs(input_files(inputs, predictor.modality), [], column, predictor.modality)
     logger = get_run_logger()
-    if len(texts) < serving.MIN_DRIFT_INPUTS:
-        verdict = f"too few inputs to check: {len(texts)} in {inputs}, a drift check needs {serving.MIN_DRIFT_INPUTS}"
+    if len(recent) < serving.MIN_DRIFT_INPUTS:
+        verdict = f"too few inputs to check: {len(recent)} in {inputs}, a drift check needs {serving.MIN_DRIFT_INPUTS}"
         logger.warning(verdict)
-        return {"inputs": len(texts), "checked": False, "drift": False, "verdict": verdict}
-    report = predictor.drift(texts, alpha=alpha)
-    logger.info("Drift check of %d inputs in %s against %s: %s", len(texts), inputs, bundle, report["verdict"])
+        return {"inputs": len(recent), "checked": False, "drift": False, "verdict": verdict}
+    report = predictor.drift(recent, alpha=alpha)
+    logger.info("Drift check of %d inputs in %s against %s: %s", len(recent), inputs, bundle, report["verdict"])
     return {**report, "checked": True}
