@@ -1,4 +1,4 @@
-"""A Prefect task that asks DVC to reproduce one stage of ``dvc.yaml``.
+"""Prefect tasks that ask DVC to reproduce one stage of ``dvc.yaml``, or which of its dependencies changed.
 
 DVC decides whether the stage is stale and records what ran in ``dvc.lock``, so a Prefect run
 and a ``dvc repro`` leave the workspace in the same state, and an up-to-date stage is skipped.
@@ -65,3 +65,36 @@ def reproduce_stage(stage: str, root: str, force: bool = False) -> State:
         return Completed(name="Skipped", message=f"{stage} is up to date", data="skipped")
     logger.info("Stage %s reproduced", stage)
     return Completed(message=f"{stage} reproduced", data="reproduced")
+
+
+def changed_dependencies(root: str, stage: str) -> dict[str, str]:
+    """The dependencies of ``stage`` that ``dvc status`` finds changed since the stage last ran, as {path: how}
+    ("modified", "deleted"; every one of a stage that never ran)."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with contextlib.chdir(root), Repo(".") as repo:
+            status = repo.status(targets=[stage])
+    except DvcException as exc:
+        raise StageFailedError(f"dvc status {stage} failed in {Path(root).resolve()}: {exc.__cause__ or exc}") from None
+    changed: dict[str, str] = {}
+    for entries in status.values():
+        for entry in entries:
+            if isinstance(entry, dict):  # else a word such as "always changed"
+                changed.update(entry.get("changed deps", {}))
+    return changed
+
+
+@task(task_run_name="new-data-{stage}", cache_policy=NO_CACHE)
+def changed_data(root: str, stage: str, data: list[str]) -> list[str]:
+    """Which of ``data`` (dependencies of ``stage``, such as the raw labelled data) changed since ``stage`` last ran,
+    by DVC's own status."""
+    changed = {Path(path) for path in changed_dependencies(root, stage)}
+    arrived = [path for path in data if Path(path) in changed]
+    logger = get_run_logger()
+    if arrived:
+        logger.info("New labelled data: %s changed since stage %s last ran", ", ".join(arrived), stage)
+    else:
+        logger.info("No new labelled data: %s unchanged since stage %s last ran", ", ".join(data), stage)
+    return arrived

@@ -1,5 +1,5 @@
 """Prefect tasks that publish what a stage wrote (validation, pretraining, label review, metrics, model card, parity)
-as artifacts."""
+and what a drift check found as artifacts."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import csv
 import itertools
 import json
 from pathlib import Path
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -123,4 +124,31 @@ def publish_parity(parity_path: Path, bundle: Path) -> None:
             f"| {parity['top1_agreement']:.4f} | {parity['onnx_accuracy']:.4f} |\n\n"
             f"Bundle: `{bundle}`"
         ),
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def publish_drift_check(report: dict[str, Any], inputs: Path, new_data: list[str], decision: str) -> None:
+    """The drift check (``check_drift``'s report), whether new labelled data arrived, and what the flow decided."""
+    rows = [("inputs", f"{report['inputs']} in `{inputs}`")]
+    if report["checked"]:
+        test, predictions = report["embedding_test"], report["predictions"]
+        low, usual = predictions["low_confidence_share"], predictions["reference_low_confidence_share"]
+        rows += [
+            ("tested", f"{report['tested']} inputs against {report['reference']} reference examples"),
+            ("p-value", f"{test['p_value']:.4f} (drift below alpha {report['alpha']})"),
+            ("MMD²", f"{test['mmd2']:.4g}"),
+            ("label shift (total variation)", f"{predictions['label_shift']:.4f}"),
+            ("low-confidence share", f"{low:.4f} (reference {usual})"),
+        ]
+    rows += [
+        ("verdict", report["verdict"]),
+        ("new labelled data", ", ".join(f"`{path}`" for path in new_data) or "none"),
+        ("decision", decision),
+    ]
+    table = "\n".join(f"| {what} | {value} |" for what, value in rows)
+    create_markdown_artifact(
+        key="drift-check",
+        markdown=f"## Drift check: {decision}\n\n| | |\n|---|---|\n{table}",
+        description=f"Drift check: {decision}",
     )

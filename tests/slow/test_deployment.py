@@ -1,10 +1,12 @@
-"""prefect.yaml on a real server: the schedules produce runs, and a run the scheduler made completes on a worker.
+"""prefect.yaml on a real server: the schedules produce runs, a run the scheduler made completes on a worker, and
+the drift check stops or retrains as its inputs say.
 
 Each test starts `prefect server start` on a free loopback port with its own PREFECT_HOME (see
 prefect_server.py), deploys with `prefect deploy --all` from a project that holds the repository's
-prefect.yaml and flows/, and reads what happened back through the API. Nothing is triggered by hand:
-the runs are the server scheduler's. Each test ends by reading the server log: every periodic service
-must have finished a pass, and no service may have logged an error.
+prefect.yaml and flows/, and reads what happened back through the API. The pipeline's runs are the server
+scheduler's; the drift check's two runs are asked for through the API, one after the other, since what
+each should do depends on the inputs put in place before it. Each test ends by reading the server log:
+every periodic service must have finished a pass, and no service may have logged an error.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 import pytest
 import yaml
 from cronsim import CronSim
 from factories import REPO
 
 from .prefect_server import FINAL_STATES, PrefectServer, ServiceReport
+from .repo import dvc
 
 pytestmark = pytest.mark.slow
 POOL = "tlpipe-process"
@@ -55,6 +59,12 @@ def deploy(server: PrefectServer, project: Path, config: dict) -> None:
     server.cli("deploy", "--all", cwd=project)
 
 
+def deployment_named(server: PrefectServer, name: str) -> dict:
+    """The deployment called ``name`` in prefect.yaml, whichever flow it deploys."""
+    [deployment] = server.post("/deployments/filter", {"deployments": {"name": {"any_": [name]}}})
+    return deployment
+
+
 def assert_services_healthy(server: PrefectServer) -> ServiceReport:
     report = server.services()
     print(f"\nPrefect server services (from its log):\n{report.table()}")
@@ -71,7 +81,7 @@ def test_every_deployment_in_prefect_yaml_gets_its_scheduled_runs(start_server, 
     deploy(server, dvc_project, config)
 
     for spec in config["deployments"]:
-        deployment = server.deployment(f"{FLOW}/{spec['name']}")
+        deployment = deployment_named(server, spec["name"])
         assert [s["active"] for s in deployment["schedules"]] == [s.get("active", True) for s in spec["schedules"]]
         runs = server.wait_for(
             f"SCHEDULED runs of {spec['name']}",
@@ -155,3 +165,86 @@ def test_a_scheduled_run_of_the_pipeline_fires_and_completes_on_the_worker(start
     assert pool["concurrency_limit"] == 1
     assert_services_healthy(server)
     print(f"the scheduled run reached {first['state_type']} {seconds:.0f}s after the deployment")
+
+
+def run_deployment(server: PrefectServer, deployment: dict, parameters: dict) -> dict:
+    """Ask for a run of ``deployment`` now, as `prefect deployment run` does; return it once in a final state."""
+    run = server.post(f"/deployments/{deployment['id']}/create_flow_run", {"parameters": parameters})
+    return server.wait_for(
+        f"flow run {run['name']} in a final state",
+        lambda: (now := server.get(f"/flow_runs/{run['id']}"))["state_type"] in FINAL_STATES and now,
+        RUN_TIMEOUT_S,
+    )
+
+
+def show_logs(server: PrefectServer, run: dict, wanted: tuple[str, ...] = ()) -> list[str]:
+    """Print the run's log lines (those holding one of ``wanted``, if given) as the worker sent them; return them."""
+    logs = server.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}}, "sort": "TIMESTAMP_ASC"})
+    tasks = server.post("/task_runs/filter", {"flow_runs": {"id": {"any_": [run["id"]]}}})
+    names = {task["id"]: f"task run '{task['name']}'" for task in tasks}
+    lines = [f"{log['timestamp'][11:19]} {names.get(log['task_run_id'], 'flow run')}: {log['message']}" for log in logs]
+    lines = [line for line in lines if not wanted or any(word in line for word in wanted)]
+    print(f"\nflow run {run['name']} ({run['id']}), {run['state_name']}:", *lines, sep="\n  ")
+    return lines
+
+
+def test_the_drift_check_stops_on_inputs_like_the_test_data_and_retrains_on_drifted_ones(
+    start_server, dvc_project: Path
+) -> None:
+    dvc(dvc_project, "repro")  # the bundle to check against, and a dvc.lock: the raw data is as validate last saw it
+    test_texts = pd.read_csv(dvc_project / "data" / "prepared" / "test.csv")["input"].tolist()
+    incoming = dvc_project / "data" / "incoming"  # the deployment's default inputs folder
+    incoming.mkdir()
+    server = start_server(PREFECT_WORKER_QUERY_SECONDS="2")
+    config = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    # The drift check as shipped, its schedule off: the test asks for each run once its inputs are in place.
+    [spec] = config["deployments"] = [spec for spec in config["deployments"] if spec["name"] == "drift-check"]
+    spec["schedules"][0]["active"] = False
+    deploy(server, dvc_project, config)
+    server.start("worker", "worker", "start", "--pool", POOL, cwd=dvc_project)
+    deployment = deployment_named(server, "drift-check")
+
+    # Day one: the test split's texts twice over, the same distribution as the bundle's reference sample.
+    (incoming / "monday.txt").write_text("\n".join(test_texts * 2) + "\n")
+    quiet = run_deployment(server, deployment, {"push": False})
+    # Day two: unrelated strings; the retraining it starts trains for 2 epochs instead of 3, so train reruns.
+    (incoming / "monday.txt").unlink()
+    drifted_texts = [f"{i * 7919} {'zq' * (i % 5 + 1)} {i}.{i} ###" for i in range(24)]
+    (incoming / "tuesday.txt").write_text("\n".join(drifted_texts) + "\n")
+    drifted = run_deployment(server, deployment, {"push": False, "overrides": {"train.epochs": 2}})
+
+    key_lines = ("Drift check of", "too few", "labelled data", "decision", "Stage ", "Finished in state")
+    quiet_lines = show_logs(server, quiet, key_lines)
+    drifted_lines = show_logs(server, drifted, key_lines)
+    assert quiet["state_type"] == "COMPLETED", server.log("worker")[-5000:]
+    assert drifted["state_type"] == "COMPLETED", server.log("worker")[-5000:]
+    assert quiet["infrastructure_pid"] and drifted["infrastructure_pid"], "no worker process ran them"
+
+    def subflows(run: dict) -> list[dict]:
+        return server.post("/flow_runs/filter", {"flow_runs": {"parent_flow_run_id": {"any_": [run["id"]]}}})
+
+    def artifacts(run: dict) -> dict[str, dict]:
+        found = server.post("/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
+        return {artifact["key"]: artifact for artifact in found}
+
+    # No drift, no new data: the check is recorded and nothing retrains.
+    assert subflows(quiet) == []
+    check = artifacts(quiet)["drift-check"]["data"]
+    assert "## Drift check: no retraining: no drift, no new labelled data" in check
+    assert "| inputs | 24 in `data/incoming` |" in check and "| new labelled data | none |" in check
+    assert any("no drift detected" in line for line in quiet_lines)
+
+    # Drift: the pipeline runs as a subflow and retrains (train reruns with the new setting; validate is up to date).
+    [retrain] = subflows(drifted)
+    assert server.get(f"/flows/{retrain['flow_id']}")["name"] == FLOW and retrain["state_type"] == "COMPLETED"
+    assert retrain["parameters"]["overrides"] == {"train.epochs": 2} and retrain["parameters"]["push"] is False
+    stage_runs = server.post("/task_runs/filter", {"flow_runs": {"id": {"any_": [retrain["id"]]}}})
+    states = {run["name"]: run["state_name"] for run in stage_runs}
+    assert states["validate"] == "Skipped" and states["train"] == states["export"] == "Completed", states
+    assert "## Drift check: retrain: drift" in artifacts(drifted)["drift-check"]["data"]
+    assert {"test-metrics", "onnx-parity"} <= set(artifacts(retrain))
+    assert any("drift: these inputs differ" in line for line in drifted_lines)
+    show_logs(server, retrain, ("Stage ",))
+    assert yaml.safe_load((dvc_project / "params.yaml").read_text())["train"]["epochs"] == 2
+    assert dvc(dvc_project, "status").stdout.strip() == "Data and pipelines are up to date."
+    assert_services_healthy(server)
