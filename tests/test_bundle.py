@@ -222,11 +222,13 @@ def test_int8_gate_refuses_a_model_that_loses_accuracy(exported: Path, monkeypat
     for name in ("fp32.onnx", "int8.onnx"):
         (exported / name).write_bytes(b"x")
 
-    report = compare_int8(exported / "fp32.onnx", exported / "int8.onnx", None, [0] * 4, [0, 1, 2, 0], 3, 2, 0.01)
+    report = compare_int8(
+        exported / "fp32.onnx", exported / "int8.onnx", None, [0] * 4, [0, 1, 2, 0], 3, 2, 0.01, "dynamic"
+    )
 
     assert not report.kept and report.macro_f1_drop > 0.01
     assert report.top1_agreement == 0.5
-    assert "left out" in report.reason
+    assert "left out" in report.reason and report.form == "dynamic"
 
 
 @pytest.mark.parametrize(
