@@ -100,11 +100,11 @@ def score(project: Path) -> dict[str, Any]:
     }
 
 
-def markdown(result: dict[str, Any], command: str) -> str:
+def markdown(result: dict[str, Any], project: str, command: str) -> str:
     examples, forms = result["examples"], result["forms"]
     fp32 = forms["fp32"]
     lines = [
-        f"Image demo (examples/image_demo.py, seed 0), checkpoint trained by `dvc repro evaluate` "
+        f"{project}, checkpoint trained by `dvc repro evaluate` "
         f"(strategy {result['strategy']}); {examples['valid']} validation and {examples['test']} test images, "
         f"static models calibrated on {result['calibration_inputs']} training images. Command: `{command}`",
         "",
@@ -123,18 +123,20 @@ def markdown(result: dict[str, Any], command: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--project", type=Path, help="an image demo project after `dvc repro evaluate`")
+    parser.add_argument("--project", type=Path, help="an image project after `dvc repro evaluate`")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="JSON results; the Markdown table goes beside")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tlpipe-quantization-image-") as scratch:
         project = args.project or Path(scratch) / "demo"
         if args.project is None:
             build_demo(project)
         result = score(project.resolve())
-    command = "python benchmarks/quantization_image.py" + (" --project DEMO" if args.project else "")
-    table = markdown(result, command)
+    command = "python benchmarks/quantization_image.py" + (f" --project {args.project.name}" if args.project else "")
+    project_name = f"Project {args.project.name}" if args.project else "Image demo (examples/image_demo.py, seed 0)"
+    table = markdown(result, project_name, command)
     print(table)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    RESULTS.with_suffix(".md").write_text(table)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    args.output.with_suffix(".md").write_text(table)
 
 
 if __name__ == "__main__":

@@ -68,12 +68,12 @@ import onnxruntime as ort
 import torch
 from timing import interleaved  # benchmarks/timing.py (this folder is on sys.path when run as a script)
 
+from tlpipe import quantization
 from tlpipe.artifacts import write_json
 from tlpipe.config import PreprocessConfig
 from tlpipe.modalities import get_modality
 from tlpipe.modalities.base import Classifier, Preprocessor
 from tlpipe.onnx_export import OUTPUT_NAME, export_onnx
-from tlpipe.quantization import quantize_int8
 from tlpipe.sources import fetch_snapshot
 from tlpipe.training import seed_everything
 
@@ -130,12 +130,19 @@ def main() -> None:
     parser.add_argument("--latency-images", type=int, default=10, help="images sent one at a time per latency pass")
     parser.add_argument("--batched-images", type=int, default=64, help="images per throughput pass, in batches of 32")
     parser.add_argument("--threads", type=int, default=2, help="torch threads and ORT intra-op threads (default 2)")
+    parser.add_argument(
+        "--static-activations",
+        choices=("QUInt8", "QInt8"),
+        default=quantization.STATIC_ACTIVATIONS,
+        help=f"the static model's activation type (default {quantization.STATIC_ACTIVATIONS}, as tlpipe export)",
+    )
     parser.add_argument("--test-file", type=Path, default=REPO / "data" / "raw" / "test.csv")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "serving.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
     seed_everything(0)
+    quantization.STATIC_ACTIVATIONS = args.static_activations
     started = time.perf_counter()
 
     sections = {}
@@ -170,7 +177,15 @@ def main() -> None:
             "statistic": "median",
             "sources": {name: SOURCES[name] for name in sections},
             "test_file": display(args.test_file),
-            **({"images": display(args.images), "calibration_images": args.calibration_images} if args.image else {}),
+            **(
+                {
+                    "images": display(args.images),
+                    "calibration_images": args.calibration_images,
+                    "static_activations": args.static_activations,
+                }
+                if args.image
+                else {}
+            ),
         },
         "targets": {key: f"{op} {value}" for key, (op, value) in TARGETS.items()},
         "sections": sections,
@@ -263,7 +278,7 @@ def build_backends(
     export_onnx(model, preprocess(sample), shapes, fp32, OPSET)
     int8 = {form: folder / f"model.int8.{form}.onnx" for form in INT8 if form == "dynamic" or calibration}
     for form, path in int8.items():
-        quantize_int8(fp32, path, form, preprocess, calibration or ())
+        quantization.quantize_int8(fp32, path, form, preprocess, calibration or ())
     torch.save(model.state_dict(), state)
 
     def run_torch(batch: Batch) -> np.ndarray:
@@ -436,7 +451,8 @@ def markdown(report: dict[str, Any]) -> str:
         else:
             lines.append(
                 f"- Inputs: images of {settings['images']}, decoded and resized once up front (not timed); the static "
-                f"model was calibrated on {settings['calibration_images']} other images of the same folder."
+                f"model ({settings['static_activations']} activations) was calibrated on "
+                f"{settings['calibration_images']} other images of the same folder."
             )
         lines.append("")
     lines += [

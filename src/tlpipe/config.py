@@ -260,7 +260,7 @@ class ExportConfig(Section):
         description="dynamic: also ship model.int8.onnx with int8 weights and activations quantised on the fly "
         "(onnxruntime quantize_dynamic; int8 is accepted as its old name); static: int8 weights and activations, "
         "the activations' ranges calibrated on training inputs (quantize_static, QDQ); either only if it passes the "
-        "accuracy gate; none: fp32 only; auto: the modality's choice (texts dynamic, images none)",
+        "accuracy gate; none: fp32 only; auto: the modality's choice (texts dynamic, images static)",
     )
     max_quantization_drop: float = Field(
         0.01, ge=0.0, le=1.0, description="the int8 model is kept only if test macro-F1 drops by at most this"

@@ -38,9 +38,9 @@ Int8Form = Literal["dynamic", "static"]
 INT8_FORMS: tuple[str, ...] = get_args(Int8Form)
 CALIBRATION_SIZE = 200  # training inputs that fix the activation ranges of a static model
 CALIBRATION_BATCH = 16
-# Static activations as uint8 with int8 weights (U8S8): on this project's AVX-512 VNNI CPU, EfficientNet-Lite0 ran
-# about 1.5x faster than with int8 activations (S8S8, onnxruntime's general first choice), and the two agreed on the
-# image demo's validation split (benchmarks/results/quantization_image.md).
+# Static activations as uint8 with int8 weights (U8S8): on this project's AVX-512 VNNI CPU, EfficientNet-Lite0 ran at
+# 0.44x fp32's latency where int8 activations (S8S8, onnxruntime's general first choice) ran at 0.79x, and the two
+# scored the same on validation (benchmarks/results/quantization_image.md).
 STATIC_ACTIVATIONS = "QUInt8"
 
 
