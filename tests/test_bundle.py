@@ -176,6 +176,17 @@ def test_tlpipe_monitor_runs_the_same_check_and_refuses_too_few_inputs(exported:
     assert "a drift check needs at least 20" in capsys.readouterr().err
 
 
+def test_the_drift_check_embeds_with_the_fp32_model_its_reference_came_from(exported: Path, bundle: Path) -> None:
+    from tlpipe.quantization import quantize_int8
+
+    texts = pd.read_csv(exported / "data" / "prepared" / "test.csv")["input"].tolist() * 2
+    quantize_int8(bundle / "model.onnx", bundle / "quantized.onnx", "dynamic")
+    fp32, int8 = serving.Predictor(bundle, verify=False), serving.Predictor(bundle, "quantized.onnx", verify=False)
+
+    assert not np.allclose(int8.outputs(texts, embeddings=True)[1], fp32.outputs(texts, embeddings=True)[1])
+    assert int8.drift(texts)["embedding_test"] == fp32.drift(texts)["embedding_test"]
+
+
 def test_blocking_the_training_stack_really_blocks_it(bundle: Path, tmp_path: Path) -> None:
     script = tmp_path / "imports_torch.py"
     script.write_text("import torch\n")
@@ -304,11 +315,13 @@ def test_int8_gate_refuses_a_model_that_loses_accuracy(exported: Path, monkeypat
     for name in ("fp32.onnx", "int8.onnx"):
         (exported / name).write_bytes(b"x")
 
-    report = compare_int8(exported / "fp32.onnx", exported / "int8.onnx", None, [0] * 4, [0, 1, 2, 0], 3, 2, 0.01)
+    report = compare_int8(
+        exported / "fp32.onnx", exported / "int8.onnx", None, [0] * 4, [0, 1, 2, 0], 3, 2, 0.01, "dynamic"
+    )
 
     assert not report.kept and report.macro_f1_drop > 0.01
     assert report.top1_agreement == 0.5
-    assert "left out" in report.reason
+    assert "left out" in report.reason and report.form == "dynamic"
 
 
 @pytest.mark.parametrize(

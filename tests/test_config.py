@@ -52,6 +52,7 @@ def test_unknown_section_is_an_error_naming_it() -> None:
         ({"train": {"epochs": 0}}, "train.epochs: Input should be greater than or equal to 1"),
         ({"split": {"validation_fraction": 0.7}}, "split.validation_fraction: Input should be less than 0.5"),
         ({"export": {"atol": -1}}, "export.atol: Input should be greater than 0"),
+        ({"export": {"quantize": "int4"}}, "export.quantize: Input should be 'auto', 'none', 'dynamic' or 'static'"),
         (
             {"model": {"allow_unknown_weights": "sometimes"}},
             "model.allow_unknown_weights: Input should be a valid bool",
@@ -68,6 +69,14 @@ def test_bad_value_names_the_key_and_the_allowed_range(raw: dict, expected: str)
         parse_params(raw)
 
     assert expected in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("given", "read"),
+    [("auto", "auto"), ("none", "none"), ("dynamic", "dynamic"), ("static", "static"), ("int8", "dynamic")],
+)
+def test_export_quantize_takes_each_form_and_int8_as_the_old_name_of_dynamic(given: str, read: str) -> None:
+    assert parse_params({"export": {"quantize": given}}).export.quantize == read
 
 
 def test_text_length_bounds_must_be_ordered() -> None:

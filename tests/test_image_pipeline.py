@@ -88,9 +88,9 @@ def image_project(tmp_path: Path, tiny_image_weights: Path, monkeypatch: pytest.
     return tmp_path
 
 
-def serve_from_bundle(bundle: Path, paths: list[str]) -> np.ndarray:
+def serve_from_bundle(bundle: Path, paths: list[str], model_file: str | None = None) -> np.ndarray:
     """Probabilities from the bundle's own predictor (onnxruntime, numpy and Pillow), as a server would compute them."""
-    predictor = serving.Predictor(bundle)
+    predictor = serving.Predictor(bundle, model_file)
     return np.array([list(p["probabilities"].values()) for p in predictor.predict(paths)])
 
 
@@ -104,8 +104,8 @@ def test_image_folders_become_a_bundle_that_pillow_numpy_and_onnxruntime_serve_a
         "preprocessing.json", "requirements.txt",
     }  # fmt: skip
     parity = json.loads((image_project / "reports" / "parity.json").read_text())
-    assert parity["quantize"] == "none" and parity["int8"] is None  # export.quantize auto: images stay fp32
-    assert not (bundle / "model.int8.onnx").exists()
+    assert parity["quantize"] == "static" and parity["int8"]["form"] == "static"  # auto: static int8 for images
+    assert (bundle / "model.int8.onnx").exists() == parity["int8"]["kept"]
     metadata = json.loads((bundle / "metadata.json").read_text())
     assert metadata["task"] == "image-classification"
     assert metadata["inputs"] == {"pixel_values": ["batch", 3, 160, 160]}
@@ -115,6 +115,9 @@ def test_image_folders_become_a_bundle_that_pillow_numpy_and_onnxruntime_serve_a
     served = serve_from_bundle(bundle, predictions["path"].tolist())
 
     assert [labels[i] for i in served.argmax(axis=1)] == predictions["finetuned"].tolist()
+    if parity["int8"]["kept"]:  # the static model serves through the same predictor, as the gate measured it
+        int8 = serve_from_bundle(bundle, predictions["path"].tolist(), "model.int8.onnx")
+        assert (int8.argmax(axis=1) == served.argmax(axis=1)).mean() == pytest.approx(parity["int8"]["top1_agreement"])
     assert (bundle / "requirements.txt").read_text().split()[-1].startswith("pillow==")
     from tlpipe.checkpoint import load_checkpoint
     from tlpipe.training import predict_logits

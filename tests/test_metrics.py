@@ -72,7 +72,7 @@ def test_the_quantization_gate_counts_a_class_absent_from_the_test_set(
         (tmp_path / f"{name}.onnx").write_bytes(b"x")
 
     report = quantization.compare_int8(
-        tmp_path / "fp32.onnx", tmp_path / "int8.onnx", None, [0] * 6, actual, len(labels), 2, 1.0
+        tmp_path / "fp32.onnx", tmp_path / "int8.onnx", None, [0] * 6, actual, len(labels), 2, 1.0, "dynamic"
     )
 
     assert report.fp32_macro_f1 == pytest.approx(classification_metrics(predicted["fp32"], actual, labels)["macro_f1"])

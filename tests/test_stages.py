@@ -375,10 +375,68 @@ def test_lexical_probe_runs_every_stage_and_its_onnx_model_computes_the_wordpiec
     config = json.loads((project / "models" / "checkpoint" / "classifier.json").read_text())
     assert config["strategy"] == "lexical_probe"
     assert report["max_abs_logit_diff"] < 1e-4 and report["top1_agreement"] == 1.0
-    assert report["quantize"] == "int8" and report["int8"] is not None  # auto for texts: the gate ran
+    assert report["quantize"] == "dynamic" and report["int8"]["form"] == "dynamic"  # auto for texts: the gate ran
     graph = onnx.load(str(bundle / "model.onnx")).graph
     assert [i.name for i in graph.input] == ["input_ids", "attention_mask"]  # what a server already sends
     assert "ScatterElements" in {node.op_type for node in graph.node}
+
+
+def test_static_int8_is_calibrated_on_training_inputs_and_judged_on_test_inputs(
+    project: Path, params_writer, tiny_model_dir, train_table, test_table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from tlpipe.stages import export
+
+    params_writer(project, tiny_model_dir, train_table, test_table, {"export": {"quantize": "static"}})
+    calls = []
+
+    def recording_quantize(fp32: Path, int8: Path, form: str, preprocess=None, calibration_inputs=()) -> None:
+        calls.append((form, list(calibration_inputs)))
+        shutil.copy(fp32, int8)  # an int8 model as good as fp32, so the gate keeps it
+
+    monkeypatch.setattr(export, "quantize_int8", recording_quantize)
+
+    run_all()
+
+    prepared = project / "data" / "prepared"
+    train, test = (pd.read_csv(prepared / name)["input"].tolist() for name in ("train.csv", "test.csv"))
+    ((form, calibration),) = calls
+    assert form == "static"
+    assert calibration == train  # fewer than 200 training inputs: all of them, none from the test file
+    assert not set(calibration) & set(test)
+    report = json.loads((project / "reports" / "parity.json").read_text())
+    metadata = json.loads((project / "models" / "bundle" / "metadata.json").read_text())
+    assert report["quantize"] == "static" and report["int8"]["form"] == "static" and report["int8"]["kept"]
+    assert metadata["quantization"]["form"] == "static" and metadata["models"]["int8"] == "model.int8.onnx"
+
+
+def test_the_gate_leaves_an_int8_model_that_loses_accuracy_out_of_the_bundle(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tlpipe import quantization
+
+    def logits(path: Path, preprocess, inputs, batch_size: int) -> np.ndarray:
+        """fp32 always right, int8 always wrong, whatever the tiny model learnt."""
+        prepared = project / "data" / "prepared"
+        labels = json.loads((prepared / "labels.json").read_text())
+        truth = dict(pd.read_csv(prepared / "test.csv").itertuples(index=False))
+        ids = [labels.index(truth[text]) for text in inputs]
+        return np.eye(len(labels))[[(i + 1) % len(labels) for i in ids] if "int8" in path.name else ids]
+
+    monkeypatch.setattr(quantization, "onnx_logits", logits)
+
+    run_all()
+
+    bundle = project / "models" / "bundle"
+    report = json.loads((project / "reports" / "parity.json").read_text())
+    metadata = json.loads((bundle / "metadata.json").read_text())
+    assert report["quantize"] == "dynamic"  # auto, for texts
+    assert not report["int8"]["kept"] and report["int8"]["int8_macro_f1"] == 0.0
+    assert metadata["quantization"] == report["int8"] and "int8" not in metadata["models"]
+    assert not (bundle / "model.int8.onnx").exists()
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert "model.int8.onnx" not in manifest["files"]
 
 
 def test_outputs_get_ordinary_file_permissions_not_temp_file_ones(project: Path) -> None:

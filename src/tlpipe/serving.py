@@ -103,7 +103,8 @@ class Predictor:
                 f"{bundle / 'preprocessing.json'}: the bundle's modality is {self.modality!r}, which this predict.py "
                 f"does not serve (it serves {', '.join(ENCODERS)}); serve it with a tlpipe that knows that modality."
             )
-        model_file = model_file or manifest.get("model_file", "model.onnx")
+        self.default_model_file = manifest.get("model_file", "model.onnx")
+        self.model_file = model_file = model_file or self.default_model_file
         self.session = ort.InferenceSession(str(bundle / model_file), providers=["CPUExecutionProvider"])
         outputs = self.session.get_outputs()[0].shape[-1]
         if isinstance(outputs, int) and outputs != len(self.labels):
@@ -121,12 +122,13 @@ class Predictor:
         """Calibrated class probabilities: (len(inputs), labels), softmax of the logits over the temperature."""
         return self.outputs(inputs)[0]
 
-    def outputs(self, inputs: Sequence[str], embeddings: bool = False) -> tuple[Any, Any]:
-        """Calibrated probabilities and, if asked for, the body's embeddings (the graph's second output)."""
+    def outputs(self, inputs: Sequence[str], embeddings: bool = False, session: Any = None) -> tuple[Any, Any]:
+        """Calibrated probabilities and, if asked for, the body's embeddings (the graph's second output), from
+        ``session`` (default: the model this predictor serves)."""
         import numpy as np
 
         names = [self.preprocessing["output"], *([self.drift_settings["output"]] if embeddings else [])]
-        results = self.session.run(names, self._encode(inputs))
+        results = (session or self.session).run(names, self._encode(inputs))
         scaled = results[0].astype(np.float64) / self.temperature
         shifted = np.exp(scaled - scaled.max(axis=1, keepdims=True))
         return shifted / shifted.sum(axis=1, keepdims=True), (results[1] if embeddings else None)
@@ -149,9 +151,10 @@ class Predictor:
             tested = [tested[i] for i in sorted(rng.choice(len(tested), MAX_DRIFT_INPUTS, replace=False))]
         with np.load(self.bundle / settings["reference"], allow_pickle=False) as stored:
             reference = {name: stored[name] for name in stored.files}
+        session = self._reference_model()
         probabilities, embeddings = [], []
         for batch in batches(tested, batch_size):
-            batch_probabilities, batch_embeddings = self.outputs(batch, embeddings=True)
+            batch_probabilities, batch_embeddings = self.outputs(batch, embeddings=True, session=session)
             probabilities.append(batch_probabilities)
             embeddings.append(batch_embeddings)
         mmd2, p_value = mmd_permutation_test(
@@ -180,6 +183,15 @@ class Predictor:
                 else f"no drift detected (p = {p_value:.4f} >= {alpha})"
             ),
         }
+
+    def _reference_model(self) -> Any:
+        """The session of the model the drift reference was computed with, the bundle's default (fp32) one: an
+        int8 model's embeddings differ from it by quantisation noise that a large batch would call drift."""
+        if self.model_file == self.default_model_file:
+            return self.session
+        import onnxruntime as ort
+
+        return ort.InferenceSession(str(self.bundle / self.default_model_file), providers=["CPUExecutionProvider"])
 
     def _prediction_shift(self, current: Any, reference: dict[str, Any]) -> dict[str, Any]:
         """How the predicted labels and the share of low-confidence predictions moved from the reference's."""

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from tlpipe.auto import AutoRule
-from tlpipe.config import DataConfig, EvaluateConfig, PreprocessConfig
+from tlpipe.config import DataConfig, EvaluateConfig, PreprocessConfig, QuantizeForm
 from tlpipe.quality import QualityReport
 
 
@@ -114,7 +114,7 @@ class Modality(ABC):
     auto_rule: ClassVar[AutoRule]  # what train.strategy auto picks, from this modality's benchmark
     reads_folders: ClassVar[bool] = False  # a folder of class folders is a dataset (images), besides a CSV
     cross_validate_below: ClassVar[int]  # split.cross_validate_below when params.yaml leaves it null
-    quantize: ClassVar[str]  # export.quantize under auto: "int8" (dynamic) or "none", as benchmarks/serving.py found
+    quantize: ClassVar[QuantizeForm]  # export.quantize under auto, as benchmarks/serving.py found
 
     # data
 

@@ -27,8 +27,8 @@ from tlpipe.errors import ArtifactError, ExportParityError
 from tlpipe.modalities.base import Modality, Preprocessor
 from tlpipe.model_card import package_versions
 from tlpipe.onnx_export import EMBEDDING_NAME, OUTPUT_NAME, ParityReport, annotate, check_parity, export_onnx
-from tlpipe.quantization import QuantizationReport, compare_int8, quantize_int8
-from tlpipe.stages.prepare import DATA_VERSION, LABELS, TEST
+from tlpipe.quantization import Int8Form, QuantizationReport, calibration_sample, compare_int8, quantize_int8
+from tlpipe.stages.prepare import DATA_VERSION, LABELS, TEST, TRAIN
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,8 @@ def run(paths: PathsConfig, export: ExportConfig, serving: ServingConfig) -> Par
         )  # fmt: skip
         quantize = modality.quantize if export.quantize == "auto" else export.quantize
         quantization = (
-            _quantize(staging, preprocess, inputs, targets, len(labels), export)
-            if parity.passed and quantize == "int8"
+            _quantize(staging, quantize, paths, preprocess, inputs, targets, len(labels), export)
+            if parity.passed and quantize != "none"
             else None
         )
         report = {**parity.to_dict(), "quantize": quantize, "int8": quantization.to_dict() if quantization else None}
@@ -118,14 +118,23 @@ def _onnx_metadata(
 
 
 def _quantize(
-    folder: Path, preprocess: Preprocessor, inputs: list[Any], targets: list[int], classes: int, export: ExportConfig
+    folder: Path,
+    form: Int8Form,
+    paths: PathsConfig,
+    preprocess: Preprocessor,
+    inputs: list[Any],
+    targets: list[int],
+    classes: int,
+    export: ExportConfig,
 ) -> QuantizationReport:
-    quantize_int8(folder / MODEL_FILE, folder / INT8_MODEL_FILE)
+    """Quantise the exported model in ``form``, calibrating on training inputs, and judge it on the test inputs."""
+    calibration = calibration_sample(read_examples(paths.prepared / TRAIN)[INPUT].tolist()) if form == "static" else []
+    quantize_int8(folder / MODEL_FILE, folder / INT8_MODEL_FILE, form, preprocess, calibration)
     report = compare_int8(
         folder / MODEL_FILE, folder / INT8_MODEL_FILE, preprocess, inputs, targets, classes,
-        export.batch_size, export.max_quantization_drop,
+        export.batch_size, export.max_quantization_drop, form,
     )  # fmt: skip
-    log.info("Quantisation: %s; top-1 agreement %.4f", report.reason, report.top1_agreement)
+    log.info("Quantisation (%s): %s; top-1 agreement %.4f", form, report.reason, report.top1_agreement)
     if not report.kept:
         (folder / INT8_MODEL_FILE).unlink()
     return report
