@@ -134,6 +134,18 @@ def test_image_folders_become_a_bundle_that_pillow_numpy_and_onnxruntime_serve_a
     assert "logistic regression on downscaled pixels" in card
     manifest = pd.read_csv(image_project / "data" / "manifest" / "train.csv")
     assert len(manifest) == 30 and manifest["sha256"].str.len().eq(64).all()
+    # drift checks read image folders through the same plug-in: new images from the same source pass, others do not
+    write_images(image_project / "incoming", 8, 200)
+    unlike = image_project / "unlike"
+    unlike.mkdir()
+    for index in range(24):
+        checkerboard = (np.indices((48, 48)).sum(axis=0) // (2 + index % 6) % 2 * 255).astype(np.uint8)
+        Image.fromarray(checkerboard).save(unlike / f"{index}.png")
+    predictor = serving.Predictor(bundle)
+    alike = predictor.drift(serving.read_inputs([str(image_project / "incoming")], [], None, "image"))
+    moved = predictor.drift(serving.read_inputs([str(unlike)], [], None, "image"))
+    assert not alike["drift"] and moved["drift"]
+    assert alike["inputs"] == 24 and moved["embedding_test"]["p_value"] < 0.01
 
 
 def test_a_null_threshold_is_the_image_modalitys(image_project: Path) -> None:
