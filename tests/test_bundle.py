@@ -109,7 +109,7 @@ def test_predict_py_serves_the_calibrated_probabilities_and_sets_that_evaluate_m
     result = run_standalone(bundle, str(texts_file), "--sets")
 
     assert result.returncode == 0, result.stderr
-    assert preprocessing["calibration"]["temperature"] == calibration["temperature"] != 1.0
+    assert preprocessing["calibration"]["temperature"] == calibration["temperature"]
     assert preprocessing["prediction_sets"]["threshold"] == calibration["prediction_sets"]["threshold"] < 1.0
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     predictions = pd.read_csv(exported / "reports" / "evaluation" / "predictions.csv", keep_default_na=False)
@@ -128,6 +128,19 @@ def test_predict_py_serves_the_calibrated_probabilities_and_sets_that_evaluate_m
         assert [line["probabilities"][label] for label in line["set"]] == sorted(
             (line["probabilities"][label] for label in line["set"]), reverse=True
         )
+
+
+def test_the_predictor_divides_the_logits_by_the_bundles_temperature(exported: Path, bundle: Path) -> None:
+    texts = pd.read_csv(exported / "data" / "prepared" / "test.csv")["input"].tolist()
+    preprocessing = json.loads((bundle / "preprocessing.json").read_text())
+    preprocessing["calibration"]["temperature"] = 2.5
+    (bundle / "preprocessing.json").write_text(json.dumps(preprocessing))
+    predictor = serving.Predictor(bundle, verify=False)  # the edit breaks the manifest's checksum, on purpose
+
+    logits = predictor.session.run(["logits"], predictor._encode(texts))[0].astype(np.float64) / 2.5
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+
+    np.testing.assert_allclose(predictor.probabilities(texts), expected / expected.sum(axis=1, keepdims=True))
 
 
 def test_the_bundle_keeps_a_checksummed_drift_reference_of_test_embeddings(exported: Path, bundle: Path) -> None:

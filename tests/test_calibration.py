@@ -114,3 +114,40 @@ def test_set_scores_count_sizes_empties_and_singletons() -> None:
     assert scores.coverage == pytest.approx(2 / 3)
     assert scores.empty_share == pytest.approx(1 / 3) and scores.singleton_share == pytest.approx(1 / 3)
     assert math.isclose(scores.examples, 3)
+
+
+def calibrate_on(tmp_path, logits: np.ndarray, labels: np.ndarray, coverage: float = 0.9) -> dict:
+    """The calibrate stage on a checkpoint holding only out-of-fold logits, as a cross-validating train leaves them."""
+    from tlpipe.artifacts import write_json
+    from tlpipe.config import PathsConfig, ServingConfig
+    from tlpipe.stages import calibrate
+    from tlpipe.stages.train import HELD_OUT_LOGITS
+
+    paths = PathsConfig(checkpoint=tmp_path / "checkpoint", calibration=tmp_path / "calibration.json")
+    held_out = {"source": "out_of_fold", "folds": 3, "epochs": 5, "logits": logits.tolist(), "labels": labels.tolist()}
+    write_json(paths.checkpoint / HELD_OUT_LOGITS, held_out)
+    return calibrate.run(paths, ServingConfig(coverage=coverage))
+
+
+def test_the_calibrate_stage_keeps_a_temperature_that_helps_the_folds_it_was_not_fitted_on(tmp_path) -> None:
+    logits, labels = overconfident(600, 4, true_temperature=3.0, seed=3)
+
+    record = calibrate_on(tmp_path, logits, labels)
+
+    assert record["applied"] and record["temperature"] == pytest.approx(3.0, rel=0.15)
+    assert record["cross_validated_nll"]["temperature"] < record["cross_validated_nll"]["softmax"]
+    assert record["held_out"]["ece_after"] < record["held_out"]["ece_before"]
+    assert record["fitted_on"]["examples"] == 600 and record["prediction_sets"]["threshold"] < 1.0
+
+
+def test_the_calibrate_stage_serves_the_raw_softmax_when_the_temperature_does_not_generalise(tmp_path) -> None:
+    # Nine confident right answers and one confident wrong one: a temperature fitted without the wrong one
+    # sharpens, and the held-out fold that has it pays for that.
+    logits = np.array([[4.0, 0.0]] * 9 + [[4.0, 0.0]])
+    labels = np.array([0] * 9 + [1])
+
+    record = calibrate_on(tmp_path, logits, labels, coverage=0.5)
+
+    assert not record["applied"] and record["temperature"] == 1.0
+    assert record["cross_validated_nll"]["temperature"] >= record["cross_validated_nll"]["softmax"]
+    assert fit_temperature(logits, labels) != pytest.approx(1.0, abs=0.05)  # fitted on all ten it would not be 1

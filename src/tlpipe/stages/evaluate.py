@@ -166,6 +166,7 @@ def calibration_metrics(logits: np.ndarray, actual: list[int], calibration: dict
     return {
         "calibration": {
             "method": calibration["method"],
+            "applied": calibration["applied"],
             "temperature": temperature,
             "fitted_on": calibration["fitted_on"]["description"],
             "test": {
