@@ -9,8 +9,7 @@ labelled sample (16 per class, seed 0: the few-label case the product is for), i
 - ``held-out``: rows of the dataset's training pool that the sample did not draw: same distribution, never seen
   by the model or the reference. Its rejection rate is the false-alarm rate.
 - ``held-out, training-rows reference`` and ``held-out, test + training reference``: the same batches against a
-  reference of the labelled training rows alone, or of the bundle's test rows and the training rows together: why
-  the bundle keeps test rows only.
+  reference of the labelled training rows alone, or of the bundle's test rows and the training rows together.
 - ``another dataset``: inputs of another real dataset of the same modality.
 - ``corrupted``: held-out rows damaged as inputs get damaged in production: texts with typos (15% of the
   characters dropped, doubled or swapped with a neighbour), images blurred (Gaussian, radius 2 px).

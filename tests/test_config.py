@@ -79,6 +79,12 @@ def test_export_quantize_takes_each_form_and_int8_as_the_old_name_of_dynamic(giv
     assert parse_params({"export": {"quantize": given}}).export.quantize == read
 
 
+def test_the_drift_test_needs_enough_permutations_to_reach_its_alpha() -> None:
+    assert parse_params({"serving": {"drift_alpha": 0.01, "drift_permutations": 100}}).serving.drift_alpha == 0.01
+    with pytest.raises(ConfigError, match="drift_permutations 500 cannot give a p-value below drift_alpha 0.001"):
+        parse_params({"serving": {"drift_permutations": 500}})
+
+
 def test_text_length_bounds_must_be_ordered() -> None:
     with pytest.raises(ConfigError, match="min_text_chars .* must not exceed max_text_chars"):
         parse_params({"data": {"min_text_chars": 50, "max_text_chars": 10}})

@@ -291,9 +291,21 @@ class ServingConfig(Section):
         300, ge=20, le=5000, description="test examples whose body embeddings the bundle keeps for drift checks"
     )
     drift_alpha: float = Field(
-        0.01, gt=0.0, lt=0.5, description="the drift check reports drift when its permutation p-value is below this"
+        0.001, gt=0.0, lt=0.5, description="the drift check reports drift when its permutation p-value is below this"
     )
-    drift_permutations: int = Field(1000, ge=100, le=100_000, description="of the drift check's permutation test")
+    drift_permutations: int = Field(
+        2000, ge=100, le=100_000, description="of the drift check's permutation test; 1 / (this + 1) is its least p"
+    )
+
+    @model_validator(mode="after")
+    def _permutations_can_reach_alpha(self) -> ServingConfig:
+        if 1.0 / (self.drift_permutations + 1) >= self.drift_alpha:
+            raise ValueError(
+                f"drift_permutations {self.drift_permutations} cannot give a p-value below drift_alpha "
+                f"{self.drift_alpha} (the least is 1 / (permutations + 1)): raise it to at least "
+                f"{int(1 / self.drift_alpha)}"
+            )
+        return self
 
 
 def owned(model: type[OwnSettings], section: BaseModel) -> OwnSettings:

@@ -387,7 +387,7 @@ def add_arguments(parser: argparse.ArgumentParser, monitor: bool = False) -> Non
     parser.add_argument(
         "--alpha",
         type=float,
-        help="the drift test's significance level: drift when its p-value is below (default: the bundle's, 0.01)",
+        help="the drift test's significance level: drift when its p-value is below (default: the bundle's, 0.001)",
     )
     if monitor:
         parser.set_defaults(drift=True, sets=False)
