@@ -129,25 +129,11 @@ def calibrate_on(tmp_path, logits: np.ndarray, labels: np.ndarray, coverage: flo
     return calibrate.run(paths, ServingConfig(coverage=coverage))
 
 
-def test_the_calibrate_stage_keeps_a_temperature_that_helps_the_folds_it_was_not_fitted_on(tmp_path) -> None:
+def test_the_calibrate_stage_fits_the_temperature_and_threshold_on_the_out_of_fold_logits(tmp_path) -> None:
     logits, labels = overconfident(600, 4, true_temperature=3.0, seed=3)
 
     record = calibrate_on(tmp_path, logits, labels)
 
     assert record["applied"] and record["temperature"] == pytest.approx(3.0, rel=0.15)
-    assert record["cross_validated_nll"]["temperature"] < record["cross_validated_nll"]["softmax"]
     assert record["held_out"]["ece_after"] < record["held_out"]["ece_before"]
     assert record["fitted_on"]["examples"] == 600 and record["prediction_sets"]["threshold"] < 1.0
-
-
-def test_the_calibrate_stage_serves_the_raw_softmax_when_the_temperature_does_not_generalise(tmp_path) -> None:
-    # Nine confident right answers and one confident wrong one: a temperature fitted without the wrong one
-    # sharpens, and the held-out fold that has it pays for that.
-    logits = np.array([[4.0, 0.0]] * 9 + [[4.0, 0.0]])
-    labels = np.array([0] * 9 + [1])
-
-    record = calibrate_on(tmp_path, logits, labels, coverage=0.5)
-
-    assert not record["applied"] and record["temperature"] == 1.0
-    assert record["cross_validated_nll"]["temperature"] >= record["cross_validated_nll"]["softmax"]
-    assert fit_temperature(logits, labels) != pytest.approx(1.0, abs=0.05)  # fitted on all ten it would not be 1

@@ -90,9 +90,9 @@ STAGE_HELP = {
         "The held-out logits are the chosen strategy's out-of-fold logits when train cross-validated, else the "
         "checkpoint's logits on the validation split. serving.calibration temperature fits one temperature that "
         "minimises their negative log-likelihood (the probabilities then match how often the model is right; no "
-        "prediction changes), kept only if, fitted on part of them, it lowers the rest's (else the raw softmax); "
-        "serving.coverage sets the split-conformal threshold of the prediction sets that predict.py --sets prints. "
-        "Writes paths.calibration; evaluate reports both on the test data and export puts them in the bundle.",
+        "prediction changes); serving.coverage sets the split-conformal threshold of the prediction sets that "
+        "predict.py --sets prints. Writes paths.calibration; evaluate reports both on the test data and export puts "
+        "them in the bundle.",
     ),
     "evaluate": (
         "Score the fine-tuned model and a classic baseline on the test data.",

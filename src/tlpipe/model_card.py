@@ -253,11 +253,6 @@ def _calibration_lines(metrics: Mapping[str, Any], modality: Modality) -> list[s
             f"The bundle divides the logits by a temperature of {calibration['temperature']:.3f}, fitted on "
             f"{calibration['fitted_on']} (not the test split)"
         )
-    elif calibration["method"] == "temperature":
-        how = (
-            f"The bundle serves the raw softmax: a temperature fitted on part of {calibration['fitted_on']} did not "
-            "lower the negative log-likelihood of the rest"
-        )
     else:
         how = "The bundle serves the raw softmax (`serving.calibration: none`)"
     lines = [

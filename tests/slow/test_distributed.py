@@ -28,7 +28,8 @@ def tiny_project(root: Path, model_dir: Path) -> Path:
 def train_and_evaluate(root: Path) -> dict:
     trained = subprocess.run(["tlpipe", "train"], cwd=root, capture_output=True, text=True)
     assert trained.returncode == 0, trained.stderr[-3000:]
-    subprocess.run(["tlpipe", "-q", "evaluate"], cwd=root, check=True, capture_output=True)
+    for stage in ("calibrate", "evaluate"):
+        subprocess.run(["tlpipe", "-q", stage], cwd=root, check=True, capture_output=True)
     return {
         "log": trained.stderr,
         "macro_f1": json.loads((root / "reports" / "metrics.json").read_text())["finetuned"]["macro_f1"],

@@ -19,7 +19,6 @@ import numpy as np
 from tlpipe.artifacts import read_json, write_json
 from tlpipe.calibration import (
     conformal_threshold,
-    cross_validated_nll,
     expected_calibration_error,
     fit_temperature,
     negative_log_likelihood,
@@ -43,25 +42,14 @@ PREDICT_BATCH = 64
 def run(paths: PathsConfig, serving: ServingConfig) -> dict[str, Any]:
     """Fit the temperature and the conformal threshold on held-out logits; write and return ``paths.calibration``."""
     logits, labels, fitted_on = held_out_logits(paths)
-    temperature, check = 1.0, None
-    if serving.calibration == "temperature":
-        check = cross_validated_nll(logits, labels)
-        if check["temperature"] < check["softmax"]:
-            temperature = fit_temperature(logits, labels)
-        else:
-            log.info(
-                "No temperature: fitted on part of the held-out logits it did not lower the rest's negative "
-                "log-likelihood (%.4f with it, %.4f without), so the bundle serves the raw softmax",
-                check["temperature"], check["softmax"],
-            )  # fmt: skip
+    temperature = fit_temperature(logits, labels) if serving.calibration == "temperature" else 1.0
     before, after = softmax(logits), softmax(logits, temperature)
     threshold = conformal_threshold(after, labels, serving.coverage)
     record = {
         "method": serving.calibration,
         "temperature": temperature,
         "fitted_on": fitted_on,
-        "cross_validated_nll": check,  # kept only if the temperature lowered it (None: serving.calibration none)
-        "applied": temperature != 1.0,
+        "applied": serving.calibration == "temperature",
         "held_out": {
             "nll_before": negative_log_likelihood(logits, labels),
             "nll_after": negative_log_likelihood(logits, labels, temperature),
