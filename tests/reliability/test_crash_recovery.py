@@ -80,7 +80,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) ->
     write_project(root, tiny_model_dir, make_table(12), make_table(4, offset=100), {"train": {"epochs": 6}})
     seconds, outcomes = {}, {}
     # The killed stages run as the commands the tests kill, timed; the others in this process, which is quicker.
-    for stage in ("validate", "prepare", "fetch-model", "train", "evaluate", "export"):
+    for stage in ("validate", "prepare", "fetch-model", "train", "calibrate", "evaluate", "export"):
         if stage not in OUTPUT:
             with contextlib.chdir(root):
                 run_stage(stage)

@@ -43,7 +43,7 @@ def test_repro_runs_all_then_nothing_then_only_what_a_change_touches_and_stops_a
     params["train"]["learning_rate"] = params["train"]["learning_rate"] / 2
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
     third = dvc(dvc_project, "repro")
-    assert stages_run(third.stdout) == ["train", "evaluate", "export"]
+    assert stages_run(third.stdout) == ["train", "calibrate", "evaluate", "export"]
 
     before = files_under(dvc_project, "data/prepared", "models", "reports/evaluation")
     write_project(dvc_project, tiny_model_dir, train_table.drop(columns=["label"]), test_table)
