@@ -367,10 +367,10 @@ def add_arguments(parser: argparse.ArgumentParser, monitor: bool = False) -> Non
     parser.add_argument("--text", action="append", default=[], help="a text to classify (repeatable)")
     parser.add_argument("--column", help="the text column of CSV inputs")
     parser.add_argument("--batch-size", type=int, default=32, help="inputs per onnxruntime call (default 32)")
-    parser.add_argument(
-        "--model", help="the ONNX file in the bundle to use (default: the manifest's model_file, model.onnx)"
-    )
-    if not monitor:
+    if not monitor:  # a drift check embeds with the model its reference came from, the default one
+        parser.add_argument(
+            "--model", help="the ONNX file in the bundle to use (default: the manifest's model_file, model.onnx)"
+        )
         parser.add_argument(
             "--sets",
             action="store_true",
@@ -390,7 +390,7 @@ def add_arguments(parser: argparse.ArgumentParser, monitor: bool = False) -> Non
         help="the drift test's significance level: drift when its p-value is below (default: the bundle's, 0.001)",
     )
     if monitor:
-        parser.set_defaults(drift=True, sets=False)
+        parser.set_defaults(drift=True, sets=False, model=None)
 
 
 def predict_command(args: argparse.Namespace, out: Any = None) -> int:
