@@ -24,11 +24,20 @@ class DriftCheckError(TlpipeError):
 
 def input_files(inputs: Path, modality: str) -> list[str]:
     """The files in ``inputs`` (a folder, searched recursively, or one file) that the bundle's modality reads, sorted:
-    none in an empty folder, which is too few to check, not an error."""
+    none in an empty folder, which is too few to check, not an error. Empty (or blank) text files are left out: a
+    day with no inputs in one file is not an error either."""
     if not inputs.is_dir():
         return [str(inputs)]
     suffixes = TEXT_SUFFIXES if modality == "text" else serving.IMAGE_SUFFIXES
-    return [str(path) for path in sorted(inputs.rglob("*")) if path.is_file() and path.suffix.lower() in suffixes]
+    return [
+        str(path)
+        for path in sorted(inputs.rglob("*"))
+        if path.is_file() and path.suffix.lower() in suffixes and not _blank_text(path, modality)
+    ]
+
+
+def _blank_text(path: Path, modality: str) -> bool:
+    return modality == "text" and path.suffix.lower() == ".txt" and not path.read_text(encoding="utf-8").strip()
 
 
 @task(cache_policy=NO_CACHE)

@@ -146,6 +146,8 @@ def test_fewer_inputs_than_a_drift_check_needs_are_reported_not_tested(
     (incoming / "monday" / "tickets.txt").write_text("refund please\nlogin fails\n")
     (incoming / "tuesday.txt").write_text("parcel late\n\n")
     (incoming / "notes.md").write_text("not an input\n" * 30)
+    (incoming / "wednesday.txt").write_text("")  # a file the day's export left empty: nothing to check, no error
+    (incoming / "thursday.txt").write_text("\n\n")
 
     report = check_drift(bundle, incoming)
 
