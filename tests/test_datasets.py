@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tlpipe.config import DataConfig, SplitConfig
-from tlpipe.datasets import INPUT, LABEL, examples_per_class, label_names, stratified_split
+from tlpipe.datasets import INPUT, LABEL, examples_per_class, label_names, seeded_sample, stratified_split
 from tlpipe.errors import DataValidationError
 from tlpipe.modalities.text.data import read_raw_table, to_examples
 
@@ -85,3 +85,13 @@ def test_examples_per_class_keeps_every_row_when_unset_or_when_a_class_has_fewer
 
     assert examples_per_class(examples, None, seed=0) is examples
     assert len(examples_per_class(examples, 10_000, seed=0)) == len(examples)
+
+
+def test_a_seeded_sample_is_repeatable_in_order_and_never_larger_than_asked() -> None:
+    items = [f"text {i}" for i in range(50)]
+
+    first, again = seeded_sample(items, 10), seeded_sample(items, 10)
+
+    assert first == again and len(first) == 10
+    assert first == sorted(first, key=items.index)
+    assert seeded_sample(items, 80) == items

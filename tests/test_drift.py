@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tlpipe.drift import reference_sample
 from tlpipe.serving import mmd_permutation_test
 
 
@@ -41,13 +40,3 @@ def test_the_p_value_never_reaches_zero_and_counts_the_observed_order() -> None:
     _, p_value = mmd_permutation_test(gaussian(rng, 30), gaussian(rng, 30, shift=50.0), permutations=99, rng=rng)
 
     assert p_value == pytest.approx(1 / 100)
-
-
-def test_the_reference_sample_is_seeded_in_order_and_never_larger_than_asked() -> None:
-    items = [f"text {i}" for i in range(50)]
-
-    first, again = reference_sample(items, 10), reference_sample(items, 10)
-
-    assert first == again and len(first) == 10
-    assert first == sorted(first, key=items.index)
-    assert reference_sample(items, 80) == items

@@ -7,8 +7,11 @@ split, the label map, training and evaluation) works on that table alone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tlpipe.artifacts import write_text
@@ -36,6 +39,14 @@ def examples_per_class(train: pd.DataFrame, per_class: int | None, seed: int) ->
         rows.sample(n=min(per_class, len(rows)), random_state=seed) for _, rows in train.groupby(LABEL, sort=True)
     ]
     return pd.concat(picked).reset_index(drop=True)
+
+
+def seeded_sample(items: Sequence[Any], size: int, seed: int = 0) -> list[Any]:
+    """At most ``size`` of ``items``, drawn without replacement (seeded), in their original order."""
+    if len(items) <= size:
+        return list(items)
+    chosen = np.sort(np.random.default_rng(seed).choice(len(items), size=size, replace=False))
+    return [items[index] for index in chosen]
 
 
 def stratified_split(train: pd.DataFrame, split: SplitConfig) -> tuple[pd.DataFrame, pd.DataFrame]:

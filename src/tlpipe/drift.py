@@ -23,14 +23,6 @@ REFERENCE_FILE = "drift_reference.npz"
 SAMPLE_SEED = 0
 
 
-def reference_sample(inputs: Sequence[Any], size: int, seed: int = SAMPLE_SEED) -> list[Any]:
-    """At most ``size`` of ``inputs``, drawn without replacement (seeded), in their original order."""
-    if len(inputs) <= size:
-        return list(inputs)
-    chosen = np.random.default_rng(seed).choice(len(inputs), size, replace=False)
-    return [inputs[i] for i in sorted(chosen)]
-
-
 def reference_outputs(
     model_path: Path, preprocess: Preprocessor, inputs: Sequence[Any], temperature: float, batch_size: int
 ) -> dict[str, np.ndarray]:

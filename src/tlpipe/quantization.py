@@ -28,6 +28,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
+from tlpipe.datasets import seeded_sample
 from tlpipe.metrics import macro_f1
 from tlpipe.modalities.base import Preprocessor
 from tlpipe.onnx_export import OUTPUT_NAME
@@ -144,10 +145,7 @@ def _feeds(preprocess: Preprocessor, inputs: Sequence[Any], batch_size: int) -> 
 
 def calibration_sample(inputs: Sequence[Any], size: int = CALIBRATION_SIZE, seed: int = 0) -> list[Any]:
     """A seeded sample of at most ``size`` of ``inputs`` (training inputs), in their original order."""
-    if len(inputs) <= size:
-        return list(inputs)
-    chosen = np.sort(np.random.default_rng(seed).choice(len(inputs), size=size, replace=False))
-    return [inputs[index] for index in chosen]
+    return seeded_sample(inputs, size, seed)
 
 
 def onnx_logits(path: Path, preprocess: Preprocessor, inputs: Sequence[Any], batch_size: int) -> np.ndarray:

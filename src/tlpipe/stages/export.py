@@ -21,8 +21,8 @@ from tlpipe import serving
 from tlpipe.artifacts import atomic_directory, read_json, sha256_file, write_json, write_text
 from tlpipe.checkpoint import checked_labels, load_checkpoint
 from tlpipe.config import ExportConfig, PathsConfig, ServingConfig
-from tlpipe.datasets import INPUT, LABEL, read_examples
-from tlpipe.drift import REFERENCE_FILE, SAMPLE_SEED, reference_outputs, reference_sample, write_reference
+from tlpipe.datasets import INPUT, LABEL, read_examples, seeded_sample
+from tlpipe.drift import REFERENCE_FILE, SAMPLE_SEED, reference_outputs, write_reference
 from tlpipe.errors import ArtifactError, ExportParityError
 from tlpipe.modalities.base import Modality, Preprocessor
 from tlpipe.model_card import package_versions
@@ -66,7 +66,7 @@ def run(paths: PathsConfig, export: ExportConfig, serving: ServingConfig) -> Par
             raise ExportParityError(
                 f"{parity.describe()}. No model was written to {paths.bundle}; see {paths.parity_report}."
             )
-        reference = reference_sample(inputs, serving.drift_reference_size)
+        reference = seeded_sample(inputs, serving.drift_reference_size, SAMPLE_SEED)
         temperature = calibration["calibration"]["temperature"]
         outputs = reference_outputs(staging / MODEL_FILE, preprocess, reference, temperature, export.batch_size)
         write_reference(staging / REFERENCE_FILE, outputs)
