@@ -49,6 +49,18 @@ def bundle(exported: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(exported / "models" / "bundle", tmp_path / "bundle"))
 
 
+def exported_test_texts(exported: Path) -> list[str]:
+    """The exported project's test texts, in the order evaluate's predictions.csv lists them."""
+    return pd.read_csv(exported / "data" / "prepared" / "test.csv")["input"].tolist()
+
+
+def texts_file(exported: Path, bundle: Path) -> Path:
+    """The test texts as a text file beside the bundle, one per line, for the standalone predictor."""
+    path = bundle.parent / "texts.txt"
+    path.write_text("\n".join(exported_test_texts(exported)) + "\n")
+    return path
+
+
 def run_standalone(bundle: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``python predict.py`` from the bundle, in a process where torch, transformers and tlpipe cannot be imported."""
     command = [sys.executable, "-c", BLOCK_TRAINING_STACK, str(bundle / "predict.py"), str(bundle), *args]
@@ -82,11 +94,9 @@ def test_no_file_names_a_path_of_the_training_machine(exported: Path, bundle: Pa
 def test_standalone_predictor_runs_without_the_training_stack_and_agrees_with_evaluate(
     exported: Path, bundle: Path
 ) -> None:
-    test = pd.read_csv(exported / "data" / "prepared" / "test.csv")
-    texts_file = bundle.parent / "texts.txt"
-    texts_file.write_text("\n".join(test["input"]) + "\n")
+    texts = texts_file(exported, bundle)
 
-    result = run_standalone(bundle, str(texts_file))
+    result = run_standalone(bundle, str(texts))
 
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -100,13 +110,11 @@ def test_standalone_predictor_runs_without_the_training_stack_and_agrees_with_ev
 def test_predict_py_serves_the_calibrated_probabilities_and_sets_that_evaluate_measured(
     exported: Path, bundle: Path
 ) -> None:
-    test = pd.read_csv(exported / "data" / "prepared" / "test.csv")
-    texts_file = bundle.parent / "texts.txt"
-    texts_file.write_text("\n".join(test["input"]) + "\n")
+    texts = texts_file(exported, bundle)
     calibration = json.loads((exported / "models" / "calibration.json").read_text())
     preprocessing = json.loads((bundle / "preprocessing.json").read_text())
 
-    result = run_standalone(bundle, str(texts_file), "--sets")
+    result = run_standalone(bundle, str(texts), "--sets")
 
     assert result.returncode == 0, result.stderr
     assert preprocessing["calibration"]["temperature"] == calibration["temperature"]
@@ -131,7 +139,7 @@ def test_predict_py_serves_the_calibrated_probabilities_and_sets_that_evaluate_m
 
 
 def test_the_predictor_divides_the_logits_by_the_bundles_temperature(exported: Path, bundle: Path) -> None:
-    texts = pd.read_csv(exported / "data" / "prepared" / "test.csv")["input"].tolist()
+    texts = exported_test_texts(exported)
     preprocessing = json.loads((bundle / "preprocessing.json").read_text())
     preprocessing["calibration"]["temperature"] = 2.5
     (bundle / "preprocessing.json").write_text(json.dumps(preprocessing))
@@ -161,7 +169,7 @@ def test_the_bundle_keeps_a_checksummed_drift_reference_of_test_embeddings(expor
 def test_predict_py_drift_passes_the_test_split_and_flags_unrelated_inputs(exported: Path, bundle: Path) -> None:
     # The toy test split is 12 texts of a few patterns, all of them in the reference: the same texts twice over
     # are the no-drift case (the false-alarm rate on real held-out data is benchmarks/drift.py's).
-    test = pd.read_csv(exported / "data" / "prepared" / "test.csv")["input"].tolist()
+    test = exported_test_texts(exported)
     alike, unrelated = bundle.parent / "alike.txt", bundle.parent / "unrelated.txt"
     alike.write_text("\n".join(test * 2) + "\n")
     unrelated.write_text("\n".join(f"{i * 7919} {'zq' * (i % 5 + 1)} {i}.{i} ###" for i in range(24)) + "\n")
@@ -181,7 +189,7 @@ def test_predict_py_drift_passes_the_test_split_and_flags_unrelated_inputs(expor
 
 
 def test_tlpipe_monitor_runs_the_same_check_and_refuses_too_few_inputs(exported: Path, bundle: Path, capsys) -> None:
-    texts = pd.read_csv(exported / "data" / "prepared" / "test.csv")["input"].tolist() * 2
+    texts = exported_test_texts(exported) * 2
 
     assert main(["monitor", str(bundle), *sum((["--text", t] for t in texts), [])]) == 0
     assert json.loads(capsys.readouterr().out)["drift"] is False
@@ -192,7 +200,7 @@ def test_tlpipe_monitor_runs_the_same_check_and_refuses_too_few_inputs(exported:
 def test_the_drift_check_embeds_with_the_fp32_model_its_reference_came_from(exported: Path, bundle: Path) -> None:
     from tlpipe.quantization import quantize_int8
 
-    texts = pd.read_csv(exported / "data" / "prepared" / "test.csv")["input"].tolist() * 2
+    texts = exported_test_texts(exported) * 2
     quantize_int8(bundle / "model.onnx", bundle / "quantized.onnx", "dynamic")
     fp32, int8 = serving.Predictor(bundle, verify=False), serving.Predictor(bundle, "quantized.onnx", verify=False)
 
