@@ -423,3 +423,27 @@ def test_cached_features_are_keyed_by_the_code_that_computes_them_and_not_by_the
         assert f"src/tlpipe/{module}.py" in paths
     assert not {"src/tlpipe/training.py", "src/tlpipe/stages/train.py", "src/tlpipe/label_review.py"} & paths
     assert all((repo / path).is_file() for path in paths)
+
+
+def _development_run(dataset: str, seed: int, ece: tuple[float, float], nll: tuple[float, float]) -> dict:
+    fitted = {"ece_before": ece[0], "ece_after": ece[1], "nll_before": nll[0], "nll_after": nll[1]}
+    development = {
+        "examples": 100,
+        "macro_f1": 0.7,
+        "calibration": {"temperature": 1.5 + seed, "test": fitted},
+        "prediction_sets": {"test": {"coverage": 0.9, "mean_set_size": 1.2}},
+    }
+    return {"dataset": dataset, "size": 16, "seed": seed, "setting": "development",
+            "details": {"development": development}}  # fmt: skip
+
+
+def test_calibration_reports_the_unused_training_rows_apart_and_counts_the_runs_the_temperature_helped() -> None:
+    calibration = benchmark_module("calibration")
+    records = [_development_run("texts", 0, (0.10, 0.05), (0.6, 0.5)),
+               _development_run("texts", 1, (0.10, 0.20), (0.6, 0.7)),
+               {"dataset": "texts", "size": 16, "seed": 0, "setting": "default", "details": {}}]  # fmt: skip
+
+    report = "\n".join(calibration.development_report(records))
+
+    assert "| texts | 16 | 2 | 100 | 2.00 | 0.100 | 0.125 | 1 of 2 | 0.600 | 0.600 | 1 of 2 | 0.900 | 1.20 |" in report
+    assert calibration.development_report(records[2:]) == []

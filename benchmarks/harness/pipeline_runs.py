@@ -69,7 +69,12 @@ def run(cell: Mapping[str, Any]) -> dict[str, Any]:
     source = BODIES[cell["params"].get("body", "default")][dataset.modality]
     scratch = Path(cell["scratch"])
     if row == "pipeline":
-        return pipeline(dataset, labelled, cell["seed"], cell["params"].get("params", {}), scratch, source)
+        change = cell["params"].get("params", {})
+        development = None
+        if cell["params"].get("dev"):
+            unused = pool[~pool[INPUT].isin(labelled[INPUT])]
+            development = examples_per_class(unused, cell["params"]["dev"], cell["seed"])
+        return pipeline(dataset, labelled, cell["seed"], change, scratch, source, development)
     if row in ("frozen_probe", "tuned_probe"):
         return frozen_probe(dataset, pool, test, labelled, scratch, source, tuned=row == "tuned_probe")
     if row == "baseline":
@@ -84,8 +89,14 @@ def pipeline(
     change: Mapping[str, Any],
     scratch: Path,
     source: str | None = None,
+    development: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """tlpipe's stages in a fresh project trained on ``labelled``: the fine-tuned model's test predictions."""
+    """tlpipe's stages in a fresh project trained on ``labelled``: the fine-tuned model's test predictions.
+
+    ``development``: training-pool rows outside ``labelled``; after the test run, validate, prepare and evaluate
+    run again with them as ``paths.raw_test``, and ``details["development"]`` holds what evaluate measured there
+    (calibration, prediction sets, macro-F1): figures a default may be chosen on, where the test set's may not.
+    """
     with tempfile.TemporaryDirectory(dir=scratch) as folder:
         project = Path(folder)
         params = merged(shipped_params(), {
@@ -99,6 +110,19 @@ def pipeline(
         seconds = {stage: _run_stage(project, stage) for stage in STAGES}
         metrics = json.loads((project / "reports" / "metrics.json").read_text())
         table = pd.read_csv(project / "reports" / "evaluation" / "predictions.csv", dtype=str, keep_default_na=False)
+        on_development = None
+        if development is not None:
+            params["paths"]["raw_test"] = str(write_sample(project, dataset, development, "development"))
+            (project / "params.yaml").write_text(yaml.safe_dump(merged(params, change), sort_keys=False))
+            for stage in ("validate", "prepare", "evaluate"):
+                _run_stage(project, stage)
+            measured = json.loads((project / "reports" / "metrics.json").read_text())
+            on_development = {
+                "examples": len(development),
+                "macro_f1": measured["finetuned"]["macro_f1"],
+                "calibration": measured.get("calibration"),
+                "prediction_sets": measured.get("prediction_sets"),
+            }
     labels = sorted(set(table["actual"]))
     ids = {label: index for index, label in enumerate(labels)}
     result = scored_result([ids[x] for x in table["finetuned"]], [ids[x] for x in table["actual"]], labels)
@@ -116,17 +140,19 @@ def pipeline(
         "calibration": metrics.get("calibration"),
         "prediction_sets": metrics.get("prediction_sets"),
     }
+    if on_development is not None:
+        details["development"] = on_development
     return merged(result, {"details": details})
 
 
-def write_sample(project: Path, dataset: RealDataset, labelled: pd.DataFrame) -> Path:
+def write_sample(project: Path, dataset: RealDataset, labelled: pd.DataFrame, name: str = "train") -> Path:
     """The labelled sample in the layout a user gives: a ``text,label`` CSV, or class folders of copied images."""
     if dataset.modality == "text":
-        path = project / "data" / "raw" / "train.csv"
-        path.parent.mkdir(parents=True)
+        path = project / "data" / "raw" / f"{name}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
         labelled.rename(columns={INPUT: "text", LABEL: "label"}).to_csv(path, index=False)
         return path
-    folder = project / "data" / "raw" / "train"
+    folder = project / "data" / "raw" / name
     for source, label in zip(labelled[INPUT], labelled[LABEL], strict=True):
         (folder / label).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, folder / label / Path(source).name)
