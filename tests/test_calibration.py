@@ -137,3 +137,34 @@ def test_the_calibrate_stage_fits_the_temperature_and_threshold_on_the_out_of_fo
     assert record["applied"] and record["temperature"] == pytest.approx(3.0, rel=0.15)
     assert record["held_out"]["ece_after"] < record["held_out"]["ece_before"]
     assert record["fitted_on"]["examples"] == 600 and record["prediction_sets"]["threshold"] < 1.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_calibration_error_is_torchmetrics_multiclass_calibration_error(seed: int) -> None:
+    torch = pytest.importorskip("torch")
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    logits, labels = overconfident(300, 5, 2.0, seed)
+    probabilities = softmax(logits)
+    probabilities[:7] = np.eye(5)[labels[:7] if seed else (labels[:7] + 1) % 5]  # confidence exactly 1.0, own bin
+    probabilities[7:9] = 0.2  # confidence 0.2, on a bin edge
+
+    theirs = multiclass_calibration_error(
+        torch.as_tensor(probabilities), torch.as_tensor(labels), num_classes=5, n_bins=15, norm="l1"
+    )
+
+    # torchmetrics bins and sums in float32, tlpipe in float64: they agree to float32's precision.
+    assert expected_calibration_error(probabilities, labels) == pytest.approx(float(theirs), rel=1e-6)
+
+
+def test_a_confidence_of_exactly_one_is_binned_apart_as_torchmetrics_bins_it() -> None:
+    torch = pytest.importorskip("torch")
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    probabilities = np.array([[0.0, 1.0], [0.95, 0.05], [0.95, 0.05], [0.95, 0.05]])
+    labels = np.array([0, 0, 0, 0])  # wrong at confidence 1.0, right at 0.95: one bin would net them out
+
+    theirs = multiclass_calibration_error(torch.as_tensor(probabilities), torch.as_tensor(labels), num_classes=2)
+
+    assert expected_calibration_error(probabilities, labels) == pytest.approx((1.0 + 3 * 0.05) / 4)
+    assert float(theirs) == pytest.approx((1.0 + 3 * 0.05) / 4)

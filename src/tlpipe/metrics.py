@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from numpy.typing import ArrayLike
 
 
@@ -41,38 +40,26 @@ def macro_f1(predicted: ArrayLike, actual: ArrayLike, classes: int) -> float:
 
 
 def classification_metrics(predicted: Sequence[int], actual: Sequence[int], labels: list[str]) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix."""
-    from torchmetrics.functional.classification import (
-        multiclass_accuracy,
-        multiclass_confusion_matrix,
-        multiclass_f1_score,
-        multiclass_precision,
-        multiclass_recall,
-    )
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows: actual)."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-    preds = torch.as_tensor(list(predicted), dtype=torch.long)
-    target = torch.as_tensor(list(actual), dtype=torch.long)
-    classes = len(labels)
-    per_class = {
-        name: fn(preds, target, num_classes=classes, average="none", zero_division=0).tolist()
-        for name, fn in (
-            ("precision", multiclass_precision),
-            ("recall", multiclass_recall),
-            ("f1", multiclass_f1_score),
-        )
-    }
-    support = torch.bincount(target, minlength=classes).tolist()
+    said = np.asarray(list(predicted), dtype=np.int64)
+    truth = np.asarray(list(actual), dtype=np.int64)
+    classes = range(len(labels))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        truth, said, labels=list(classes), average=None, zero_division=0
+    )
     return {
-        "accuracy": float(multiclass_accuracy(preds, target, num_classes=classes, average="micro")),
-        "macro_f1": macro_f1(preds.numpy(), target.numpy(), classes),
+        "accuracy": float(np.mean(said == truth)) if len(truth) else 0.0,
+        "macro_f1": macro_f1(said, truth, len(labels)),
         "per_class": {
             label: {
-                "precision": per_class["precision"][i],
-                "recall": per_class["recall"][i],
-                "f1": per_class["f1"][i],
-                "support": support[i],
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
             }
             for i, label in enumerate(labels)
         },
-        "confusion_matrix": multiclass_confusion_matrix(preds, target, num_classes=classes).tolist(),
+        "confusion_matrix": confusion_matrix(truth, said, labels=list(classes)).tolist(),
     }
