@@ -72,7 +72,8 @@ from tlpipe import quantization
 from tlpipe.artifacts import write_json
 from tlpipe.config import PreprocessConfig
 from tlpipe.modalities import get_modality
-from tlpipe.modalities.base import Classifier, Preprocessor
+from tlpipe.modalities.base import Preprocessor
+from tlpipe.modalities.classifier import Classifier
 from tlpipe.onnx_export import OUTPUT_NAME, export_onnx
 from tlpipe.sources import fetch_snapshot
 from tlpipe.training import seed_everything

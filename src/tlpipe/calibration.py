@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+HELD_OUT_LOGITS = "held_out_logits.json"  # in the checkpoint under cross-validation: the chosen strategy's out-of-fold
+# logits at the chosen epochs, which the calibrate stage fits on (with a validation split it predicts that instead)
 ECE_BINS = 15  # torchmetrics' and Guo et al.'s equal-width confidence bins
 TEMPERATURE_BOUNDS = (0.05, 20.0)  # beyond these the held-out set is too small or too easy to say more
 

@@ -13,7 +13,8 @@ from tlpipe.artifacts import read_json, write_json
 from tlpipe.config import PreprocessConfig
 from tlpipe.errors import ArtifactError
 from tlpipe.modalities import get_modality
-from tlpipe.modalities.base import Classifier, Modality, Preprocessor
+from tlpipe.modalities.base import Modality, Preprocessor
+from tlpipe.modalities.classifier import Classifier
 
 WEIGHTS = "model.safetensors"
 CLASSIFIER_CONFIG = "classifier.json"

@@ -21,7 +21,7 @@ import torch
 from tlpipe.artifacts import atomic_file
 
 if TYPE_CHECKING:  # the modalities sit above this module; only the type is needed
-    from tlpipe.modalities.base import Classifier
+    from tlpipe.modalities.classifier import Classifier
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from tlpipe.modalities.base import Classifier, Preprocessor
+from tlpipe.modalities.base import Preprocessor
+from tlpipe.modalities.classifier import Classifier
 
 log = logging.getLogger(__name__)
 

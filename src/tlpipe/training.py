@@ -37,7 +37,7 @@ from tlpipe.contrastive import tune_body
 from tlpipe.distributed import Workers, join_process_group
 from tlpipe.errors import ConfigError
 from tlpipe.feature_cache import FeatureCache, encode_features
-from tlpipe.modalities.base import Classifier
+from tlpipe.modalities.classifier import Classifier
 from tlpipe.optimization import StepRunner, adamw, optimizer_steps, warmup_then_linear_decay
 from tlpipe.phases import Phase
 from tlpipe.runtime import Runtime, device_report, make_deterministic, pair_tuning_dtype, select_runtime

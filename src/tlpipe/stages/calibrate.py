@@ -18,6 +18,7 @@ import numpy as np
 
 from tlpipe.artifacts import read_json, write_json
 from tlpipe.calibration import (
+    HELD_OUT_LOGITS,
     conformal_threshold,
     expected_calibration_error,
     fit_temperature,
@@ -25,13 +26,10 @@ from tlpipe.calibration import (
     score_sets,
     softmax,
 )
-from tlpipe.checkpoint import checked_labels, load_checkpoint
 from tlpipe.config import PathsConfig, ServingConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.errors import ArtifactError
 from tlpipe.stages.prepare import LABELS, VALID
-from tlpipe.stages.train import HELD_OUT_LOGITS
-from tlpipe.training import predict_logits
 from tlpipe.wording import counted
 
 log = logging.getLogger(__name__)
@@ -90,6 +88,10 @@ def held_out_logits(paths: PathsConfig) -> tuple[np.ndarray, np.ndarray, dict[st
             f"{held_out['epochs']} epochs)"
         )
         return logits, labels, {"source": "out_of_fold", "examples": len(labels), "description": description}
+    # torch and the model only here: out-of-fold logits (cross-validation, the demo's case) need neither
+    from tlpipe.checkpoint import checked_labels, load_checkpoint
+    from tlpipe.training import predict_logits
+
     model, preprocess, config, _ = load_checkpoint(paths.checkpoint)
     names = checked_labels(paths.checkpoint, config, model.head.out_features, paths.prepared / LABELS)
     valid = read_examples(paths.prepared / VALID)

@@ -12,12 +12,15 @@ from typing import Any
 from tlpipe.artifacts import write_json
 from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, SplitConfig
 from tlpipe.sources import AUTO_SOURCE, BODY_RANKING_RECORD, fetch_snapshot
-from tlpipe.stages import rank_models
 
 
 def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, split: SplitConfig) -> dict[str, Any]:
     """Write (or verify and reuse) the snapshot at ``paths.snapshot``; return its manifest."""
-    ranking = rank_models.run(paths, model, preprocess, split) if model.source == AUTO_SOURCE else None
+    ranking = None
+    if model.source == AUTO_SOURCE:
+        from tlpipe.stages import rank_models  # encodes with every candidate body: torch only when ranking
+
+        ranking = rank_models.run(paths, model, preprocess, split)
     manifest = fetch_snapshot(
         ranking["chosen"] if ranking else model.source,
         paths.snapshot,

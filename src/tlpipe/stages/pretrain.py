@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from tlpipe.artifacts import atomic_directory, write_json
-from tlpipe.checkpoint import load_checkpoint
 from tlpipe.config import DataConfig, ModelConfig, PathsConfig, PreprocessConfig, PretrainConfig, SplitConfig
 from tlpipe.datasets import LABEL, label_names, stratified_split, write_examples
 from tlpipe.errors import DataValidationError
@@ -78,6 +77,8 @@ def run(paths: PathsConfig, data: DataConfig, preprocess: PreprocessConfig, pret
         "best_epoch": result.best_epoch,
         "source_validation_macro_f1": result.best_macro_f1,
     }
+    from tlpipe.checkpoint import load_checkpoint  # torch: only when there is source data to pretrain on
+
     classifier, preprocessor, _, _ = load_checkpoint(best["folder"])
     with atomic_directory(paths.source_snapshot) as staging:
         modality.save_body_snapshot(classifier, preprocessor, staging)

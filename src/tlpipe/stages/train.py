@@ -30,6 +30,7 @@ import pandas as pd
 
 from tlpipe.artifacts import atomic_directory, read_json, sha256_file, write_json
 from tlpipe.auto import StrategyPlan, plan_strategy
+from tlpipe.calibration import HELD_OUT_LOGITS
 from tlpipe.checkpoint import CLASSIFIER_CONFIG, save_checkpoint
 from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, TrainConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
@@ -37,7 +38,8 @@ from tlpipe.distributed import Workers, process_group
 from tlpipe.errors import ArtifactError
 from tlpipe.feature_cache import FeatureCache
 from tlpipe.modalities import get_modality
-from tlpipe.modalities.base import Classifier, Modality
+from tlpipe.modalities.base import Modality
+from tlpipe.modalities.classifier import Classifier
 from tlpipe.model_selection import CrossValidated, Folds, choose_epochs
 from tlpipe.runtime import select_runtime
 from tlpipe.sources import BODY_RANKING_RECORD, PRETRAINING_RECORD, shareable_source, verify_snapshot
@@ -52,8 +54,6 @@ from tlpipe.tuned_bodies import FOLD_AVERAGE, TunedBodies
 log = logging.getLogger(__name__)
 
 HISTORY = "history.json"
-HELD_OUT_LOGITS = "held_out_logits.json"  # in the checkpoint under cross-validation: the chosen strategy's out-of-fold
-# logits at the chosen epochs, which the calibrate stage fits on (with a validation split it predicts that instead)
 TUNED_BODIES = "tuned_bodies"  # under paths.train_state: bodies the contrastive phase tuned, shared by candidates
 
 

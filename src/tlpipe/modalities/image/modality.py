@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -13,11 +13,13 @@ from tlpipe.auto import AutoRule
 from tlpipe.config import DataConfig, EvaluateConfig, PreprocessConfig
 from tlpipe.datasets import INPUT, LABEL
 from tlpipe.errors import DataValidationError, ModelSourceError
-from tlpipe.modalities.base import Baseline, Classifier, Modality, Preprocessor
-from tlpipe.modalities.image import backbones
-from tlpipe.modalities.image.model import ImageClassifier, ImagePreprocessor, load_preprocessing
+from tlpipe.modalities.base import Baseline, Modality, Preprocessor
 from tlpipe.modalities.image.settings import preprocess_of
 from tlpipe.quality import QualityReport
+
+if TYPE_CHECKING:  # the model family imports torch, timm and torchvision: only the stages that load a model pay
+    from tlpipe.modalities.classifier import Classifier
+    from tlpipe.modalities.image.model import ImageClassifier, ImagePreprocessor
 
 # From benchmarks/image_strategies.py (EfficientNet-Lite0; generated shapes and scikit-learn's digits; chosen by
 # validation macro-F1 on held-out training images, never test; results/image_strategies.md). The linear probe
@@ -105,23 +107,35 @@ class ImageModality(Modality):
         return self._classifier(folder, num_labels, dropout, pretrained=False)
 
     def save_body_config(self, model: Classifier, folder: Path) -> None:
+        from tlpipe.modalities.image import backbones
+        from tlpipe.modalities.image.model import ImageClassifier
+
         assert isinstance(model, ImageClassifier)
         write_json(folder / backbones.CONFIG_FILE, model.body_config)
 
     def save_body_snapshot(self, model: Classifier, preprocessor: Preprocessor, folder: Path) -> None:
+        from tlpipe.modalities.image import backbones
+        from tlpipe.modalities.image.model import ImageClassifier
+
         assert isinstance(model, ImageClassifier)
         backbones.write_body_snapshot(folder, model.body, model.body_config)
 
     def preprocessor(self, folder: Path, preprocess: PreprocessConfig, trust_remote_code: bool) -> ImagePreprocessor:
+        from tlpipe.modalities.image.model import ImagePreprocessor, load_preprocessing
+
         return ImagePreprocessor(load_preprocessing(folder))
 
     def augmenter(self, folder: Path, preprocess: PreprocessConfig) -> ImagePreprocessor | None:
+        from tlpipe.modalities.image.model import ImagePreprocessor, load_preprocessing
+
         augment = preprocess_of(preprocess).augment
         if not augment.enabled:
             return None
         return ImagePreprocessor(load_preprocessing(folder), augment)
 
     def check_snapshot(self, snapshot: Path, source: str) -> None:
+        from tlpipe.modalities.image import backbones
+
         if not backbones.is_image_snapshot(snapshot):
             raise ModelSourceError(
                 f"model.source '{source}' is not an image model but data.modality is image: use image weights "
@@ -143,6 +157,9 @@ class ImageModality(Modality):
         )
 
     def _classifier(self, folder: Path, num_labels: int, dropout: float, pretrained: bool) -> ImageClassifier:
+        from tlpipe.modalities.image import backbones
+        from tlpipe.modalities.image.model import ImageClassifier
+
         body, num_features = backbones.load_body(folder, pretrained=pretrained)
         return ImageClassifier(body, num_features, num_labels, dropout, backbones.read_config(folder))
 

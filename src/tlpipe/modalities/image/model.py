@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from tlpipe.artifacts import read_json, write_json
-from tlpipe.modalities.base import Classifier
+from tlpipe.modalities.classifier import Classifier
 from tlpipe.modalities.image.backbones import body_blocks
 from tlpipe.modalities.image.data import load_rgb
 from tlpipe.modalities.image.settings import AugmentConfig

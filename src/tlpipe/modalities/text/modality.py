@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -12,11 +12,14 @@ from tlpipe.artifacts import read_json
 from tlpipe.auto import AutoRule
 from tlpipe.config import DataConfig, EvaluateConfig, PreprocessConfig
 from tlpipe.errors import ModelSourceError
-from tlpipe.modalities.base import Baseline, Classifier, Modality, Preprocessor
+from tlpipe.modalities.base import Baseline, Modality, Preprocessor
 from tlpipe.modalities.text import data as text_data
-from tlpipe.modalities.text import model as text_model
 from tlpipe.modalities.text.settings import data_of, preprocess_of
 from tlpipe.quality import QualityReport
+
+if TYPE_CHECKING:  # the model family imports torch and transformers: only the stages that load a model pay for it
+    from tlpipe.modalities.classifier import Classifier
+    from tlpipe.modalities.text import model as text_model
 
 # The rule is measured on training labels only, on two datasets (the demo's support tickets and the transfer
 # demo's work requests): benchmarks/few_shot.py reports the scores the train stage chose with
@@ -81,10 +84,14 @@ class TextModality(Modality):
     def load_pretrained(
         self, snapshot: Path, num_labels: int, dropout: float, trust_remote_code: bool, pretrained: bool
     ) -> Classifier:
+        from tlpipe.modalities.text import model as text_model
+
         return text_model.load_pretrained(snapshot, num_labels, dropout, trust_remote_code, pretrained)
 
     def build_classifier(self, folder: Path, weights: Path, num_labels: int, dropout: float) -> Classifier:
         from transformers import AutoConfig, AutoModel
+
+        from tlpipe.modalities.text import model as text_model
 
         encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder))
         lexicon_size = text_model.saved_lexicon_size(weights)
@@ -100,6 +107,8 @@ class TextModality(Modality):
     def preprocessor(
         self, folder: Path, preprocess: PreprocessConfig, trust_remote_code: bool
     ) -> text_model.TextPreprocessor:
+        from tlpipe.modalities.text import model as text_model
+
         tokenizer = text_model.load_tokenizer(folder, trust_remote_code)
         max_length = preprocess_of(preprocess).max_length
         text_model.check_max_length(folder, tokenizer, max_length)

@@ -19,7 +19,7 @@ from torch.nn import functional
 
 from tlpipe.artifacts import read_json
 from tlpipe.errors import ConfigError
-from tlpipe.modalities.base import Classifier
+from tlpipe.modalities.classifier import Classifier
 from tlpipe.modalities.text.lexicon import WordpieceBag
 
 TOKENIZER_FILE = "tokenizer.json"
