@@ -425,12 +425,14 @@ def test_cached_features_are_keyed_by_the_code_that_computes_them_and_not_by_the
     assert all((repo / path).is_file() for path in paths)
 
 
-def _development_run(dataset: str, seed: int, ece: tuple[float, float], nll: tuple[float, float]) -> dict:
+def _development_run(
+    dataset: str, seed: int, ece: tuple[float, float], nll: tuple[float, float], temperature: float
+) -> dict:
     fitted = {"ece_before": ece[0], "ece_after": ece[1], "nll_before": nll[0], "nll_after": nll[1]}
     development = {
         "examples": 100,
         "macro_f1": 0.7,
-        "calibration": {"temperature": 1.5 + seed, "test": fitted},
+        "calibration": {"temperature": temperature, "test": fitted},
         "prediction_sets": {"test": {"coverage": 0.9, "mean_set_size": 1.2}},
     }
     return {"dataset": dataset, "size": 16, "seed": seed, "setting": "development",
@@ -439,11 +441,14 @@ def _development_run(dataset: str, seed: int, ece: tuple[float, float], nll: tup
 
 def test_calibration_reports_the_unused_training_rows_apart_and_counts_the_runs_the_temperature_helped() -> None:
     calibration = benchmark_module("calibration")
-    records = [_development_run("texts", 0, (0.10, 0.05), (0.6, 0.5)),
-               _development_run("texts", 1, (0.10, 0.20), (0.6, 0.7)),
+    records = [_development_run("texts", 0, (0.10, 0.05), (0.6, 0.5), 1.5),
+               _development_run("texts", 1, (0.10, 0.20), (0.6, 0.7), 2.5),
+               _development_run("texts", 2, (0.10, 0.40), (0.6, 0.9), 0.05),  # at the bound: served raw
                {"dataset": "texts", "size": 16, "seed": 0, "setting": "default", "details": {}}]  # fmt: skip
 
     report = "\n".join(calibration.development_report(records))
 
-    assert "| texts | 16 | 2 | 100 | 2.00 | 0.100 | 0.125 | 1 of 2 | 0.600 | 0.600 | 1 of 2 | 0.900 | 1.20 |" in report
-    assert calibration.development_report(records[2:]) == []
+    assert (
+        "| texts | 16 | 3 | 100 | 1.35 | 1 of 3 | 0.100 | 0.217 | 0.117 | 1 of 3 | 0.600 | 0.600 | 1 of 3 |" in report
+    )
+    assert calibration.development_report(records[3:]) == []

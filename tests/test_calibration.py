@@ -116,17 +116,26 @@ def test_set_scores_count_sizes_empties_and_singletons() -> None:
     assert math.isclose(scores.examples, 3)
 
 
-def calibrate_on(tmp_path, logits: np.ndarray, labels: np.ndarray, coverage: float = 0.9) -> dict:
+def calibrate_on(
+    tmp_path,
+    logits: np.ndarray,
+    labels: np.ndarray,
+    coverage: float = 0.9,
+    calibration: str = "temperature",
+    modality: str = "text",
+) -> dict:
     """The calibrate stage on a checkpoint holding only out-of-fold logits, as a cross-validating train leaves them."""
     from tlpipe.artifacts import write_json
+    from tlpipe.calibration import HELD_OUT_LOGITS
+    from tlpipe.checkpoint import CLASSIFIER_CONFIG
     from tlpipe.config import PathsConfig, ServingConfig
     from tlpipe.stages import calibrate
-    from tlpipe.stages.train import HELD_OUT_LOGITS
 
     paths = PathsConfig(checkpoint=tmp_path / "checkpoint", calibration=tmp_path / "calibration.json")
     held_out = {"source": "out_of_fold", "folds": 3, "epochs": 5, "logits": logits.tolist(), "labels": labels.tolist()}
     write_json(paths.checkpoint / HELD_OUT_LOGITS, held_out)
-    return calibrate.run(paths, ServingConfig(coverage=coverage))
+    write_json(paths.checkpoint / CLASSIFIER_CONFIG, {"modality": modality})
+    return calibrate.run(paths, ServingConfig(coverage=coverage, calibration=calibration))
 
 
 def test_the_calibrate_stage_fits_the_temperature_and_threshold_on_the_out_of_fold_logits(tmp_path) -> None:
@@ -137,6 +146,37 @@ def test_the_calibrate_stage_fits_the_temperature_and_threshold_on_the_out_of_fo
     assert record["applied"] and record["temperature"] == pytest.approx(3.0, rel=0.15)
     assert record["held_out"]["ece_after"] < record["held_out"]["ece_before"]
     assert record["fitted_on"]["examples"] == 600 and record["prediction_sets"]["threshold"] < 1.0
+
+
+@pytest.mark.parametrize("modality", ["text", "image"])
+def test_auto_calibration_is_the_checkpoints_modalitys_choice(
+    tmp_path, modality: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tlpipe.modalities import get_modality
+
+    logits, labels = overconfident(300, 4, true_temperature=3.0, seed=4)
+    shipped = get_modality(modality).calibration
+    chosen = calibrate_on(tmp_path / "chosen", logits, labels, calibration="auto", modality=modality)
+    monkeypatch.setattr(type(get_modality(modality)), "calibration", "none")
+
+    declined = calibrate_on(tmp_path / "declined", logits, labels, calibration="auto", modality=modality)
+
+    assert (chosen["method"], chosen["setting"]) == (shipped, "auto") == ("temperature", "auto")
+    assert chosen["applied"] and chosen["temperature"] == pytest.approx(3.0, rel=0.2)
+    assert (declined["method"], declined["applied"], declined["temperature"]) == ("none", False, 1.0)
+
+
+def test_a_temperature_that_stops_at_its_bound_is_refused_and_the_raw_softmax_served(tmp_path) -> None:
+    # Every held-out prediction right by a hair: the likelihood keeps rising as the temperature falls.
+    labels = np.arange(60) % 3
+    logits = 0.01 * np.eye(3)[labels]
+
+    record = calibrate_on(tmp_path, logits, labels)
+
+    assert fit_temperature(logits, labels) == pytest.approx(TEMPERATURE_BOUNDS[0], rel=1e-2)
+    assert record["method"] == "temperature" and not record["applied"] and record["temperature"] == 1.0
+    assert "stopped at its bound" in record["refused"]
+    assert record["held_out"]["ece_after"] == record["held_out"]["ece_before"]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

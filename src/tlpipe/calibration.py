@@ -65,11 +65,19 @@ def fit_temperature(logits: np.ndarray, labels: Sequence[int]) -> float:
     return float(math.exp(best.x))
 
 
+def at_bound(temperature: float) -> bool:
+    """Whether a fitted temperature stopped at ``TEMPERATURE_BOUNDS``: the likelihood still fell beyond it, so the
+    held-out logits do not pin a temperature down (on rotten_tomatoes the fold models' tiny lexical-probe logits
+    asked for 0.05, and served, it made the final model's probabilities far worse on training rows the sample left
+    out: benchmarks/results/calibration_development.md)."""
+    return any(abs(math.log(temperature / bound)) < 1e-2 for bound in TEMPERATURE_BOUNDS)
+
+
 def expected_calibration_error(probabilities: np.ndarray, labels: Sequence[int], bins: int = ECE_BINS) -> float:
-    """Expected calibration error (L1, equal-width bins of top-1 confidence), torchmetrics'
-    ``multiclass_calibration_error(norm="l1")`` to the last bit (tests/test_calibration.py checks it against
-    torchmetrics). Written out because importing torchmetrics takes seconds (it loads its audio, image and text
-    packages, torchvision among them), paid by every calibrate and evaluate process for 15 lines of numpy."""
+    """Expected calibration error (L1, equal-width bins of top-1 confidence) as torchmetrics'
+    ``multiclass_calibration_error(norm="l1")`` defines it, in float64 (tests/test_calibration.py checks the two
+    agree). Written out because importing torchmetrics takes seconds (it loads its audio, image and text packages,
+    torchvision among them), paid by every calibrate and evaluate process for 15 lines of numpy."""
     probabilities = np.asarray(probabilities, dtype=np.float64)
     confidence = probabilities.max(axis=1)
     correct = (probabilities.argmax(axis=1) == np.asarray(labels)).astype(np.float64)

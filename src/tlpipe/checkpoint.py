@@ -7,14 +7,16 @@ same plug-in that trained it, without being told what kind of data it was.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tlpipe.artifacts import read_json, write_json
 from tlpipe.config import PreprocessConfig
 from tlpipe.errors import ArtifactError
 from tlpipe.modalities import get_modality
 from tlpipe.modalities.base import Modality, Preprocessor
-from tlpipe.modalities.classifier import Classifier
+
+if TYPE_CHECKING:
+    from tlpipe.modalities.classifier import Classifier
 
 WEIGHTS = "model.safetensors"
 CLASSIFIER_CONFIG = "classifier.json"

@@ -247,6 +247,7 @@ class EvaluateConfig(Section):
 
 
 QuantizeForm = Literal["none", "dynamic", "static"]  # what export.quantize auto resolves to, per modality
+CalibrationMethod = Literal["temperature", "none"]  # what serving.calibration auto resolves to, per modality
 
 
 class ExportConfig(Section):
@@ -276,10 +277,11 @@ class ExportConfig(Section):
 class ServingConfig(Section):
     """What the bundle promises the team serving it: calibrated probabilities and prediction sets (``calibrate``)."""
 
-    calibration: Literal["temperature", "none"] = Field(
-        "temperature",
+    calibration: Literal["auto", "temperature", "none"] = Field(
+        "auto",
         description="temperature: divide the logits by one temperature fitted on held-out logits (out-of-fold, or "
-        "the validation split), so that probabilities match how often the model is right; none: raw softmax",
+        "the validation split), so that probabilities match how often the model is right; none: raw softmax; "
+        "auto: the modality's choice (benchmarks/calibration.py); a temperature that stops at its bound is refused",
     )
     coverage: float = Field(
         0.9,

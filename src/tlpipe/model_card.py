@@ -254,7 +254,10 @@ def _calibration_lines(metrics: Mapping[str, Any], modality: Modality) -> list[s
             f"{calibration['fitted_on']} (not the test split)"
         )
     else:
-        how = "The bundle serves the raw softmax (`serving.calibration: none`)"
+        chosen = (
+            " (auto: this modality's choice, benchmarks/calibration.py)" if calibration.get("setting") == "auto" else ""
+        )
+        how = f"The bundle serves the raw softmax (`serving.calibration: none`{chosen})"
     lines = [
         "## Can I trust the probabilities?",
         "",

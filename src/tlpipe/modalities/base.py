@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import pandas as pd
 
 from tlpipe.auto import AutoRule
-from tlpipe.config import DataConfig, EvaluateConfig, PreprocessConfig, QuantizeForm
+from tlpipe.config import CalibrationMethod, DataConfig, EvaluateConfig, PreprocessConfig, QuantizeForm
 from tlpipe.quality import QualityReport
 
 if TYPE_CHECKING:  # torch only for the annotations: validate and prepare read data and never load a model
@@ -76,6 +76,7 @@ class Modality(ABC):
     reads_folders: ClassVar[bool] = False  # a folder of class folders is a dataset (images), besides a CSV
     cross_validate_below: ClassVar[int]  # split.cross_validate_below when params.yaml leaves it null
     quantize: ClassVar[QuantizeForm]  # export.quantize under auto, as benchmarks/serving.py found
+    calibration: ClassVar[CalibrationMethod]  # serving.calibration under auto, as benchmarks/calibration.py found
 
     # data
 

@@ -3,9 +3,9 @@
 After ``train``. The held-out logits are the chosen strategy's out-of-fold logits that a
 cross-validating train stage left in the checkpoint (``held_out_logits.json``), or, with a
 validation split, the checkpoint's logits on that split; never the test file (``tlpipe.calibration``).
-Writes ``paths.calibration``: the temperature (1.0 under ``serving.calibration: none``), the
-conformal threshold for ``serving.coverage``, what they were fitted on, and the negative
-log-likelihood and calibration error before and after on those same held-out examples. ``evaluate``
+Writes ``paths.calibration``: the temperature (1.0 under ``serving.calibration: none``, or where the fitted
+one stopped at its bound), the conformal threshold for ``serving.coverage``, what they were fitted on, and the
+negative log-likelihood and calibration error before and after on those same held-out examples. ``evaluate``
 measures both on the test file, and ``export`` puts them in the bundle.
 """
 
@@ -19,6 +19,7 @@ import numpy as np
 from tlpipe.artifacts import read_json, write_json
 from tlpipe.calibration import (
     HELD_OUT_LOGITS,
+    at_bound,
     conformal_threshold,
     expected_calibration_error,
     fit_temperature,
@@ -26,9 +27,11 @@ from tlpipe.calibration import (
     score_sets,
     softmax,
 )
-from tlpipe.config import PathsConfig, ServingConfig
+from tlpipe.checkpoint import CLASSIFIER_CONFIG
+from tlpipe.config import CalibrationMethod, PathsConfig, ServingConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.errors import ArtifactError
+from tlpipe.modalities import get_modality
 from tlpipe.stages.prepare import LABELS, VALID
 from tlpipe.wording import counted
 
@@ -40,14 +43,25 @@ PREDICT_BATCH = 64
 def run(paths: PathsConfig, serving: ServingConfig) -> dict[str, Any]:
     """Fit the temperature and the conformal threshold on held-out logits; write and return ``paths.calibration``."""
     logits, labels, fitted_on = held_out_logits(paths)
-    temperature = fit_temperature(logits, labels) if serving.calibration == "temperature" else 1.0
+    method = calibration_method(paths, serving)
+    fitted = fit_temperature(logits, labels) if method == "temperature" else None
+    refused = None
+    if fitted is not None and at_bound(fitted):
+        refused = (
+            f"the temperature fitted on {fitted_on['description']} stopped at its bound ({fitted:.3g}): those "
+            "logits do not pin one down"
+        )
+    applied = fitted is not None and refused is None
+    temperature = fitted if applied else 1.0
     before, after = softmax(logits), softmax(logits, temperature)
     threshold = conformal_threshold(after, labels, serving.coverage)
     record = {
-        "method": serving.calibration,
+        "method": method,
+        "setting": serving.calibration,
         "temperature": temperature,
         "fitted_on": fitted_on,
-        "applied": serving.calibration == "temperature",
+        "applied": applied,
+        "refused": refused,  # why a fitted temperature is not served (then the temperature is 1.0)
         "held_out": {
             "nll_before": negative_log_likelihood(logits, labels),
             "nll_after": negative_log_likelihood(logits, labels, temperature),
@@ -63,11 +77,17 @@ def run(paths: PathsConfig, serving: ServingConfig) -> dict[str, Any]:
         },
     }
     write_json(paths.calibration, record)
-    log.info(
-        "Temperature %.3f fitted on %s: held-out ECE %.4f -> %.4f; prediction sets at %.2f coverage: threshold %.4f",
-        temperature, fitted_on["description"], record["held_out"]["ece_before"], record["held_out"]["ece_after"],
-        serving.coverage, threshold,
-    )  # fmt: skip
+    held_out = record["held_out"]
+    if refused:
+        calibrated = f"Raw softmax: {refused}; ECE {held_out['ece_before']:.4f}"
+    elif applied:
+        calibrated = f"Temperature {temperature:.3f} fitted on {fitted_on['description']}: "
+        calibrated += f"held-out ECE {held_out['ece_before']:.4f} -> {held_out['ece_after']:.4f}"
+    else:
+        chosen = " (auto: the modality's choice)" if serving.calibration == "auto" else ""
+        calibrated = f"Raw softmax, serving.calibration none{chosen}: ECE {held_out['ece_before']:.4f} on "
+        calibrated += fitted_on["description"]
+    log.info("%s; prediction sets at %.2f coverage: threshold %.4f", calibrated, serving.coverage, threshold)
     if threshold >= 1.0:
         log.warning(
             "Only %s held out: too few for prediction sets at %.2f coverage, so every set holds every label. "
@@ -75,6 +95,14 @@ def run(paths: PathsConfig, serving: ServingConfig) -> dict[str, Any]:
             counted(len(labels), "example"), serving.coverage,
         )  # fmt: skip
     return record
+
+
+def calibration_method(paths: PathsConfig, serving: ServingConfig) -> CalibrationMethod:
+    """``serving.calibration``, with ``auto`` resolved to the checkpoint's modality's choice."""
+    if serving.calibration != "auto":
+        return serving.calibration
+    modality = read_json(paths.checkpoint / CLASSIFIER_CONFIG, "train")["modality"]
+    return get_modality(modality).calibration
 
 
 def held_out_logits(paths: PathsConfig) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:

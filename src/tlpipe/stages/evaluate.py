@@ -166,7 +166,9 @@ def calibration_metrics(logits: np.ndarray, actual: list[int], calibration: dict
     return {
         "calibration": {
             "method": calibration["method"],
+            "setting": calibration.get("setting", calibration["method"]),
             "applied": calibration["applied"],
+            "refused": calibration.get("refused"),
             "temperature": temperature,
             "fitted_on": calibration["fitted_on"]["description"],
             "test": {
