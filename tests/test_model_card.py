@@ -90,3 +90,49 @@ def test_the_card_counts_one_thing_in_the_singular_and_two_in_the_plural(count: 
 
 def test_counted_takes_an_irregular_plural() -> None:
     assert [counted(n, "class", "classes") for n in (0, 1, 2)] == ["0 classes", "1 class", "2 classes"]
+
+
+def _card_with_calibration(calibration: dict[str, Any]) -> str:
+    """A card whose metrics hold ``calibration`` (merged into a raw-softmax record) and one prediction-set result."""
+    labels = ["a", "b"]
+    scores = {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1}
+    test = {"ece_before": 0.1, "ece_after": 0.1, "nll_before": 0.5, "nll_after": 0.5}
+    metrics = {
+        "test_examples": 2,
+        "finetuned": {"macro_f1": 1.0, "accuracy": 1.0, "per_class": dict.fromkeys(labels, scores)},
+        "baseline": {"macro_f1": 1.0, "accuracy": 1.0},
+        "transfer": {"over_baseline": {"message": "Transfer helped."}},
+        "calibration": {
+            "method": "temperature",
+            "setting": "auto",
+            "applied": False,
+            "refused": None,
+            "temperature": 1.0,
+            "fitted_on": "the validation split (2 examples)",
+            "test": test,
+            **calibration,
+        },  # fmt: skip
+        "prediction_sets": {
+            "coverage_target": 0.9,
+            "threshold": 0.5,
+            "all_labels": False,
+            "test": {"coverage": 1.0, "mean_set_size": 1.0, "empty_share": 0.0, "singleton_share": 1.0, "examples": 2},
+        },
+    }
+    classifier = {"labels": labels, "source": "hf:tiny", "source_resolved": "hf:tiny@main", "strategy": "full",
+                  "source_weights_sha256": {"model.safetensors": "0" * 64},
+                  "train_settings": {"epochs": 1}, "preprocess": {"max_length": 64}}  # fmt: skip
+    counts = {"train": dict.fromkeys(labels, 1)}
+    return render_model_card(classifier, {}, metrics, counts, "abc", {"tlpipe": "0"}, get_modality("text"))
+
+
+def test_the_card_says_why_a_fitted_temperature_was_not_served() -> None:
+    refused = "the temperature fitted on the validation split (2 examples) stopped at its bound (0.05): ..."
+
+    card = _card_with_calibration({"refused": refused})
+    applied = _card_with_calibration({"applied": True, "temperature": 1.5})
+    declined = _card_with_calibration({"method": "none"})
+
+    assert f"The bundle serves the raw softmax: {refused}" in card
+    assert "divides the logits by a temperature of 1.500" in applied
+    assert "raw softmax (`serving.calibration: none` (auto: this modality's choice" in declined

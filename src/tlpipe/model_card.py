@@ -253,6 +253,8 @@ def _calibration_lines(metrics: Mapping[str, Any], modality: Modality) -> list[s
             f"The bundle divides the logits by a temperature of {calibration['temperature']:.3f}, fitted on "
             f"{calibration['fitted_on']} (not the test split)"
         )
+    elif calibration.get("refused"):
+        how = f"The bundle serves the raw softmax: {calibration['refused']}"
     else:
         chosen = (
             " (auto: this modality's choice, benchmarks/calibration.py)" if calibration.get("setting") == "auto" else ""
