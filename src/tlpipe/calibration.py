@@ -96,6 +96,7 @@ def reliability(probabilities: np.ndarray, labels: Sequence[int], bins: int = EC
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == np.asarray(labels)
     edges = np.linspace(0.0, 1.0, bins + 1)
+    # the ECE's bins (a confidence on an edge goes up), except that 1.0 joins the top bin to be drawn
     which = np.clip(np.searchsorted(edges, confidence, side="right") - 1, 0, bins - 1)
     return [
         {
