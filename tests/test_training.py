@@ -363,6 +363,28 @@ def test_linear_probe_encodes_once_and_reuses_cached_features_for_other_head_set
     assert without_timing(first.history) != without_timing(second.history)
 
 
+def test_lexical_probe_reads_the_body_embeddings_from_the_cache_and_trains_as_without_it(
+    tiny_model_dir, train_table, test_table, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cache holds the body's embeddings; the wordpiece channel, fitted on each run's texts, is added after.
+    import tlpipe.training as training
+
+    calls: list[int] = []
+    real_encode = training.encode_features
+    monkeypatch.setattr(training, "encode_features", lambda *a, **k: calls.append(1) or real_encode(*a, **k))
+    cache = FeatureCache(tmp_path, snapshot_key="tiny", preprocessing={"max_length": 32})
+    probe = FAST.model_copy(update={"strategy": "linear_probe", "epochs": 2})
+    lexical = FAST.model_copy(update={"strategy": "lexical_probe", "epochs": 2})
+
+    train_once_with_state(tiny_model_dir, train_table, test_table, probe, None, feature_cache=cache)
+    cached = train_once_with_state(tiny_model_dir, train_table, test_table, lexical, None, feature_cache=cache)
+    assert len(calls) == 2  # the probe's train and validation embeddings, read again by the lexical probe
+    uncached = train_once_with_state(tiny_model_dir, train_table, test_table, lexical, None)
+
+    assert len(calls) == 4
+    assert without_timing(cached.history) == without_timing(uncached.history)
+
+
 def train_once_with_state(tiny_model_dir, train_table, test_table, config, state, callbacks=None, feature_cache=None):
     model, preprocess = build(tiny_model_dir)
     return fine_tune(

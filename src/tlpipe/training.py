@@ -137,8 +137,8 @@ def fine_tune(
         raise ConfigError("train.strategy auto must be resolved to a strategy first (tlpipe.auto)")
     strategy = get_strategy(train.strategy)
     strategy.prepare_inputs(model, preprocess, train_inputs, train.batch_size)  # before a saved state loads it
-    if strategy.reads_wordpieces or strategy.changes_body:
-        feature_cache = None  # the cache holds the snapshot's body's features, and those alone
+    if strategy.changes_body:
+        feature_cache = None  # the cache holds the snapshot's body's embeddings, and those alone
     model.to(runtime.device)
     generator = torch.Generator().manual_seed(train.seed)
     if not workers.is_main:
@@ -508,7 +508,8 @@ class CachedFeatures:
         def encode() -> torch.Tensor:
             return encode_features(model, preprocess, inputs, batch_size, device)
 
-        features = cache.load_or_compute(inputs, encode) if cache else encode()
+        embeddings = cache.load_or_compute(inputs, encode) if cache else encode()
+        features = model.features_from_embeddings(embeddings, preprocess, inputs, batch_size)
         self.features, self.device = features.to(device), device
 
     def __len__(self) -> int:

@@ -37,6 +37,13 @@ class Classifier(nn.Module, ABC):
         fitted on the data (``features`` adds those)."""
         return self.features(**inputs)
 
+    def features_from_embeddings(
+        self, embeddings: torch.Tensor, preprocess: Any, inputs: Sequence[Any], batch_size: int
+    ) -> torch.Tensor:
+        """``features`` of ``inputs`` from their ``embedding`` rows, computed earlier (a feature cache holds
+        embeddings, which no channel fitted on one run's data changes)."""
+        return embeddings
+
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         """Logits from pooled features: (batch, num_labels)."""
         return self.head(self.dropout(features))

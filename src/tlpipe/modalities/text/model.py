@@ -79,6 +79,19 @@ class TextClassifier(Classifier):
         wordpiece TF-IDF row: (batch, hidden + lexicon size)."""
         return self._features_of(self.embedding(input_ids, attention_mask), input_ids, attention_mask)
 
+    def features_from_embeddings(
+        self, embeddings: torch.Tensor, preprocess: Any, inputs: Sequence[str], batch_size: int
+    ) -> torch.Tensor:
+        if self.lexicon is None:
+            return embeddings
+        device = self.lexicon.idf.device
+        chunks = []
+        for start in range(0, len(inputs), batch_size):
+            batch = preprocess(inputs[start : start + batch_size])
+            rows = embeddings[start : start + batch_size].to(device)
+            chunks.append(self._features_of(rows, batch["input_ids"].to(device), batch["attention_mask"].to(device)))
+        return torch.cat(chunks).to(embeddings.device)
+
     def logits_and_embedding(  # type: ignore[override]
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
