@@ -175,6 +175,22 @@ def test_a_failing_cell_is_reported_with_its_error_and_the_rest_of_the_grid_runs
     assert len(list((tmp_path / "cache").glob("*.json"))) == 1  # a failed cell is retried, not cached
 
 
+def test_report_only_rebuilds_the_table_and_keeps_what_the_run_recorded_about_itself(tmp_path: Path) -> None:
+    study = tinybenchmark_module(["a", "b"])
+    records = [answered("a", 0, 3), answered("b", 0, 6)]
+    out = tmp_path / "tiny.json"
+    run = {"command": "benchmarks/tiny.py --cached-only", "code_version": "abc", "started": "2026-12-07T00:00:00+00:00",
+           "wall_seconds": 12.5, "not_run": 2}  # fmt: skip
+    harness.write_report(study, records, out, run)
+    (tmp_path / "tiny.md").unlink()
+
+    harness.main(study, ["--out", str(out), "--report-only"])
+
+    rebuilt = json.loads(out.read_text())
+    assert {key: rebuilt[key] for key in run} == run
+    assert rebuilt["cells"] == records and (tmp_path / "tiny.md").read_text().startswith("# Tiny")
+
+
 def tinybenchmark_module(settings: list[str], reference: str | None = None) -> object:
     return harness.Study(
         name="tiny", title="Tiny", description="A tiny study.", worker=WORKER, datasets=("synthetic",),
@@ -452,3 +468,4 @@ def test_calibration_reports_the_unused_training_rows_apart_and_counts_the_runs_
         "| texts | 16 | 3 | 100 | 1.35 | 1 of 3 | 0.100 | 0.217 | 0.117 | 1 of 3 | 0.600 | 0.600 | 1 of 3 |" in report
     )
     assert calibration.development_report(records[3:]) == []
+

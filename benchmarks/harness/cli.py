@@ -103,6 +103,10 @@ def parser_for(study: Study) -> argparse.ArgumentParser:
     return parser
 
 
+# What a run records about itself; --report-only keeps it when it rebuilds the report.
+RUN_META = ("command", "code_version", "started", "wall_seconds", "not_run")
+
+
 def main(study: Study, argv: Sequence[str] | None = None) -> int:
     """Parse the standard arguments, run the study's grid (or only rebuild its report); 1 if a cell failed."""
     args = parser_for(study).parse_args(argv)
@@ -112,7 +116,7 @@ def main(study: Study, argv: Sequence[str] | None = None) -> int:
             raise StudyError(f"--report-only: {args.out} does not exist; run the grid first")
         results = _harness_results(args.out)
         records = results["cells"]
-        meta = {k: results[k] for k in ("command", "code_version", "started", "wall_seconds") if k in results}
+        meta = {k: results[k] for k in RUN_META if k in results}
     else:
         _harness_results(args.out)  # refuse to replace a file the harness did not write before spending hours
         version = code_version(REPO)
