@@ -469,3 +469,20 @@ def test_calibration_reports_the_unused_training_rows_apart_and_counts_the_runs_
     )
     assert calibration.development_report(records[3:]) == []
 
+
+def test_semi_supervised_reports_the_thresholds_chosen_and_how_many_pseudo_labels_were_right() -> None:
+    semi_supervised = benchmark_module("semi_supervised")
+
+    def run(seed: int, threshold: float | None, given: int, right: int) -> dict:
+        details = {"threshold": threshold, "pseudo_labels": given}
+        if threshold is not None:
+            details["pseudo_labels_right"] = right
+        return {"dataset": "texts", "size": 8, "seed": seed, "setting": "self-training", "details": details}
+
+    records = [run(0, 0.9, 100, 90), run(1, None, 0, 0), run(2, 0.8, 200, 100),
+               {"dataset": "texts", "size": 8, "seed": 0, "setting": "labelled only", "details": {}}]  # fmt: skip
+
+    report = "\n".join(semi_supervised.report(records))
+
+    assert "| texts | 8 | 0.9, off, 0.8 | 100 | 0.70 |" in report
+    assert semi_supervised.report(records[3:]) == []
