@@ -21,6 +21,10 @@ from tlpipe.modalities.text.modality import TextModality
 from tlpipe.onnx_export import ParityReport
 from tlpipe.stages import STAGES
 
+# Contrastive tuning's pairs per example in the tests that tune in every fold: what they check does not hang on
+# how many there are, and the default's 20 made the pair tuning most of their time.
+PAIRS_PER_EXAMPLE = 4
+
 
 def run_all(until: str = "export") -> None:
     for stage in STAGES[: STAGES.index(until) + 1]:
@@ -71,7 +75,8 @@ def test_auto_with_few_labels_cross_validates_trains_on_every_label_says_why_and
         project, tiny_model_dir, train_table, test_table,
         {
             "split": {"cross_validate_below": 40, "folds": 3},
-            "train": {"strategy": "auto", "learning_rate": 1e-2, "epochs": None, "head_learning_rate": None},
+            "train": {"strategy": "auto", "learning_rate": 1e-2, "epochs": None, "head_learning_rate": None,
+                      "contrastive": {"pairs_per_example": PAIRS_PER_EXAMPLE}},
         },
     )  # fmt: skip
 
@@ -104,7 +109,7 @@ def test_auto_with_few_labels_cross_validates_trains_on_every_label_says_why_and
     assert sum(tunings[:3]) == 2 * len(train_table)  # each example trains in two of the three folds
     assert tunings[3:] == ([len(train_table)] if tunes_finally else [])
     if tunes_finally:
-        assert history["body_tuning"]["pairs"] == 20 * len(train_table)  # pairs from every label
+        assert history["body_tuning"]["pairs"] == PAIRS_PER_EXAMPLE * len(train_table)  # pairs from every label
     parity = json.loads((project / "reports" / "parity.json").read_text())
     assert parity["passed"] and parity["top1_agreement"] == 1.0
     card = (project / "reports" / "model_card.md").read_text()
@@ -161,7 +166,8 @@ def test_fold_average_gives_the_final_model_the_mean_of_the_folds_bodies_without
         project, tiny_model_dir, train_table, test_table,
         {
             "split": {"cross_validate_below": 40, "folds": 3},
-            "train": {"strategy": "contrastive", "epochs": 3, "contrastive": {"final_body": "fold_average"}},
+            "train": {"strategy": "contrastive", "epochs": 3,
+                      "contrastive": {"final_body": "fold_average", "pairs_per_example": PAIRS_PER_EXAMPLE}},
         },
     )  # fmt: skip
 
@@ -181,7 +187,7 @@ def test_fold_average_gives_the_final_model_the_mean_of_the_folds_bodies_without
     assert any(not torch.equal(tuned_bodies[0][name], tuned_bodies[1][name]) for name in final_body)  # folds differ
     tuning = history["body_tuning"]
     assert tuning["method"] == "fold_average" and tuning["folds"] == 3
-    assert tuning["pairs"] == 20 * 2 * len(train_table)  # each example is in two folds' training part
+    assert tuning["pairs"] == PAIRS_PER_EXAMPLE * 2 * len(train_table)  # each example is in two folds' training part
     card = (project / "reports" / "model_card.md").read_text()
     assert "the element-wise mean of the 3 cross-validation folds' tuned encoders" in card
     assert "their encoders averaged into its encoder" in card
