@@ -32,7 +32,7 @@ RELIABILITY = Path(__file__).parent / "reliability"
 TEMPORARY_FOLDERS = {"tmp_path", "tmp_path_factory"}
 # Built once per session and only read, so a test that loads one still runs in memory.
 SHARED_MODELS = {"tiny_model_dir", "tiny_image_weights"}
-# The slow tier's longest tests (90 to 200 s each on two cores, the rest under 75 s) start it, so that
+# The slow tier's longest tests (90 to 125 s each on two cores, the rest under 75 s) start it, so that
 # the two workers end together instead of one finishing alone with a long test started last.
 LONGEST = {"test_deployment.py", "test_dvc_pipeline.py", "test_learning_curve.py", "test_sweep.py"}
 
