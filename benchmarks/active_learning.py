@@ -18,18 +18,14 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 from harness import Setting, Study, main
-from harness.pipeline_runs import SOURCES, _features, tuned_probe
-from harness.real_datasets import real_dataset
+from harness.pipeline_runs import probe_rows, tuned_probe
 from harness.train_runs import merged, scored_result
 from sklearn.metrics import f1_score
 
 from tlpipe.active_learning import STRATEGIES, select
-from tlpipe.datasets import INPUT, LABEL, examples_per_class
 
 START, STEP, END = 4, 2, 32  # labelled examples per class: first round, added per round, last round
 POOL_CAP = 2000
@@ -38,22 +34,13 @@ RANDOM = "random"
 
 def run(cell: Mapping[str, Any]) -> dict[str, Any]:
     """Worker: rounds of the cell's query strategy from START to END labels per class; the last round's scores."""
-    dataset = real_dataset(cell["dataset"])
-    pool, test = dataset.tables()
-    features = _features(dataset, pool, test, Path(cell["scratch"]), SOURCES[dataset.modality])
-    names = sorted(set(pool[LABEL]))
-    ids = {name: index for index, name in enumerate(names)}
-    x_all, y_all = features["pool"], np.array([ids[label] for label in pool[LABEL]])
-    y_test = [ids[label] for label in test[LABEL]]
-    start = examples_per_class(pool, START, cell["seed"])
-    row_of = {item: index for index, item in enumerate(pool[INPUT])}
-    labelled = [row_of[item] for item in start[INPUT]]
-    rest = np.setdiff1d(np.arange(len(pool)), labelled)
-    unlabelled = list(np.random.default_rng(cell["seed"]).permutation(rest)[:POOL_CAP])
+    rows = probe_rows(cell, START, POOL_CAP)
+    x_all, y_all, names, y_test = rows.x, rows.y, rows.names, rows.y_test
+    labelled, unlabelled = list(rows.labelled), list(rows.unlabelled)
     strategy, budget, curve = cell["params"]["strategy"], STEP * len(names), []
     while True:
         probe = tuned_probe(x_all[labelled], y_all[labelled].tolist())
-        predicted = probe.predict(features["test"])
+        predicted = probe.predict(rows.x_test)
         curve.append([len(labelled), float(f1_score(y_test, predicted, average="macro", zero_division=0))])
         if len(labelled) >= END * len(names) or not unlabelled:
             break

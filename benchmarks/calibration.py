@@ -19,10 +19,9 @@ modality, never on the test set's.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable
 from typing import Any
 
-from harness import Setting, Study, main
+from harness import Setting, Study, by_dataset_and_size, main
 
 from tlpipe.calibration import at_bound
 
@@ -47,7 +46,7 @@ def report(records: list[dict[str, Any]]) -> list[str]:
              "| dataset | per class | seeds | fitted on | temperature | ECE softmax | ECE calibrated | NLL softmax "
              "| NLL calibrated | coverage (target 0.9) | mean set size | empty sets |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for (dataset, size), group in _by_dataset_and_size((r["dataset"], r["size"], r["details"]) for r in runs):
+    for (dataset, size), group in by_dataset_and_size((r["dataset"], r["size"], r["details"]) for r in runs):
         calibration = [d["calibration"] for d in group]
         sets = [d["prediction_sets"]["test"] for d in group]
         fitted = ", ".join(sorted({c["fitted_on"].split(" (")[0].replace("the ", "") for c in calibration}))
@@ -80,7 +79,7 @@ def development_report(records: list[dict[str, Any]]) -> list[str]:
              "| ECE served | lower ECE served in | NLL softmax | NLL served | lower NLL served in "
              "| coverage (target 0.9) | mean set size |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for (dataset, size), group in _by_dataset_and_size(keyed):
+    for (dataset, size), group in by_dataset_and_size(keyed):
         calibration = [d["calibration"] for d in group]
         sets = [d["prediction_sets"]["test"] for d in group]
         fitted = [c["test"] for c in calibration]
@@ -105,15 +104,6 @@ def development_report(records: list[dict[str, Any]]) -> list[str]:
         ]
         lines.append(f"| {dataset} | {size} | {len(group)} | " + " | ".join(cells) + " |")
     return [*lines, ""]
-
-
-def _by_dataset_and_size(
-    rows: Iterable[tuple[str, int, dict[str, Any]]],
-) -> list[tuple[tuple[str, int], list[dict[str, Any]]]]:
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for dataset, size, figures in rows:
-        groups.setdefault((dataset, size), []).append(figures)
-    return sorted(groups.items())
 
 
 def _mean(values: list[float], digits: int) -> str:

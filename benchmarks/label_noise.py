@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from harness import Setting, Study, main
+from harness import Setting, Study, by_dataset_and_size, main
 from harness.pipeline_runs import SOURCES, _features, tuned_probe
 from harness.real_datasets import real_dataset
 from harness.train_runs import merged, scored_result
@@ -86,10 +86,7 @@ def report(records: list[dict[str, Any]]) -> list[str]:
     lines = ["## The review against the flipped labels", "",
              "| dataset | per class | flipped | flagged | precision | recall |",
              "|---|---|---|---|---|---|"]  # fmt: skip
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for record in reviewed:
-        groups.setdefault((record["dataset"], record["size"]), []).append(record["details"])
-    for (dataset, size), group in sorted(groups.items()):
+    for (dataset, size), group in by_dataset_and_size((r["dataset"], r["size"], r["details"]) for r in reviewed):
         means = [_mean(group, key) for key in ("flipped", "flagged", "precision", "recall")]
         lines.append(f"| {dataset} | {size} | " + " | ".join(means) + " |")
     return [*lines, "", "Means over seeds.", ""]

@@ -17,16 +17,12 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-from harness import Setting, Study, main
-from harness.pipeline_runs import SOURCES, _features, tuned_probe
-from harness.real_datasets import real_dataset
+from harness import Setting, Study, by_dataset_and_size, main
+from harness.pipeline_runs import probe_rows, tuned_probe
 from harness.train_runs import merged, scored_result
 
-from tlpipe.datasets import INPUT, LABEL, examples_per_class
 from tlpipe.self_training import self_train
 
 POOL = 500
@@ -35,31 +31,21 @@ LABELLED_ONLY, SELF_TRAINING = "labelled only", "self-training"
 
 def run(cell: Mapping[str, Any]) -> dict[str, Any]:
     """Worker: the tuned probe on the cell's labelled sample, alone or self-trained on the pool."""
-    dataset = real_dataset(cell["dataset"])
-    pool, test = dataset.tables()
-    features = _features(dataset, pool, test, Path(cell["scratch"]), SOURCES[dataset.modality])
-    names = sorted(set(pool[LABEL]))
-    ids = {name: index for index, name in enumerate(names)}
-    y_all = np.array([ids[label] for label in pool[LABEL]])
-    sample = examples_per_class(pool, cell["size"], cell["seed"])
-    row_of = {item: index for index, item in enumerate(pool[INPUT])}
-    labelled = [row_of[item] for item in sample[INPUT]]
-    rest = np.setdiff1d(np.arange(len(pool)), labelled)
-    unlabelled = np.random.default_rng(cell["seed"]).permutation(rest)[:POOL]
-    x, y = features["pool"][labelled], y_all[labelled].tolist()
-    details: dict[str, Any] = {"pool": len(unlabelled)}
+    rows = probe_rows(cell, cell["size"], POOL)
+    x, y = rows.x[rows.labelled], rows.y[rows.labelled].tolist()
+    details: dict[str, Any] = {"pool": len(rows.unlabelled)}
     if cell["params"]["pool"]:
-        trained = self_train(x, y, features["pool"][unlabelled], seed=cell["seed"])
+        trained = self_train(x, y, rows.x[rows.unlabelled], seed=cell["seed"])
         model = trained.model
         details |= {"threshold": trained.threshold, "fold_scores": trained.fold_scores,
                     "pseudo_labels": sum(trained.pseudo_labels.values())}  # fmt: skip
         if trained.threshold is not None:
             given = trained.model.transduction_[len(y) :]
-            details["pseudo_labels_right"] = int((given[given != -1] == y_all[unlabelled][given != -1]).sum())
+            details["pseudo_labels_right"] = int((given[given != -1] == rows.y[rows.unlabelled][given != -1]).sum())
     else:
         model = tuned_probe(x, y)
-    predicted = [int(i) for i in model.predict(features["test"])]
-    return merged(scored_result(predicted, [ids[label] for label in test[LABEL]], names), {"details": details})
+    predicted = [int(i) for i in model.predict(rows.x_test)]
+    return merged(scored_result(predicted, rows.y_test, rows.names), {"details": details})
 
 
 def report(records: list[dict[str, Any]]) -> list[str]:
@@ -70,10 +56,7 @@ def report(records: list[dict[str, Any]]) -> list[str]:
     lines = ["## What self-training did", "",
              "| dataset | per class | thresholds chosen (per seed) | pseudo-labels (mean) | right (mean share) |",
              "|---|---|---|---|---|"]  # fmt: skip
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for record in trained:
-        groups.setdefault((record["dataset"], record["size"]), []).append(record["details"])
-    for (dataset, size), group in sorted(groups.items()):
+    for (dataset, size), group in by_dataset_and_size((r["dataset"], r["size"], r["details"]) for r in trained):
         chosen = ", ".join("off" if d["threshold"] is None else str(d["threshold"]) for d in group)
         given = statistics.fmean(d["pseudo_labels"] for d in group)
         shares = [d["pseudo_labels_right"] / d["pseudo_labels"] for d in group if d.get("pseudo_labels")]

@@ -337,14 +337,20 @@ def test_state_saved_with_other_settings_is_not_resumed(tiny_model_dir, train_ta
     assert len(result.history) == 2
 
 
-def test_linear_probe_encodes_once_and_reuses_cached_features_for_other_head_settings(
-    tiny_model_dir, train_table, test_table, tmp_path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def counted_encodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one each time training encodes inputs with the frozen body."""
     import tlpipe.training as training
 
     calls: list[int] = []
     real_encode = training.encode_features
     monkeypatch.setattr(training, "encode_features", lambda *a, **k: calls.append(1) or real_encode(*a, **k))
+    return calls
+
+
+def test_linear_probe_encodes_once_and_reuses_cached_features_for_other_head_settings(
+    tiny_model_dir, train_table, test_table, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = counted_encodes(monkeypatch)
     cache = FeatureCache(tmp_path, snapshot_key="tiny", preprocessing={"max_length": 32})
     probe = FAST.model_copy(update={"strategy": "linear_probe", "epochs": 2})
 
@@ -367,11 +373,7 @@ def test_lexical_probe_reads_the_body_embeddings_from_the_cache_and_trains_as_wi
     tiny_model_dir, train_table, test_table, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The cache holds the body's embeddings; the wordpiece channel, fitted on each run's texts, is added after.
-    import tlpipe.training as training
-
-    calls: list[int] = []
-    real_encode = training.encode_features
-    monkeypatch.setattr(training, "encode_features", lambda *a, **k: calls.append(1) or real_encode(*a, **k))
+    calls = counted_encodes(monkeypatch)
     cache = FeatureCache(tmp_path, snapshot_key="tiny", preprocessing={"max_length": 32})
     probe = FAST.model_copy(update={"strategy": "linear_probe", "epochs": 2})
     lexical = FAST.model_copy(update={"strategy": "lexical_probe", "epochs": 2})

@@ -12,10 +12,11 @@ and its undrawn rows) and ``train_runs`` (the real train stage in a temporary pr
 
 from .cli import Study, StudyError, main, write_report
 from .grid import Cell, Setting, plan, run_cell, run_grid
-from .report import compare, markdown, paired_bootstrap, summarise
+from .report import by_dataset_and_size, compare, markdown, paired_bootstrap, summarise
 from .version import code_version
 
 __all__ = [
-    "Cell", "Setting", "Study", "StudyError", "code_version", "compare", "main", "markdown", "paired_bootstrap",
+    "Cell", "Setting", "Study", "StudyError", "by_dataset_and_size", "code_version", "compare", "main", "markdown",
+    "paired_bootstrap",
     "plan", "run_cell", "run_grid", "summarise", "write_report",
 ]  # fmt: skip

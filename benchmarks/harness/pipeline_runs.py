@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,35 @@ def tuned_probe(features: np.ndarray, labels: list[int]) -> Any:
     """Logistic regression with ``C`` from ``CS`` chosen by stratified k-fold log loss on these rows alone: the
     product's probe (``tlpipe.transferability.fit_probe``), so the row measures what tlpipe fits."""
     return fit_probe(features, labels, seed=0)
+
+
+@dataclass(frozen=True)
+class ProbeRows:
+    """A real dataset's rows as a probe study reads them: the default body's normalised frozen features of every
+    training-pool and test row, labels as ids, a seeded labelled sample and a seeded draw of other pool rows."""
+
+    names: list[str]
+    x: np.ndarray  # every pool row's features
+    y: np.ndarray  # every pool row's label id (a study may read it only for the labelled rows, or to report)
+    x_test: np.ndarray
+    y_test: list[int]
+    labelled: list[int]  # pool rows of ``examples_per_class(pool, per_class, seed)``
+    unlabelled: list[int]  # at most ``unlabelled`` other pool rows, drawn with the seed
+
+
+def probe_rows(cell: Mapping[str, Any], per_class: int, unlabelled: int) -> ProbeRows:
+    """The cell's dataset as ``ProbeRows``: ``per_class`` labelled rows and up to ``unlabelled`` others."""
+    dataset = real_dataset(cell["dataset"])
+    pool, test = dataset.tables()
+    features = _features(dataset, pool, test, Path(cell["scratch"]), SOURCES[dataset.modality])
+    names = sorted(set(pool[LABEL]))
+    ids = {name: index for index, name in enumerate(names)}
+    row_of = {item: index for index, item in enumerate(pool[INPUT])}
+    labelled = [row_of[item] for item in examples_per_class(pool, per_class, cell["seed"])[INPUT]]
+    rest = np.setdiff1d(np.arange(len(pool)), labelled)
+    drawn = np.random.default_rng(cell["seed"]).permutation(rest)[:unlabelled]
+    return ProbeRows(names, features["pool"], np.array([ids[label] for label in pool[LABEL]]), features["test"],
+                     [ids[label] for label in test[LABEL]], labelled, [int(row) for row in drawn])  # fmt: skip
 
 
 def baseline(dataset: RealDataset, labelled: pd.DataFrame, test: pd.DataFrame) -> dict[str, Any]:

@@ -19,6 +19,16 @@ RESAMPLES = 2000
 CONFIDENCE = 0.95
 
 
+def by_dataset_and_size(
+    rows: Iterable[tuple[str, int, dict[str, Any]]],
+) -> list[tuple[tuple[str, int], list[dict[str, Any]]]]:
+    """(dataset, size, figures) rows grouped by dataset and size, sorted: what a study's own report section reads."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for dataset, size, figures in rows:
+        groups.setdefault((dataset, size), []).append(figures)
+    return sorted(groups.items())
+
+
 def summarise(records: Sequence[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
     """Per dataset, size and setting: the seeds that ran, mean and std over them of ``metric``, mean seconds."""
     groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
