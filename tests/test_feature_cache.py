@@ -63,3 +63,19 @@ def test_rows_of_another_body_or_preprocessing_are_never_gathered(tmp_path: Path
     FeatureCache(tmp_path, *other).load_or_compute(TEXTS[:2], encode(TEXTS[:2]))
 
     assert calls == [TEXTS, TEXTS[:2]]
+
+
+def test_an_unreadable_file_in_the_cache_folder_is_skipped_with_a_warning_naming_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[list[str]] = []
+    encode = encoder(calls)
+    cache = FeatureCache(tmp_path, "body", {})
+    cache.load_or_compute(TEXTS, encode(TEXTS))
+    broken = tmp_path / "0000-truncated.safetensors"  # sorted first: read before the good entry
+    broken.write_bytes(b"not a safetensors file")
+
+    gathered = cache.load_or_compute(TEXTS[:2], encode(TEXTS[:2]))
+
+    assert calls == [TEXTS] and len(gathered) == 2
+    assert str(broken) in caplog.text and "Delete it" in caplog.text

@@ -97,16 +97,20 @@ class FeatureCache:
         """Features of ``rows`` (row digests) from the entries that hold them, or None unless every row is held."""
         if not rows or not self.folder.is_dir():
             return None
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
         wanted, found = set(rows), {}
         for entry in sorted(self.folder.glob("*.safetensors")):
-            with safe_open(str(entry), framework="pt") as file:
-                listed = json.loads((file.metadata() or {}).get(ROWS, "[]"))
-                positions = {digest: index for index, digest in enumerate(listed) if digest in wanted}
-                if positions:
-                    features = file.get_tensor("features")
-                    found.update({digest: features[index] for digest, index in positions.items()})
+            try:
+                with safe_open(str(entry), framework="pt") as file:
+                    listed = json.loads((file.metadata() or {}).get(ROWS, "[]"))
+                    positions = {digest: index for index, digest in enumerate(listed) if digest in wanted}
+                    if positions:
+                        features = file.get_tensor("features")
+                        found.update({digest: features[index] for digest, index in positions.items()})
+            except (SafetensorError, OSError, ValueError) as error:  # a cache entry is never worth a failed run
+                log.warning("%s: not a readable feature-cache entry (%s); skipped. Delete it.", entry, error)
+                continue
             if len(found) == len(wanted):
                 return torch.stack([found[digest] for digest in rows])
         return None
