@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from factories import make_table, write_project, write_tiny_bert
+import yaml
+from factories import ARCHITECTURE, REPO, make_table, write_images, write_project, write_tiny_bert
 
 # The suite's bit-equality tests hold on CPU; on a GPU machine they would compare nondeterministic kernels.
 # Set before torch is imported, and inherited by the dvc/tlpipe subprocesses of the slow tier.
@@ -108,3 +109,39 @@ def project(
 @pytest.fixture
 def params_writer() -> Callable[..., None]:
     return write_project
+
+
+@pytest.fixture(scope="session")
+def tiny_image_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny timm model's full state dict (classifier included) in safetensors, as a user's own weights would be."""
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny-timm") / "weights.safetensors"
+    save_file(timm.create_model("test_efficientnet", pretrained=False).state_dict(), path)
+    return path
+
+
+@pytest.fixture
+def image_project(tmp_path: Path, tiny_image_weights: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An image project folder (cwd): class folders of coloured images, and params.yaml using the tiny timm model."""
+    monkeypatch.chdir(tmp_path)
+    write_images(tmp_path / "data" / "raw" / "train", 10, 0)
+    write_images(tmp_path / "data" / "raw" / "test", 4, 100)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["paths"].update(raw_train="data/raw/train", raw_test="data/raw/test")
+    params["data"].update(modality="image", min_examples_per_class=4, min_image_size=16)
+    params["model"].update(source=str(tiny_image_weights), architecture=ARCHITECTURE)
+    params["train"].update(
+        strategy="freeze_unfreeze",
+        epochs=2,
+        batch_size=8,
+        learning_rate=1e-3,
+        head_learning_rate=1e-2,
+        layer_decay=0.8,
+        freeze_unfreeze={"head_epochs": 1},
+    )
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return tmp_path

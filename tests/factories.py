@@ -93,7 +93,7 @@ def dvc_project_at(
 ) -> Path:
     """A committed git + DVC project in ``root``: dvc.yaml, the code and lock file its stages depend on, tiny data."""
     root.mkdir(parents=True, exist_ok=True)
-    for name in ("dvc.yaml", "requirements.lock", ".dvcignore", "data/source/README.md"):
+    for name in ("dvc.yaml", "requirements.lock", ".dvcignore", "data/source/README.md", "data/unlabelled/README.md"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
@@ -167,3 +167,26 @@ def benchmark_module(name: str) -> ModuleType:
         sys.modules[name] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(sys.modules[name])
     return sys.modules[name]
+
+
+ARCHITECTURE = "timm:test_efficientnet"
+COLOURS = {"blue": (30, 60, 220), "green": (40, 200, 60), "red": (220, 40, 40)}
+MODES = ("RGB", "L", "RGBA", "P")
+
+
+def write_images(folder: Path, per_class: int, offset: int) -> None:
+    """Class = dominant colour; files cycle through PNG/JPEG and RGB, grayscale, RGBA and palette modes."""
+    from PIL import Image
+
+    rng = np.random.default_rng(offset)
+    for label, colour in COLOURS.items():
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            size = (48 + 4 * (index % 3), 40 + 4 * (index % 4))
+            noise = rng.integers(-40, 40, size=(size[1], size[0], 3))
+            pixels = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
+            image = Image.fromarray(pixels)
+            mode = MODES[index % len(MODES)] if label != "red" else "RGB"  # grey would erase the colour
+            image = image.convert(mode) if mode != "P" else image.quantize(16)
+            suffix = ".jpg" if index % 2 and mode in ("RGB", "L") else ".png"
+            image.save(folder / label / f"{label}_{offset + index:03d}{suffix}")

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from factories import REPO
+from factories import ARCHITECTURE, COLOURS, write_images
 from PIL import Image
 
 from tlpipe import serving
@@ -32,60 +32,6 @@ from tlpipe.params import parse_params
 from tlpipe.sources import fetch_snapshot
 from tlpipe.stages import STAGES
 from tlpipe.training import Callbacks, fine_tune, seed_everything
-
-ARCHITECTURE = "timm:test_efficientnet"
-COLOURS = {"blue": (30, 60, 220), "green": (40, 200, 60), "red": (220, 40, 40)}
-MODES = ("RGB", "L", "RGBA", "P")
-
-
-def write_images(folder: Path, per_class: int, offset: int) -> None:
-    """Class = dominant colour; files cycle through PNG/JPEG and RGB, grayscale, RGBA and palette modes."""
-    rng = np.random.default_rng(offset)
-    for label, colour in COLOURS.items():
-        (folder / label).mkdir(parents=True, exist_ok=True)
-        for index in range(per_class):
-            size = (48 + 4 * (index % 3), 40 + 4 * (index % 4))
-            noise = rng.integers(-40, 40, size=(size[1], size[0], 3))
-            pixels = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
-            image = Image.fromarray(pixels)
-            mode = MODES[index % len(MODES)] if label != "red" else "RGB"  # grey would erase the colour
-            image = image.convert(mode) if mode != "P" else image.quantize(16)
-            suffix = ".jpg" if index % 2 and mode in ("RGB", "L") else ".png"
-            image.save(folder / label / f"{label}_{offset + index:03d}{suffix}")
-
-
-@pytest.fixture(scope="session")
-def tiny_image_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny timm model's full state dict (classifier included) in safetensors, as a user's own weights would be."""
-    import timm
-    from safetensors.torch import save_file
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny-timm") / "weights.safetensors"
-    save_file(timm.create_model("test_efficientnet", pretrained=False).state_dict(), path)
-    return path
-
-
-@pytest.fixture
-def image_project(tmp_path: Path, tiny_image_weights: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    write_images(tmp_path / "data" / "raw" / "train", 10, 0)
-    write_images(tmp_path / "data" / "raw" / "test", 4, 100)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["paths"].update(raw_train="data/raw/train", raw_test="data/raw/test")
-    params["data"].update(modality="image", min_examples_per_class=4, min_image_size=16)
-    params["model"].update(source=str(tiny_image_weights), architecture=ARCHITECTURE)
-    params["train"].update(
-        strategy="freeze_unfreeze",
-        epochs=2,
-        batch_size=8,
-        learning_rate=1e-3,
-        head_learning_rate=1e-2,
-        layer_decay=0.8,
-        freeze_unfreeze={"head_epochs": 1},
-    )
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return tmp_path
 
 
 def serve_from_bundle(bundle: Path, paths: list[str], model_file: str | None = None) -> np.ndarray:
