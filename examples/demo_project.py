@@ -15,7 +15,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER = ".tlpipe-demo"
-CODE_FILES = ("dvc.yaml", "requirements.lock", ".dvcignore")
+# The unlabelled pool's folder is the pseudo_label stage's dependency: it must exist; its README says what goes in.
+CODE_FILES = ("dvc.yaml", "requirements.lock", ".dvcignore", "data/unlabelled/README.md")
 
 
 class ForeignFolderError(Exception):
@@ -52,7 +53,8 @@ def write_if_changed(path: Path, content: bytes) -> bool:
 
 
 def copy_code(root: Path) -> None:
-    """This repository's ``dvc.yaml``, ``requirements.lock``, ``.dvcignore`` and ``src/`` into ``root``.
+    """This repository's ``dvc.yaml``, ``requirements.lock``, ``.dvcignore``, ``data/unlabelled/README.md`` and
+    ``src/`` into ``root``.
 
     They are the stages' dependencies; files removed here are removed there.
     """

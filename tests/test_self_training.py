@@ -48,6 +48,7 @@ def test_at_the_threshold_the_folds_chose_the_pool_is_pseudo_labelled_right_and_
     assert (given != -1).sum() > 0
     assert np.array_equal(given[given != -1], truth[given != -1])  # separable: every pseudo-label is right
     assert trained.pseudo_labels == {label: int((given == label).sum()) for label in range(3)}
+    assert trained.pseudo_labelled() == [(row, int(label)) for row, label in enumerate(given) if label != -1]
     assert trained.describe(["a", "b", "c"]).startswith(f"self-training at threshold 0.8: {(given != -1).sum()} ")
 
 
@@ -58,6 +59,6 @@ def test_off_wins_a_tie_and_the_probe_then_sees_the_labelled_rows_alone(monkeypa
 
     trained = self_train(features, labels.tolist(), pool)
 
-    assert trained.threshold is None and trained.pseudo_labels == {}
+    assert trained.threshold is None and trained.pseudo_labels == {} and trained.pseudo_labelled() == []
     assert not hasattr(trained.model, "transduction_")
     assert trained.describe(["a", "b", "c"]).startswith("self-training off: no threshold beat")

@@ -70,6 +70,17 @@ STAGE_HELP = {
         "per class, shown in the model card) to paths.label_review. Correct the labels in your raw data (or move "
         "the image files) and run `dvc repro`.",
     ),
+    "pseudo_label": (
+        "Pseudo-label the unlabelled pool in paths.unlabelled for training (self-training; off without a pool).",
+        "With paths.unlabelled/pool.csv (texts: the training data's text column; images: a manifest) or, for images, "
+        "a pool/ folder, read and checked like training data: a probe of the frozen body's features labels the pool "
+        "examples it is confident about and refits (scikit-learn's SelfTrainingClassifier), at a threshold chosen "
+        "on the labelled rows' folds, with 'off' among the candidates and winning ties. Each cross-validation fold "
+        "gets pseudo-labels from its own training rows only; the final model from every labelled row. Writes "
+        "paths.pseudo_labels; train adds the rows to what it trains on, never to what it validates on, and the "
+        "model card says how many per class. Without a pool it records that and does nothing. On real data it "
+        "lost more often than it helped (benchmarks/results/semi_supervised.md).",
+    ),
     "train": (
         "Fine-tune the snapshot with train.strategy, choosing settings by cross-validation or validation.",
         "Strategies: auto (the default: for texts contrastive when the smallest class has fewer than "
@@ -137,9 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     runner = commands.add_parser(
         "run",
         help="Run the whole pipeline as a Prefect flow (each task reproduces its DVC stage).",
-        description="Run validate -> prepare -> pretrain -> fetch-model -> review-labels -> train -> calibrate -> "
-        "evaluate -> export as a Prefect flow. Each task asks DVC to reproduce its stage, so unchanged stages are "
-        "skipped and dvc.lock stays true; reports are published as Prefect artifacts.",
+        description="Run validate -> prepare -> pretrain -> fetch-model -> review-labels -> pseudo-label -> train -> "
+        "calibrate -> evaluate -> export as a Prefect flow. Each task asks DVC to reproduce its stage, so unchanged "
+        "stages are skipped and dvc.lock stays true; reports are published as Prefect artifacts.",
     )
     runner.add_argument("--force", action="store_true", help="rerun every stage even if DVC finds it up to date")
     sweeper = commands.add_parser(

@@ -49,6 +49,8 @@ class PathsConfig(Section):
     source_data: Path = Path("data/source")
     source_snapshot: Path = Path("models/source")
     source_work: Path = Path("data/cache/pretrain")
+    unlabelled: Path = Path("data/unlabelled")
+    pseudo_labels: Path = Path("data/pseudo_labels")
     learning_curve: Path = Path("reports/learning_curve")
 
 

@@ -86,6 +86,7 @@ def render_model_card(
         "",
         *_strategy_lines(classifier, history),
         "",
+        *_self_training_lines((classifier.get("strategy_choice") or {}).get("self_training")),
         f"Data version (sha256 of the data manifests validate wrote): `{data_version}`.",
         "",
         "| label | " + " | ".join(class_counts) + " |",
@@ -182,6 +183,42 @@ def _cross_validation_table(scores: Mapping[str, Any], chosen: str) -> list[str]
         marker = " (chosen)" if name == chosen else ""
         lines.append(f"| {name}{marker} | {score['mean']:.4f} ± {score['std']:.4f} | {folds} | {score['epochs']} |")
     return lines
+
+
+def _self_training_lines(summary: Mapping[str, Any] | None) -> list[str]:
+    """With an unlabelled pool (stage ``pseudo_label``): how many pseudo-labels the final model trained on, per
+    class, and how the folds got theirs."""
+    if not summary or not summary.get("used"):
+        return []
+    given = {label: count for label, count in summary["pseudo_labels_per_class"].items() if count}
+    total = sum(given.values())
+    left_out = f" ({summary['left_out']} more were already labelled or in the test file)" if summary["left_out"] else ""
+    if summary["threshold"] is None:
+        outcome = (
+            "No confidence threshold beat the labelled examples alone on their cross-validation folds, so the final "
+            "model trained on no pseudo-label."
+        )
+    else:
+        outcome = (
+            f"At the confidence threshold the labelled examples' folds chose ({summary['threshold']}), the final "
+            f"model also trained on {counted(total, 'pseudo-labelled example')}"
+            + (f": {', '.join(f'`{label}` {count}' for label, count in given.items())}." if given else ".")
+        )
+    folds = ""
+    if summary["folds"]:
+        chosen = ", ".join("off" if threshold is None else str(threshold) for threshold in summary["fold_thresholds"])
+        folds = (
+            f" Each cross-validation fold self-trained on its own training rows only (thresholds {chosen}; "
+            f"{', '.join(map(str, summary['fold_pseudo_labels']))} pseudo-labels), so the scores above include it."
+        )
+    return [
+        "## Unlabelled examples",
+        "",
+        f"Self-training used the unlabelled pool `{summary['pool']}`: "
+        f"{counted(summary['pool_examples'], 'example')}{left_out}. {outcome}{folds} The folds' macro-F1 per "
+        "threshold: " + ", ".join(f"{name} {score:.3f}" for name, score in summary["fold_scores"].items()) + ".",
+        "",
+    ]
 
 
 def _label_review_lines(review: Mapping[str, Any] | None) -> list[str]:

@@ -31,6 +31,11 @@ class SelfTraining:
     fold_scores: dict[str, float]  # mean macro-F1 over the folds: "off" and each threshold
     pseudo_labels: dict[int, int] = field(default_factory=dict)  # class -> pool rows it was given
     model: Any = None  # predict_proba and predict take normalised rows
+    pool_labels: tuple[int, ...] = ()  # per pool row, the class it was given, or UNLABELLED; empty when off
+
+    def pseudo_labelled(self) -> list[tuple[int, int]]:
+        """(pool row, class) of every pool row given a pseudo-label, in pool order."""
+        return [(row, label) for row, label in enumerate(self.pool_labels) if label != UNLABELLED]
 
     def describe(self, class_names: Sequence[str]) -> str:
         if self.threshold is None:
@@ -71,7 +76,7 @@ def self_train(
     given = model.transduction_[len(y) :]
     classes, counts = np.unique(given[given != UNLABELLED], return_counts=True)
     per_class = {int(label): int(count) for label, count in zip(classes, counts, strict=True)}
-    return SelfTraining(threshold, scores, per_class, model)
+    return SelfTraining(threshold, scores, per_class, model, tuple(int(label) for label in given))
 
 
 def _fold_scores(

@@ -5,4 +5,7 @@ depends on, by their section names; ``dvc.yaml`` lists exactly those sections un
 (tests/test_contract.py keeps the two in agreement).
 """
 
-STAGES = ("validate", "prepare", "pretrain", "fetch_model", "review_labels", "train", "calibrate", "evaluate", "export")
+STAGES = (
+    "validate", "prepare", "pretrain", "fetch_model", "review_labels", "pseudo_label", "train", "calibrate", "evaluate",
+    "export",
+)  # fmt: skip

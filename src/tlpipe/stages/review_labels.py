@@ -11,7 +11,6 @@ what changed.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -20,17 +19,15 @@ import pandas as pd
 from tlpipe.artifacts import atomic_directory, read_json, write_json, write_text
 from tlpipe.config import ModelConfig, PathsConfig, PreprocessConfig, SplitConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
-from tlpipe.feature_cache import FeatureCache, encode_features
+from tlpipe.frozen_features import frozen_encoder
 from tlpipe.label_review import GIVEN, SUGGESTED, out_of_fold_probabilities, review_labels
 from tlpipe.modalities import get_modality
-from tlpipe.runtime import encoding_device
 from tlpipe.sources import verify_snapshot
 from tlpipe.stages.prepare import DATA_VERSION, LABELS, TRAIN, VALID
 from tlpipe.transferability import fold_count
 
 log = logging.getLogger(__name__)
 
-ENCODE_BATCH = 64
 SUSPECTS, SUMMARY = "label_review.csv", "summary.json"
 MIN_PER_CLASS = 3  # out-of-fold probabilities with C chosen inside each fold (tlpipe.label_review)
 
@@ -45,16 +42,7 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, sp
     inputs, labels = labelled[INPUT].tolist(), labelled[LABEL].tolist()
     if fold_count(labels) < MIN_PER_CLASS:
         return _skipped(paths, labels, class_names, modality.input_column)
-    body = modality.load_pretrained(
-        paths.snapshot, len(class_names), 0.0, trust_remote_code=model.trust_remote_code, pretrained=True
-    )
-    device = encoding_device()
-    encode = modality.preprocessor(paths.snapshot, preprocess, model.trust_remote_code)
-    snapshot_key = json.dumps(manifest["files"], sort_keys=True)  # as the train stage keys its feature cache
-    cache = FeatureCache(paths.feature_cache, snapshot_key, encode.describe(), modality.content_key)
-    features = cache.load_or_compute(
-        inputs, lambda: encode_features(body.to(device), encode, inputs, ENCODE_BATCH, device).cpu()
-    ).numpy()
+    features = frozen_encoder(paths, model, preprocess, modality, manifest, len(class_names))(inputs)
     index = {name: position for position, name in enumerate(class_names)}
     probabilities = out_of_fold_probabilities(features, [index[label] for label in labels], split.seed)
     review = review_labels(inputs, labels, probabilities, class_names, modality.input_column, fold_count(labels))

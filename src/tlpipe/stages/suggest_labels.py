@@ -10,12 +10,9 @@ left out. Writes the picks, most useful first, as a CSV in the training data's o
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from tlpipe.active_learning import DEFAULT_STRATEGY, select
@@ -23,16 +20,13 @@ from tlpipe.artifacts import read_json, write_json, write_text
 from tlpipe.config import DataConfig, ModelConfig, PathsConfig, PreprocessConfig, SplitConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.errors import DataValidationError
-from tlpipe.feature_cache import FeatureCache, encode_features
+from tlpipe.frozen_features import frozen_encoder
 from tlpipe.modalities import get_modality
-from tlpipe.runtime import encoding_device
 from tlpipe.sources import verify_snapshot
 from tlpipe.stages.prepare import DATA_VERSION, LABELS, TRAIN, VALID
 from tlpipe.transferability import fit_probe, normalised
 
 log = logging.getLogger(__name__)
-
-ENCODE_BATCH = 64
 
 
 def suggest(
@@ -60,19 +54,7 @@ def suggest(
     if not pool:
         raise DataValidationError(f"{pool_path}: every example in it is already in the training data")
     log.info("Ranking %d unlabelled examples of %s with %s (budget %d)", len(pool), pool_path, strategy, budget)
-    body = modality.load_pretrained(
-        paths.snapshot, len(class_names), 0.0, trust_remote_code=model.trust_remote_code, pretrained=True
-    )
-    device = encoding_device()
-    encode = modality.preprocessor(paths.snapshot, preprocess, model.trust_remote_code)
-    cache = FeatureCache(
-        paths.feature_cache, json.dumps(manifest["files"], sort_keys=True), encode.describe(), modality.content_key
-    )
-
-    def features(inputs: list[Any]) -> np.ndarray:
-        compute = lambda: encode_features(body.to(device), encode, inputs, ENCODE_BATCH, device).cpu()  # noqa: E731
-        return cache.load_or_compute(inputs, compute).numpy()
-
+    features = frozen_encoder(paths, model, preprocess, modality, manifest, len(class_names))
     labelled_x, pool_x = features(labelled[INPUT].tolist()), features(pool)
     index = {name: position for position, name in enumerate(class_names)}
     probe = fit_probe(labelled_x, [index[label] for label in labelled[LABEL]], split.seed)

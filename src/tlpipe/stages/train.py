@@ -41,6 +41,7 @@ from tlpipe.modalities import get_modality
 from tlpipe.modalities.base import Modality
 from tlpipe.modalities.classifier import Classifier
 from tlpipe.model_selection import CrossValidated, Folds, choose_epochs
+from tlpipe.pseudo_labels import PseudoLabels, labelled_version
 from tlpipe.runtime import select_runtime
 from tlpipe.sources import BODY_RANKING_RECORD, PRETRAINING_RECORD, shareable_source, verify_snapshot
 from tlpipe.stages.prepare import DATA_VERSION, FOLDS, LABELS, TRAIN, VALID
@@ -74,7 +75,12 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
     plan = plan_strategy(train, fit[LABEL].tolist(), scored_labels[LABEL].tolist(), modality.auto_rule)
     if train.strategy == "auto":
         log.info("Strategy auto: training %s. %s", " and ".join(plan.candidates), plan.reason)
-    candidate_run = CandidateRun(paths, model, preprocess, modality, manifest, labels, fit, valid)
+    pseudo = PseudoLabels.read(paths.pseudo_labels, labelled_version(paths.prepared / TRAIN, paths.prepared / FOLDS))
+    if pseudo.used:
+        log.info("Self-training: %s", pseudo.summary["description"])
+    if not folds.cross_validates:  # the validation split chooses: pseudo-labels join the train table only
+        fit = pseudo.added_to(fit)
+    candidate_run = CandidateRun(paths, model, preprocess, modality, manifest, labels, fit, valid, pseudo)
     with (
         process_group() as workers,
         _training_log(workers, paths.training_log, train, plan.candidates[0]) as training_log,
@@ -95,6 +101,8 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
             training_log.live.log_params({"chosen_strategy": chosen})
         if workers.is_main:
             choice = {**plan.to_dict(), "model_selection": folds.summary()}
+            if pseudo.used:
+                choice["self_training"] = pseudo.summary
             _keep_checkpoint(paths, candidate_run.state_folder(chosen), choice, chosen, result, held_out)
         workers.barrier()  # the others end after rank 0 has written (a launcher reads success from every exit)
     log.info(
@@ -124,7 +132,7 @@ def _cross_validate_then_refit(
         histories = []
         for fold in range(folds.folds):
             log.info("Cross-validating %s: fold %d of %d", strategy, fold + 1, folds.folds)
-            fold_run = candidate_run.on(*folds.split(candidate_run.fit, fold))
+            fold_run = _fold_run(candidate_run, folds, fold)
             histories.append(
                 fold_run.train(
                     settings,
@@ -148,10 +156,21 @@ def _cross_validate_then_refit(
     from_recipe = [key for key in recipe_keys_used(train, chosen) if key != "epochs"]
     if get_strategy(chosen).tunes_body_on_pairs and pair_settings(final).final_body == FOLD_AVERAGE:
         _average_fold_bodies(candidate_run, folds, final)
-    log.info("Training the final %s model on all %d examples, %d epochs", chosen, len(candidate_run.fit), final.epochs)
-    result = candidate_run.train(final, training_log, from_recipe)
+    final_run = candidate_run.on(candidate_run.pseudo.added_to(candidate_run.fit), candidate_run.valid)
+    pseudo_rows = len(final_run.fit) - len(candidate_run.fit)
+    log.info(
+        "Training the final %s model on all %d labelled examples%s, %d epochs", chosen, len(candidate_run.fit),
+        f" and {pseudo_rows} pseudo-labelled ones" if pseudo_rows else "", final.epochs,
+    )  # fmt: skip
+    result = final_run.train(final, training_log, from_recipe)
     held_out = out_of_fold_logits(folds, fold_histories[chosen], scores[chosen].epochs, candidate_run)
     return chosen, dataclasses.replace(result, best_macro_f1=scores[chosen].mean), held_out
+
+
+def _fold_run(candidate_run: CandidateRun, folds: Folds, fold: int) -> CandidateRun:
+    """The run of one cross-validation fold: its labelled training rows and their pseudo-labelled ones."""
+    fit, valid = folds.split(candidate_run.fit, fold)
+    return candidate_run.on(candidate_run.pseudo.added_to(fit, fold), valid)
 
 
 def out_of_fold_logits(
@@ -184,9 +203,10 @@ def _average_fold_bodies(candidate_run: CandidateRun, folds: Folds, train: Train
     The final run then finds it in the store instead of tuning (``tlpipe.tuned_bodies``). A fold body
     missing from the store (a state resumed from elsewhere) leaves the final run to tune as usual.
     """
-    fold_runs = [candidate_run.on(*folds.split(candidate_run.fit, fold)) for fold in range(folds.folds)]
+    fold_runs = [_fold_run(candidate_run, folds, fold) for fold in range(folds.folds)]
+    final_run = candidate_run.on(candidate_run.pseudo.added_to(candidate_run.fit), candidate_run.valid)
     bodies = candidate_run.tuned_bodies()
-    if not bodies.average([run.body_key(train) for run in fold_runs], into=candidate_run.body_key(train)):
+    if not bodies.average([run.body_key(train) for run in fold_runs], into=final_run.body_key(train)):
         log.warning(
             "train.contrastive.final_body is %s, but a fold's tuned body is not in %s: tuning the final body on "
             "every example instead.", FOLD_AVERAGE, bodies.folder,
@@ -232,7 +252,8 @@ def _training_log(
 class CandidateRun:
     """Trains one strategy on the prepared data, resumably, keeping its best epoch under ``paths.train_state``.
 
-    ``pretrain`` runs it too, on the source data, with ``paths`` pointing at its own working folders.
+    ``pretrain`` runs it too, on the source data, with ``paths`` pointing at its own working folders. ``pseudo``:
+    the pseudo-labelled rows a fold's or the final model adds to ``fit`` (``tlpipe.pseudo_labels``).
     """
 
     def __init__(
@@ -245,9 +266,11 @@ class CandidateRun:
         labels: list[str],
         fit: pd.DataFrame,
         valid: pd.DataFrame,
+        pseudo: PseudoLabels | None = None,
     ) -> None:
         self.paths, self.model, self.preprocess, self.labels = paths, model, preprocess, labels
         self.modality, self.manifest, self.fit, self.valid = modality, manifest, fit, valid
+        self.pseudo = pseudo or PseudoLabels({"used": False})
         self.label_ids = {label: index for index, label in enumerate(labels)}
         self.preprocessor = modality.preprocessor(paths.snapshot, preprocess, model.trust_remote_code)
         self.augmenter = modality.augmenter(paths.snapshot, preprocess)
@@ -289,7 +312,7 @@ class CandidateRun:
         )
         state = TrainStateStore(
             self.state_folder(state_name or train.strategy),
-            _fingerprint(self.paths, self.snapshot_key, self.preprocess, train),
+            _fingerprint(self.paths, self.snapshot_key, self.preprocess, train, self.pseudo),
             every_epoch=keep_checkpoint,
         )
         metadata: dict[str, Any] = {
@@ -357,7 +380,9 @@ class CandidateRun:
         return self.tuned_bodies().key(self.fit[INPUT].tolist(), labels, train)
 
 
-def _fingerprint(paths: PathsConfig, snapshot_key: str, preprocess: PreprocessConfig, train: TrainConfig) -> str:
+def _fingerprint(
+    paths: PathsConfig, snapshot_key: str, preprocess: PreprocessConfig, train: TrainConfig, pseudo: PseudoLabels
+) -> str:
     """What a saved training state must match to be resumed: settings, body weights and data."""
     digest = hashlib.sha256()
     for part in (
@@ -368,6 +393,7 @@ def _fingerprint(paths: PathsConfig, snapshot_key: str, preprocess: PreprocessCo
         sha256_file(paths.prepared / VALID),
         sha256_file(paths.prepared / LABELS),
         sha256_file(folds) if (folds := paths.prepared / FOLDS).is_file() else "holdout",  # pretrain holds out
+        pseudo.digest(),
     ):
         digest.update(part.encode())
     return digest.hexdigest()
