@@ -73,7 +73,12 @@ def publish_label_review(review: Path, shown: int = 20) -> None:
         key="label-review",
         table=table or [{"result": "no suspect label"}],
         description=f"Label review: {summary['suspects']} of {summary['examples']} training labels look wrong "
-        f"(first {min(shown, summary['suspects'])} shown; the whole list is in {table_path})",
+        f"(first {min(shown, summary['suspects'])} shown; the whole list is in {table_path})"
+        + (
+            f"; {sets} sets of near-duplicate examples carry different labels ({review / 'conflicting_duplicates.csv'})"
+            if (sets := summary.get("conflicting_duplicate_sets"))
+            else ""
+        ),
     )
 
 

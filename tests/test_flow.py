@@ -122,7 +122,7 @@ def test_the_label_review_artifact_shows_the_first_suspect_rows_and_says_how_man
     monkeypatch.setattr(publish, "create_table_artifact", lambda **artifact: artifacts.append(artifact))
     review = tmp_path / "label_review"
     review.mkdir()
-    (review / "summary.json").write_text(json.dumps({"suspects": 3, "examples": 40}))
+    (review / "summary.json").write_text(json.dumps({"suspects": 3, "examples": 40, "conflicting_duplicate_sets": 2}))
     (review / "label_review.csv").write_text(
         "text,given_label,suggested_label\nrefund please,access,billing\nlogin fails,billing,access\nparcel,a,b\n"
     )
@@ -131,3 +131,5 @@ def test_the_label_review_artifact_shows_the_first_suspect_rows_and_says_how_man
 
     assert [row["text"] for row in artifacts[0]["table"]] == ["refund please", "login fails"]
     assert artifacts[0]["description"].startswith("Label review: 3 of 40 training labels look wrong (first 2 shown")
+    assert artifacts[0]["description"].endswith("; 2 sets of near-duplicate examples carry different labels "
+                                                f"({review / 'conflicting_duplicates.csv'})")  # fmt: skip

@@ -11,7 +11,14 @@ import pytest
 from factories import make_table, write_project
 
 from tlpipe.cli import main, run_stage
-from tlpipe.label_review import GIVEN, GIVEN_PROBABILITY, SUGGESTED, out_of_fold_probabilities, review_labels
+from tlpipe.label_review import (
+    GIVEN,
+    GIVEN_PROBABILITY,
+    SUGGESTED,
+    conflicting_near_duplicates,
+    out_of_fold_probabilities,
+    review_labels,
+)
 
 
 def test_confident_learning_flags_the_flipped_labels_lowest_given_probability_first() -> None:
@@ -28,6 +35,29 @@ def test_confident_learning_flags_the_flipped_labels_lowest_given_probability_fi
     assert review.table[SUGGESTED].tolist() == ["cat", "dog"] and review.table[GIVEN].tolist() == ["fox", "cat"]
     assert review.per_class == {"cat": 1, "dog": 0, "fox": 1}
     assert review.summary()["suspects"] == 2 and review.summary()["examples"] == 30
+
+
+def test_near_duplicates_are_listed_only_when_their_labels_differ() -> None:
+    rng = np.random.default_rng(0)
+    features = rng.normal(0, 1, (30, 16))
+    labels = [("cat", "dog", "fox")[row % 3] for row in range(30)]
+    features[1] = features[0] * 1.001  # a near copy labelled dog, of a cat
+    features[9] = features[6] + 1e-3  # a near copy labelled cat, of a cat: consistent, not listed
+    features[20] = features[5] + 1e-3  # three near copies: fox, dog (20 % 3 == 2: fox), fox
+    features[26] = features[5] - 1e-3
+
+    assert conflicting_near_duplicates(features, labels) == [(0, 1)]
+    labels[26] = "cat"
+    assert conflicting_near_duplicates(features, labels) == [(0, 1), (5, 20, 26)]
+
+    review = review_labels(
+        [f"item {i}" for i in range(30)], labels, np.full((30, 3), 1 / 3), ["cat", "dog", "fox"], "text", 3, features
+    )
+    assert review.duplicates.values.tolist() == [
+        [1, "item 0", "cat"], [1, "item 1", "dog"], [2, "item 5", "fox"], [2, "item 20", "fox"], [2, "item 26", "cat"]
+    ]  # fmt: skip
+    assert review.summary()["conflicting_duplicate_sets"] == 2
+    assert review.summary()["conflicting_duplicate_examples"] == 5
 
 
 def test_out_of_fold_probabilities_follow_the_features_and_refuse_a_class_of_one() -> None:
@@ -70,6 +100,9 @@ def test_the_review_stage_lists_the_flipped_training_labels_the_card_counts_them
     assert sum(summary["suspects_per_class"].values()) == len(review)
     assert set(summary["suspects_per_class"]) == set(classes)
     assert (project / "data" / "raw" / "train.csv").read_bytes() == raw
+    duplicates = pd.read_csv(project / "reports" / "label_review" / "conflicting_duplicates.csv")
+    assert list(duplicates.columns) == ["duplicate_set", "text", "label"]
+    assert summary["conflicting_duplicate_examples"] == len(duplicates)
     run_stage("train")
     run_stage("calibrate")
     run_stage("evaluate")
@@ -92,3 +125,15 @@ def test_a_class_too_small_to_hold_out_skips_the_review_and_says_why_without_sto
 
     assert summary["skipped"].startswith("skipped: a class has 2 training examples")
     assert pd.read_csv(project / "reports" / "label_review" / "label_review.csv").empty
+
+
+def test_the_card_counts_the_near_duplicate_sets_labelled_apart_and_says_nothing_of_none() -> None:
+    from tlpipe.model_card import _label_review_lines
+
+    review = {"suspects": 1, "examples": 30, "suspects_per_class": {"cat": 1, "dog": 0}}
+    with_sets = {**review, "conflicting_duplicate_sets": 2, "conflicting_duplicate_examples": 5}
+
+    assert "near-duplicate" not in "\n".join(_label_review_lines({**review, "conflicting_duplicate_sets": 0}))
+    assert "2 sets of near-duplicate examples (5 examples) carry different labels" in "\n".join(
+        _label_review_lines(with_sets)
+    )

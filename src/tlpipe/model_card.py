@@ -238,7 +238,20 @@ def _label_review_lines(review: Mapping[str, Any] | None) -> list[str]:
         + ": their out-of-fold probabilities contradict them (cleanlab's confident learning on a probe of the "
         "frozen body's features). `label_review.csv` under `paths.label_review` lists them, most suspect first, "
         "with the suggested label; nothing was changed. Correct what is wrong and rerun.",
+        *_duplicate_lines(review),
         "",
+    ]
+
+
+def _duplicate_lines(review: Mapping[str, Any]) -> list[str]:
+    sets = review.get("conflicting_duplicate_sets")
+    if not sets:
+        return []
+    return [
+        "",
+        f"{counted(sets, 'set')} of near-duplicate examples ({review['conflicting_duplicate_examples']} examples) "
+        f"{'carries' if sets == 1 else 'carry'} different labels (cleanlab's Datalab on the same features): "
+        "`conflicting_duplicates.csv` lists them by set. Give each set one label, or remove the copies.",
     ]
 
 
