@@ -28,13 +28,11 @@ from tlpipe.artifacts import read_json
 from tlpipe.config import DataConfig, ModelConfig, PathsConfig, PreprocessConfig, SplitConfig
 from tlpipe.datasets import INPUT, LABEL, read_examples
 from tlpipe.errors import DataValidationError
-from tlpipe.frozen_features import frozen_encoder
 from tlpipe.modalities import get_modality
 from tlpipe.modalities.base import Modality
 from tlpipe.model_selection import Folds
 from tlpipe.pseudo_labels import PseudoLabels, labelled_version
 from tlpipe.self_training import SelfTraining, self_train
-from tlpipe.sources import verify_snapshot
 from tlpipe.stages.prepare import DATA_VERSION, FOLDS, LABELS, TEST, TRAIN, VALID
 
 log = logging.getLogger(__name__)
@@ -57,6 +55,9 @@ def run(
         PseudoLabels({"used": False, "reason": reason, "made_from": made_from}).write(paths.pseudo_labels)
         log.info("No unlabelled pool in %s: nothing to pseudo-label", paths.unlabelled)
         return {"used": False, "reason": reason}
+    from tlpipe.frozen_features import frozen_encoder  # torch and the body: only when there is a pool to encode
+    from tlpipe.sources import verify_snapshot
+
     manifest = verify_snapshot(paths.snapshot)
     modality.check_snapshot(paths.snapshot, manifest["source"])
     class_names: list[str] = read_json(paths.prepared / LABELS, "prepare")
