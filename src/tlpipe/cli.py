@@ -66,9 +66,10 @@ STAGE_HELP = {
         "The frozen body encodes every labelled training example (never the test split), a logistic-regression "
         "probe fitted on the other folds gives each example out-of-fold class probabilities, and cleanlab's "
         "find_label_issues flags the examples whose given label those contradict. Writes label_review.csv (the "
-        "input, given label, suggested label and both probabilities, most suspect first) and summary.json (suspects "
-        "per class, shown in the model card) to paths.label_review. Correct the labels in your raw data (or move "
-        "the image files) and run `dvc repro`.",
+        "input, given label, suggested label and both probabilities, most suspect first), conflicting_duplicates.csv "
+        "(near-duplicate examples labelled differently, found by cleanlab's Datalab on the same features) and "
+        "summary.json (counts, shown in the model card) to paths.label_review. Correct the labels in your raw data "
+        "(or move the image files) and run `dvc repro`.",
     ),
     "pseudo_label": (
         "Pseudo-label the unlabelled pool in paths.unlabelled for training (self-training; off without a pool).",
