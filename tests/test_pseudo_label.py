@@ -12,6 +12,7 @@ import pytest
 import yaml
 from factories import make_table, make_texts, write_images, write_project
 
+import tlpipe.self_training as self_training
 from tlpipe.cli import run_stage
 from tlpipe.errors import ArtifactError, DataValidationError
 from tlpipe.self_training import UNLABELLED, SelfTraining
@@ -32,6 +33,10 @@ class FakeSelfTraining:
         self.calls: list[tuple[np.ndarray, list[int], np.ndarray]] = []
 
     def __call__(self, features: np.ndarray, labels: list[int], pool: np.ndarray, seed: int = 0) -> SelfTraining:
+        return self.at(features, labels, pool, 0.9, seed)
+
+    def at(self, features: np.ndarray, labels: list[int], pool: np.ndarray, threshold: float, seed: int = 0) -> Any:
+        assert threshold == 0.9  # the folds repeat the threshold chosen on every labelled row
         self.calls.append((features, labels, pool))
         step = len(self.calls)
         given = tuple(0 if row % step == 0 else UNLABELLED for row in range(len(pool)))
@@ -67,6 +72,7 @@ def test_each_fold_self_trains_on_its_own_rows_and_train_adds_the_rows_to_traini
     pd.DataFrame({"text": [*pool_texts(), *already]}).to_csv(project / "data" / "unlabelled" / "pool.csv", index=False)
     fake = FakeSelfTraining()
     monkeypatch.setattr(pseudo_label, "self_train", fake)
+    monkeypatch.setattr(pseudo_label, "self_train_at", fake.at)
 
     summary = run_stage("pseudo_label")
 
@@ -100,7 +106,26 @@ def test_each_fold_self_trains_on_its_own_rows_and_train_adds_the_rows_to_traini
         run_stage(stage)
     card = (project / "reports" / "model_card.md").read_text()
     assert "## Unlabelled examples" in card and "also trained on 10 pseudo-labelled examples: `access` 10." in card
-    assert "(thresholds 0.9, 0.9, 0.9; 5, 4, 3 pseudo-labels)" in card
+    assert "self-trained at that threshold on its own training rows only (5, 4, 3 pseudo-labels)" in card
+
+
+def test_when_the_labelled_rows_choose_off_no_fold_self_trains_and_nothing_is_added(
+    project: Path, tiny_model_dir: Path, test_table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stages_before_training(project, tiny_model_dir, test_table, CROSS_VALIDATED)
+    (project / "data" / "unlabelled").mkdir(parents=True)
+    pd.DataFrame({"text": pool_texts()}).to_csv(project / "data" / "unlabelled" / "pool.csv", index=False)
+    off = SelfTraining(None, {"off": 0.7, "0.9": 0.6})
+    monkeypatch.setattr(pseudo_label, "self_train", lambda *args, **kwargs: off)
+    monkeypatch.setattr(pseudo_label, "self_train_at", lambda *args, **kwargs: pytest.fail("a fold self-trained"))
+
+    summary = run_stage("pseudo_label")
+    run_stage("train")
+
+    assert summary["used"] and summary["threshold"] is None and summary["folds"] == 0
+    assert pd.read_csv(project / "data" / "pseudo_labels" / "final.csv").empty
+    history = json.loads((project / "models" / "checkpoint" / "classifier.json").read_text())
+    assert history["strategy_choice"]["self_training"]["description"].startswith("self-training off")
 
 
 def test_train_refuses_pseudo_labels_made_from_other_training_data(
@@ -109,7 +134,9 @@ def test_train_refuses_pseudo_labels_made_from_other_training_data(
     stages_before_training(project, tiny_model_dir, test_table, CROSS_VALIDATED)
     (project / "data" / "unlabelled").mkdir(parents=True)
     pd.DataFrame({"text": pool_texts()}).to_csv(project / "data" / "unlabelled" / "pool.csv", index=False)
-    monkeypatch.setattr(pseudo_label, "self_train", FakeSelfTraining())
+    fake = FakeSelfTraining()
+    monkeypatch.setattr(pseudo_label, "self_train", fake)
+    monkeypatch.setattr(pseudo_label, "self_train_at", fake.at)
     run_stage("pseudo_label")
     write_project(project, tiny_model_dir, make_table(9), test_table, CROSS_VALIDATED)
     run_stage("validate")
@@ -130,8 +157,12 @@ def test_a_pool_of_texts_all_labelled_already_is_refused_by_name(
         run_stage("pseudo_label")
 
 
-def test_an_image_pool_folder_is_pseudo_labelled_by_the_real_self_training_and_trained_on(image_project: Path) -> None:
+def test_an_image_pool_folder_is_pseudo_labelled_by_the_real_self_training_and_trained_on(
+    image_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_images(image_project / "data" / "unlabelled" / "pool", 3, 200)
+    scores = {"off": 0.1, "0.7": 0.9}  # the real fits, at a threshold the tiny random body's folds would not choose
+    monkeypatch.setattr(self_training, "_fold_scores", lambda *args: scores)
     params = yaml.safe_load((image_project / "params.yaml").read_text())
     params["train"].update(strategy="linear_probe", learning_rate=None, layer_decay=None, freeze_unfreeze={})
     (image_project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -141,8 +172,8 @@ def test_an_image_pool_folder_is_pseudo_labelled_by_the_real_self_training_and_t
     summary = run_stage("pseudo_label")
     run_stage("train")
 
-    assert summary["used"] and summary["pool_examples"] == 9 and summary["folds"] == 3
-    assert set(summary["fold_scores"]) == {"off", "0.7", "0.8", "0.9", "0.95"}
+    assert summary["used"] and summary["pool_examples"] == 9 and summary["threshold"] == 0.7
+    assert summary["folds"] == 3 and summary["fold_scores"] == scores
     tables = image_project / "data" / "pseudo_labels"
     pool = {path.as_posix() for path in (image_project / "data" / "unlabelled" / "pool").rglob("*.*")}
     for name in ["final.csv", *(f"fold_{fold}.csv" for fold in range(3))]:

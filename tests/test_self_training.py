@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tlpipe.self_training as self_training
-from tlpipe.self_training import self_train
+from tlpipe.self_training import self_train, self_train_at
 
 
 def blobs(per_class: int, seed: int, spread: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
@@ -62,3 +62,17 @@ def test_off_wins_a_tie_and_the_probe_then_sees_the_labelled_rows_alone(monkeypa
     assert trained.threshold is None and trained.pseudo_labels == {} and trained.pseudo_labelled() == []
     assert not hasattr(trained.model, "transduction_")
     assert trained.describe(["a", "b", "c"]).startswith("self-training off: no threshold beat")
+
+
+def test_a_fold_repeating_the_chosen_threshold_labels_the_pool_as_the_choice_did(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    features, labels = blobs(4, seed=0)
+    pool, _ = blobs(50, seed=1)
+    scored(monkeypatch, {"off": 0.80, "0.8": 0.90})
+
+    chosen = self_train(features, labels.tolist(), pool)
+    repeated = self_train_at(features, labels.tolist(), pool, 0.8)
+
+    assert repeated.threshold == 0.8 and repeated.fold_scores == {}
+    assert repeated.pool_labels == chosen.pool_labels and len(repeated.pseudo_labelled()) > 0

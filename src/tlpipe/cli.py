@@ -77,7 +77,8 @@ STAGE_HELP = {
         "a pool/ folder, read and checked like training data: a probe of the frozen body's features labels the pool "
         "examples it is confident about and refits (scikit-learn's SelfTrainingClassifier), at a threshold chosen "
         "on the labelled rows' folds, with 'off' among the candidates and winning ties. Each cross-validation fold "
-        "gets pseudo-labels from its own training rows only; the final model from every labelled row. Writes "
+        "gets pseudo-labels at that threshold from its own training rows only; the final model from every labelled "
+        "row. Writes "
         "paths.pseudo_labels; train adds the rows to what it trains on, never to what it validates on, and the "
         "model card says how many per class. Without a pool it records that and does nothing. On real data it "
         "lost more often than it helped (benchmarks/results/semi_supervised.md).",

@@ -206,9 +206,8 @@ def _self_training_lines(summary: Mapping[str, Any] | None) -> list[str]:
         )
     folds = ""
     if summary["folds"]:
-        chosen = ", ".join("off" if threshold is None else str(threshold) for threshold in summary["fold_thresholds"])
         folds = (
-            f" Each cross-validation fold self-trained on its own training rows only (thresholds {chosen}; "
+            " Each cross-validation fold self-trained at that threshold on its own training rows only ("
             f"{', '.join(map(str, summary['fold_pseudo_labels']))} pseudo-labels), so the scores above include it."
         )
     return [

@@ -9,7 +9,7 @@ wins every tie. What it does on real data: ``benchmarks/semi_supervised.py`` (re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,19 +59,35 @@ def self_train(
 ) -> SelfTraining:
     """Choose the threshold on the folds of (``features``, ``labels``), then fit on every labelled row and ``pool``
     (unlabelled rows' features) at it; with "off" chosen, the probe of the labelled rows alone."""
-    from sklearn.linear_model import LogisticRegression
-
     y = np.asarray(labels)
-    regularisation = float(fit_probe(features, labels, seed).C_)  # the probe's C, chosen on the labelled rows
-
-    def base() -> Any:
-        return LogisticRegression(C=regularisation, max_iter=5000)
-
+    base = _probe_of(features, labels, seed)
     scores = _fold_scores(normalised(features), y, normalised(pool), base, thresholds, seed)
     best = max(scores, key=lambda name: (scores[name], name == OFF))  # "off" wins a tie
     if best == OFF or not len(pool):
         return SelfTraining(None, scores, model=base().fit(normalised(features), y))
-    threshold = float(best)
+    return _fitted(base, features, y, pool, float(best), scores)
+
+
+def self_train_at(
+    features: np.ndarray, labels: Sequence[int], pool: np.ndarray, threshold: float, seed: int = 0
+) -> SelfTraining:
+    """The probe of (``features``, ``labels``) self-trained on ``pool`` at a ``threshold`` chosen elsewhere (no fold
+    scores): how a cross-validation fold repeats, on its own rows, what ``self_train`` chose on all of them."""
+    return _fitted(_probe_of(features, labels, seed), features, np.asarray(labels), pool, threshold, {})
+
+
+def _probe_of(features: np.ndarray, labels: Sequence[int], seed: int) -> Callable[[], Any]:
+    """A maker of unfitted probes with the C that ``fit_probe`` chooses on the labelled rows."""
+    from sklearn.linear_model import LogisticRegression
+
+    regularisation = float(fit_probe(features, labels, seed).C_)
+    return lambda: LogisticRegression(C=regularisation, max_iter=5000)
+
+
+def _fitted(
+    base: Callable[[], Any], features: np.ndarray, y: np.ndarray, pool: np.ndarray, threshold: float,
+    scores: dict[str, float],
+) -> SelfTraining:  # fmt: skip
     model = _self_training(base(), threshold).fit(*_with_pool(normalised(features), y, normalised(pool)))
     given = model.transduction_[len(y) :]
     classes, counts = np.unique(given[given != UNLABELLED], return_counts=True)
