@@ -94,6 +94,16 @@ def read_examples(path: Path) -> pd.DataFrame:
     return table
 
 
+def find_data(folder: Path, names: Sequence[str], reads_folders: bool) -> Path | None:
+    """The first of ``names`` in ``folder`` that holds data: a file, or a folder where the modality reads folders
+    (images); None if none does (an optional input the user has not put there)."""
+    for name in names:
+        candidate = folder / name
+        if candidate.is_file() or (candidate.is_dir() and reads_folders):
+            return candidate
+    return None
+
+
 def read_csv_strings(path: Path, what: str = "CSV file") -> pd.DataFrame:
     """A user's UTF-8 CSV with every cell a string (nothing turned into NaN); errors name the file and the fix."""
     _require_utf8(path, what)

@@ -26,7 +26,7 @@ from typing import Any
 
 from tlpipe.artifacts import atomic_directory, write_json
 from tlpipe.config import DataConfig, ModelConfig, PathsConfig, PreprocessConfig, PretrainConfig, SplitConfig
-from tlpipe.datasets import LABEL, label_names, stratified_split, write_examples
+from tlpipe.datasets import LABEL, find_data, label_names, stratified_split, write_examples
 from tlpipe.errors import DataValidationError
 from tlpipe.modalities import get_modality
 from tlpipe.modalities.base import Modality
@@ -42,7 +42,7 @@ NO_TEST_FILE = "(source data has no test file)"
 def run(paths: PathsConfig, data: DataConfig, preprocess: PreprocessConfig, pretrain: PretrainConfig) -> dict[str, Any]:
     """Pretrain on the data in ``paths.source_data`` into ``paths.source_snapshot``; return the pretraining record."""
     modality = get_modality(data.modality)
-    source = find_source_data(paths.source_data, modality)
+    source = find_data(paths.source_data, SOURCE_FILES, modality.reads_folders)
     if source is None:
         reason = (
             f"{paths.source_data} has no source data ({' or '.join(SOURCE_FILES)}), so the pretrain stage trained "
@@ -93,15 +93,6 @@ def run(paths: PathsConfig, data: DataConfig, preprocess: PreprocessConfig, pret
         record["start_from"], len(fit), len(labels), result.best_macro_f1, result.best_epoch, paths.source_snapshot,
     )  # fmt: skip
     return record
-
-
-def find_source_data(folder: Path, modality: Modality) -> Path | None:
-    """The source training file or folder in ``folder`` (``train.csv``, or for images ``train/``); None if none."""
-    for name in SOURCE_FILES:
-        candidate = folder / name
-        if candidate.is_file() or (candidate.is_dir() and modality.reads_folders):
-            return candidate
-    return None
 
 
 def _source_split(source: Path, modality: Modality, data: DataConfig, pretrain: PretrainConfig) -> tuple[Any, Any, str]:

@@ -29,7 +29,7 @@ import pandas as pd
 
 from tlpipe.artifacts import read_json
 from tlpipe.config import DataConfig, ModelConfig, PathsConfig, PreprocessConfig, SplitConfig
-from tlpipe.datasets import INPUT, LABEL, read_examples
+from tlpipe.datasets import INPUT, LABEL, find_data, read_examples
 from tlpipe.errors import DataValidationError
 from tlpipe.modalities import get_modality
 from tlpipe.modalities.base import Modality
@@ -49,7 +49,7 @@ def run(
     """Pseudo-label the pool in ``paths.unlabelled`` into ``paths.pseudo_labels``; return the summary."""
     modality = get_modality(read_json(paths.prepared / DATA_VERSION, "prepare")["modality"])
     made_from = labelled_version(paths.prepared / TRAIN, paths.prepared / FOLDS)
-    pool_path = find_pool(paths.unlabelled, modality)
+    pool_path = find_data(paths.unlabelled, POOL_FILES, modality.reads_folders)
     if pool_path is None:
         reason = (
             f"{paths.unlabelled} has no unlabelled pool ({' or '.join(POOL_FILES)}), so nothing was pseudo-labelled. "
@@ -97,15 +97,6 @@ def run(
     PseudoLabels(summary, _rows(final, pool, class_names), tuple(tables)).write(paths.pseudo_labels)
     log.info("%s -> %s", summary["description"], paths.pseudo_labels)
     return summary
-
-
-def find_pool(folder: Path, modality: Modality) -> Path | None:
-    """The unlabelled pool in ``folder`` (``pool.csv``, or for images a ``pool/`` folder); None if none."""
-    for name in POOL_FILES:
-        candidate = folder / name
-        if candidate.is_file() or (candidate.is_dir() and modality.reads_folders):
-            return candidate
-    return None
 
 
 def _new_examples(pool_path: Path, modality: Modality, data: DataConfig, prepared: Path) -> tuple[list[Any], int]:
