@@ -7,6 +7,7 @@ subprocesses a grid started.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,12 @@ ROWS = 30
 
 
 def score(cell: Mapping[str, Any]) -> dict[str, Any]:
-    """Labels 0, 1, 2 in turn; the first ``params["wrong"]`` rows predicted as the next label; fails on request."""
+    """Labels 0, 1, 2 in turn; the first ``params["wrong"]`` rows predicted as the next label; sleeps and fails on
+    request."""
     params = cell["params"]
     marker = Path(params["markers"]) / f"{os.getpid()}-{cell['setting']}-{cell['seed']}"
     marker.write_text(cell["dataset"])
+    time.sleep(params.get("sleep", 0))
     if params.get("fail"):
         raise RuntimeError("the tiny worker was asked to fail")
     actual = [row % 3 for row in range(ROWS)]

@@ -14,12 +14,15 @@ import importlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import psutil
 import pytest
 from factories import BENCHMARKS, benchmark_module
 
@@ -92,6 +95,46 @@ def test_a_grid_runs_each_cell_in_a_subprocess_and_a_rerun_takes_it_from_the_cac
     assert [r["score"]["macro_f1"] for r in first] == [1.0, pytest.approx(0.7, abs=0.01)]
     assert all(r["cached"] for r in again) and [r["score"] for r in again] == [r["score"] for r in first]
     assert sorted(marker.name for marker in tmp_path.glob("*-*-*")) == ran
+
+
+STOPPED_GRID = """
+import sys
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+import harness
+slow = harness.Setting("slow", {"markers": sys.argv[3], "wrong": 0, "sleep": 60})
+cells = harness.plan(["synthetic"], [slow], [4], [0])
+harness.run_grid(cells, "benchmark_worker:score", "code-1", harness.grid.Path(sys.argv[3]) / "cache")
+"""
+
+
+def test_a_study_stopped_with_sigterm_stops_its_running_cell_too(tmp_path: Path) -> None:
+    study = subprocess.Popen(
+        [sys.executable, "-c", STOPPED_GRID, str(BENCHMARKS), str(Path(__file__).parent), str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (markers := list(tmp_path.glob("*-slow-0"))) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert markers, "the cell never started"
+    cell = int(markers[0].name.split("-")[0])
+
+    study.send_signal(signal.SIGTERM)
+    study.wait(timeout=30)
+
+    deadline = time.monotonic() + 10
+    while _alive(cell) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(cell), "the cell's process outlived the stopped study"
+    assert study.returncode == 128 + signal.SIGTERM
+    assert not list(tmp_path.glob("cache/*.json"))  # a stopped cell is not cached
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
 
 
 def test_fresh_runs_a_cached_cell_again(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -9,8 +10,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,7 +93,7 @@ def run_grid(
     cache.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     records = []
-    with tempfile.TemporaryDirectory(prefix="harness-") as folder:
+    with _stopped_by_sigterm(), tempfile.TemporaryDirectory(prefix="harness-") as folder:
         scratch = Path(folder)  # shared by the grid's cells: a model snapshot, a feature cache
         for index, cell in enumerate(cells, 1):
             key = cell.key(code_version, worker)
@@ -109,6 +111,25 @@ def run_grid(
             progress(f"cell {index}/{len(cells)} {key[:12]} {cell.describe()}: {_outcome(record)} "
                      f"[{time.perf_counter() - started:.0f} s elapsed]")  # fmt: skip
     return records
+
+
+@contextlib.contextmanager
+def _stopped_by_sigterm() -> Iterator[None]:
+    """Within the block, SIGTERM raises SystemExit, so that ``subprocess.run`` kills the running cell and the
+    scratch folder is removed. Python's default ends this process at once, and the cell ran on as an orphan,
+    holding a core (seen when a study was stopped with ``kill``)."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_cell(cell: Cell, worker: str, scratch: Path, timeout: float | None = None) -> dict[str, Any]:
