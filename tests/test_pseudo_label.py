@@ -49,7 +49,7 @@ def stages_before_training(project: Path, tiny_model_dir: Path, test_table: pd.D
         run_stage(stage)
 
 
-def test_without_a_pool_nothing_is_pseudo_labelled_and_train_says_so(
+def test_without_a_pool_nothing_is_pseudo_labelled_and_the_checkpoint_is_as_before(
     project: Path, tiny_model_dir: Path, test_table: pd.DataFrame
 ) -> None:
     stages_before_training(project, tiny_model_dir, test_table, {"train": {"strategy": "linear_probe"}})
