@@ -81,7 +81,7 @@ STAGE_HELP = {
         "row. Writes "
         "paths.pseudo_labels; train adds the rows to what it trains on, never to what it validates on, and the "
         "model card says how many per class. Without a pool it records that and does nothing. On real data it "
-        "lost more often than it helped (benchmarks/results/semi_supervised.md).",
+        "helped on one of five datasets and hurt on three (benchmarks/results/semi_supervised.md).",
     ),
     "train": (
         "Fine-tune the snapshot with train.strategy, choosing settings by cross-validation or validation.",

@@ -14,8 +14,8 @@ The final model gets the rows of self-training on every labelled row. Choosing t
 fold would cost four times as much (about a minute a fold for 360 texts and 1,000 pool texts on 2 cores) for one
 scalar chosen among five. Writes ``paths.pseudo_labels`` (``tlpipe.pseudo_labels``).
 
-On real data it lost more often than it helped (benchmarks/results/semi_supervised.md), which is why ``auto``
-never turns it on: it runs only where a pool is put.
+On five real datasets it helped on one and hurt on three (benchmarks/results/semi_supervised.md), and the folds
+could not tell which, so ``auto`` never turns it on: it runs only where a pool is put.
 """
 
 from __future__ import annotations
