@@ -37,9 +37,8 @@ class LabelReview:
     examples: int
     per_class: dict[str, int]  # suspects per given label, every class listed
     folds: int
-    duplicates: pd.DataFrame | None = (
-        None  # DUPLICATE_SET, the input column, DUPLICATE_LABEL: near-duplicates labelled apart
-    )
+    # Near-duplicates labelled apart (DUPLICATE_SET, the input column, DUPLICATE_LABEL); None when not looked for.
+    duplicates: pd.DataFrame | None = None
 
     def summary(self) -> dict[str, object]:
         conflicts = {} if self.duplicates is None else {
