@@ -43,6 +43,20 @@ class FakeSelfTraining:
         return SelfTraining(0.9, {"off": 0.5, "0.9": 0.6}, {0: sum(label == 0 for label in given)}, None, given)
 
 
+def write_pool(project: Path, texts: list[str]) -> None:
+    """``texts`` as the unlabelled pool (the text column only), where ``paths.unlabelled`` looks."""
+    (project / "data" / "unlabelled").mkdir(parents=True)
+    pd.DataFrame({"text": texts}).to_csv(project / "data" / "unlabelled" / "pool.csv", index=False)
+
+
+def faked(monkeypatch: pytest.MonkeyPatch) -> FakeSelfTraining:
+    """The stage's self-training replaced by a recording fake (the threshold's choice and the folds' repeats)."""
+    fake = FakeSelfTraining()
+    monkeypatch.setattr(pseudo_label, "self_train", fake)
+    monkeypatch.setattr(pseudo_label, "self_train_at", fake.at)
+    return fake
+
+
 def stages_before_training(project: Path, tiny_model_dir: Path, test_table: pd.DataFrame, overrides: dict) -> None:
     write_project(project, tiny_model_dir, make_table(8), test_table, overrides)
     for stage in ("validate", "prepare", "fetch_model"):
@@ -68,11 +82,8 @@ def test_each_fold_self_trains_on_its_own_rows_and_train_adds_the_rows_to_traini
     stages_before_training(project, tiny_model_dir, test_table, CROSS_VALIDATED)
     labelled = pd.read_csv(project / "data" / "prepared" / "train.csv")
     already = [labelled["input"][0], test_table["text"][0]]  # a labelled text and a test text: both left out
-    (project / "data" / "unlabelled").mkdir(parents=True)
-    pd.DataFrame({"text": [*pool_texts(), *already]}).to_csv(project / "data" / "unlabelled" / "pool.csv", index=False)
-    fake = FakeSelfTraining()
-    monkeypatch.setattr(pseudo_label, "self_train", fake)
-    monkeypatch.setattr(pseudo_label, "self_train_at", fake.at)
+    write_pool(project, [*pool_texts(), *already])
+    fake = faked(monkeypatch)
 
     summary = run_stage("pseudo_label")
 
@@ -113,8 +124,7 @@ def test_when_the_labelled_rows_choose_off_no_fold_self_trains_and_nothing_is_ad
     project: Path, tiny_model_dir: Path, test_table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stages_before_training(project, tiny_model_dir, test_table, CROSS_VALIDATED)
-    (project / "data" / "unlabelled").mkdir(parents=True)
-    pd.DataFrame({"text": pool_texts()}).to_csv(project / "data" / "unlabelled" / "pool.csv", index=False)
+    write_pool(project, pool_texts())
     off = SelfTraining(None, {"off": 0.7, "0.9": 0.6})
     monkeypatch.setattr(pseudo_label, "self_train", lambda *args, **kwargs: off)
     monkeypatch.setattr(pseudo_label, "self_train_at", lambda *args, **kwargs: pytest.fail("a fold self-trained"))
@@ -132,11 +142,8 @@ def test_train_refuses_pseudo_labels_made_from_other_training_data(
     project: Path, tiny_model_dir: Path, test_table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stages_before_training(project, tiny_model_dir, test_table, CROSS_VALIDATED)
-    (project / "data" / "unlabelled").mkdir(parents=True)
-    pd.DataFrame({"text": pool_texts()}).to_csv(project / "data" / "unlabelled" / "pool.csv", index=False)
-    fake = FakeSelfTraining()
-    monkeypatch.setattr(pseudo_label, "self_train", fake)
-    monkeypatch.setattr(pseudo_label, "self_train_at", fake.at)
+    write_pool(project, pool_texts())
+    faked(monkeypatch)
     run_stage("pseudo_label")
     write_project(project, tiny_model_dir, make_table(9), test_table, CROSS_VALIDATED)
     run_stage("validate")
@@ -150,8 +157,7 @@ def test_a_pool_of_texts_all_labelled_already_is_refused_by_name(
     project: Path, tiny_model_dir: Path, test_table: pd.DataFrame
 ) -> None:
     stages_before_training(project, tiny_model_dir, test_table, {"train": {"strategy": "linear_probe"}})
-    (project / "data" / "unlabelled").mkdir(parents=True)
-    test_table[["text"]].to_csv(project / "data" / "unlabelled" / "pool.csv", index=False)
+    write_pool(project, test_table["text"].tolist())
 
     with pytest.raises(DataValidationError, match=r"data/unlabelled/pool.csv: every example in it is already"):
         run_stage("pseudo_label")

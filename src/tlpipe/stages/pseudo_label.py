@@ -65,7 +65,8 @@ def run(
     modality.check_snapshot(paths.snapshot, manifest["source"])
     class_names: list[str] = read_json(paths.prepared / LABELS, "prepare")
     fit = read_examples(paths.prepared / TRAIN)
-    pool, left_out = _new_examples(pool_path, modality, data, paths.prepared)
+    known = pd.concat([fit, *(read_examples(paths.prepared / name) for name in (VALID, TEST))])[INPUT]
+    pool, left_out = _new_examples(pool_path, modality, data, known.tolist())
     log.info("Self-training on %d unlabelled examples of %s (%d already labelled or in the test file left out)",
              len(pool), pool_path, left_out)  # fmt: skip
     encode = frozen_encoder(paths, model, preprocess, modality, manifest, len(class_names))
@@ -99,12 +100,12 @@ def run(
     return summary
 
 
-def _new_examples(pool_path: Path, modality: Modality, data: DataConfig, prepared: Path) -> tuple[list[Any], int]:
-    """The pool's inputs, without those the labelled or test tables hold (by content); how many were left out."""
-    tables = pd.concat([read_examples(prepared / name) for name in (TRAIN, VALID, TEST)])
-    known = {modality.content_key(item) for item in tables[INPUT]}
+def _new_examples(pool_path: Path, modality: Modality, data: DataConfig, known: list[Any]) -> tuple[list[Any], int]:
+    """The pool's inputs, without those ``known`` holds (by content: the labelled and test inputs); how many were
+    left out."""
+    keys = {modality.content_key(item) for item in known}
     given = modality.read_pool(pool_path, data)
-    pool = [item for item in given if modality.content_key(item) not in known]
+    pool = [item for item in given if modality.content_key(item) not in keys]
     if not pool:
         raise DataValidationError(
             f"{pool_path}: every example in it is already in the training or test data, so there is nothing to "
