@@ -34,8 +34,9 @@ from typing import Any
 
 from harness import Setting, Study, main
 from harness.pipeline_runs import STAGES
+from harness.text_datasets import REAL
 
-TEXTS = ("newsgroups", "reuters_r8", "rotten_tomatoes", "spam_assassin", "foldoc")
+TEXTS = REAL
 IMAGES = ("mnist", "animal_mnist", "openclipart", "tabler_icons")
 DEFAULT, PROBE, TUNED_PROBE, BASELINE = "default", "frozen probe", "tuned probe", "baseline"
 STRONG = ", strong body"

@@ -381,6 +381,28 @@ def test_fold_count_judges_its_rule_on_the_default_and_reports_each_candidates_p
     assert "| 5 | linear_probe |" not in met  # the default's probe is the probe's own row's, not counted twice
 
 
+def test_fold_count_judges_fewer_folds_on_the_real_datasets_at_64_per_class() -> None:
+    fold_count = benchmark_module("fold_count")
+
+    def run(folds: int, dataset: str, seed: int, undrawn: float, train_seconds: float) -> dict:
+        record = fold_run(f"default {folds} folds", dataset, seed, undrawn, "freeze_unfreeze", 0.9)
+        record["details"]["train_seconds"] = train_seconds
+        return record | {"size": 64}
+
+    shipped = [run(3, d, s, 0.80, 100.0) for d in ("rotten_tomatoes", "reuters_r8") for s in (0, 1)]
+    level = [run(2, d, s, 0.798, 70.0) for d in ("rotten_tomatoes", "reuters_r8") for s in (0, 1)]
+    worse = [run(2, "reuters_r8", s, 0.78, 70.0) for s in (0, 1)]
+    slow = [run(2, "reuters_r8", s, 0.80, 90.0) for s in (0, 1)]
+
+    assert "in at most 0.8 of the train stage's time on every real dataset run): met (" in "\n".join(
+        fold_count.report(shipped + level)
+    )
+    assert "reuters_r8 -0.002 in 0.70 of the time" in "\n".join(fold_count.report(shipped + level))
+    assert "): not met (" in "\n".join(fold_count.report(shipped + level[:2] + worse))
+    assert "): not met (" in "\n".join(fold_count.report(shipped + level[:2] + slow))
+    assert "not judged" in "\n".join(fold_count.report(shipped))
+
+
 def image_run(setting: str, seed: int, valid: float, test: float, fit: int, best_epoch: int = 3) -> dict:
     """An image_strategies cell record as its worker would leave it (six classes)."""
     strategy = setting.split("@")[0]

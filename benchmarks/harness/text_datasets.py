@@ -1,8 +1,10 @@
-"""The two text datasets the studies share, and the labelled sample a study draws from a training table.
+"""The text datasets the studies share, and the labelled sample a study draws from a training table.
 
-Neither dataset tuned anything: the demo's support tickets (``data/raw``, 6 classes, 20 test texts each) and
+Two were made by this project: the demo's support tickets (``data/raw``, 6 classes, 20 test texts each) and
 the transfer demo's work requests (``examples/transfer_demo_data.py``, 5 classes of plant-maintenance texts
-full of in-house names no public model knows, 40 test texts each).
+full of in-house names no public model knows, 40 test texts each). The real ones of ``benchmarks/real_data``
+(``REAL``; built first, ``benchmarks/build_datasets.py``) load by the same names, and only they may choose a
+default (issue 29): a rule tuned on generated data is tuned to its generator.
 
 A study that chooses a default never reads a test table: it trains on a labelled sample and scores on the
 training rows the sample did not draw (``drawn_and_undrawn``), labelled data that neither the train stage
@@ -40,12 +42,17 @@ def work_requests() -> Tables:
 
 
 DATASETS: dict[str, Callable[[], Tables]] = {"support_tickets": demo_tickets, "work_requests": work_requests}
+REAL = ("newsgroups", "reuters_r8", "rotten_tomatoes", "spam_assassin", "foldoc")  # benchmarks/real_data's texts
 
 
 def load(dataset: str) -> Tables:
     """``dataset``'s (train, test) tables; an unknown name is an error that lists the known ones."""
+    if dataset in REAL:
+        from .real_datasets import real_dataset  # it imports this module
+
+        return real_dataset(dataset).tables()
     if dataset not in DATASETS:
-        raise KeyError(f"unknown dataset {dataset!r}; the text studies know {sorted(DATASETS)}")
+        raise KeyError(f"unknown dataset {dataset!r}; the text studies know {sorted(DATASETS) + list(REAL)}")
     return DATASETS[dataset]()
 
 

@@ -11,6 +11,7 @@ pip-packaged all-MiniLM-L6-v2 and makes its own choices (strategy, epochs) from 
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,9 @@ def train_and_score(
     labels = label_names(labelled)
     paths = prepared_project(work, snapshot, labelled, labels, split)
     preprocess = PreprocessConfig.model_validate(shipped_params()["preprocess"])
+    started = time.perf_counter()
     train_stage.run(paths, ModelConfig(source=SOURCE), preprocess, train)
+    train_seconds = time.perf_counter() - started
     model, preprocessor, config, _ = load_checkpoint(paths.checkpoint)
     predicted = predict_logits(model, preprocessor, scored[INPUT].tolist(), 64).argmax(dim=1).tolist()
     ids = {label: index for index, label in enumerate(labels)}
@@ -117,6 +120,7 @@ def train_and_score(
         "model_selection": choice["model_selection"]["method"],
         "training_data_macro_f1": choice["validation_macro_f1"],  # cross-validated or held out: never scored rows
         "cross_validation": choice.get("cross_validation") or {},
+        "train_seconds": train_seconds,
     }
     return merged(scored_result(predicted, [ids[label] for label in scored[LABEL]], labels), {"details": details})
 
