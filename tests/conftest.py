@@ -38,7 +38,12 @@ SHARED_MODELS = {"tiny_model_dir", "tiny_image_weights"}
 LONGEST = {"test_deployment.py", "test_dvc_pipeline.py", "test_learning_curve.py", "test_sweep.py"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+TIERS = ("core", "stages", "reliability", "slow")
+COLLECTED_TIERS = pytest.StashKey[dict[str, list[str]]]()  # every collected test's tiers, before -m or -k deselect
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own hook deselects by -m and -k: tests/test_tiers.py sees them all
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """One tier marker per test (``tier``), and the slow tier last, its longest tests first: fast feedback
     first, and in-process tests before any that start a Prefect server.
 
@@ -49,6 +54,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("slow") is None:
             item.add_marker(tier(item))
+    config.stash[COLLECTED_TIERS] = {
+        item.nodeid: [name for name in TIERS for _ in item.iter_markers(name)] for item in items
+    }
     items.sort(key=lambda item: (item.get_closest_marker("slow") is not None, item.path.name not in LONGEST))
 
 
