@@ -403,6 +403,38 @@ def test_fold_count_judges_fewer_folds_on_the_real_datasets_at_64_per_class() ->
     assert "not judged" in "\n".join(fold_count.report(shipped))
 
 
+def test_fold_count_scores_the_best_mean_and_the_one_standard_error_rule_by_each_candidates_own_row() -> None:
+    fold_count = benchmark_module("fold_count")
+
+    def candidate(strategy: str, seed: int, undrawn: float, train_seconds: float) -> dict:
+        record = fold_run(f"{strategy} 2 folds", "rotten_tomatoes", seed, undrawn, strategy, 0.7)
+        record["details"]["train_seconds"] = train_seconds
+        return record
+
+    def default(seed: int, means: dict[str, tuple[float, float]]) -> dict:
+        record = fold_run("default 2 folds", "rotten_tomatoes", seed, 0.0, "x", 0.7)
+        record["details"]["cross_validation"] = {
+            strategy: {"mean": mean, "std": std, "fold_scores": [mean - std, mean + std]}
+            for strategy, (mean, std) in means.items()
+        }
+        return record
+
+    rows = [candidate("freeze_unfreeze", seed, 0.70, 100.0) for seed in (0, 1)]
+    rows += [candidate("linear_probe", seed, 0.68 + 0.04 * seed, 5.0) for seed in (0, 1)]
+    # seed 0: the probe is inside the best's standard error (0.08 / sqrt 2); seed 1: it is not
+    defaults = [default(0, {"freeze_unfreeze": (0.75, 0.08), "linear_probe": (0.72, 0.01)}),
+                default(1, {"freeze_unfreeze": (0.75, 0.01), "linear_probe": (0.72, 0.01)})]  # fmt: skip
+
+    report = "\n".join(fold_count.report(rows + defaults))
+
+    kept = "| 0.700 (freeze_unfreeze, freeze_unfreeze) | 0.690 (linear_probe, freeze_unfreeze) | -0.010 |"
+    assert f"| rotten_tomatoes | 8 | 2 | 2 {kept}" in report
+    assert "none more than 1 point below): not met (mean -0.010, lowest -0.010)." in report
+    assert "): met (mean +0.020" in "\n".join(
+        fold_count.report([r | {"score": {"macro_f1": 0.74}} if "linear" in r["setting"] else r for r in rows] + defaults)
+    )
+
+
 def image_run(setting: str, seed: int, valid: float, test: float, fit: int, best_epoch: int = 3) -> dict:
     """An image_strategies cell record as its worker would leave it (six classes)."""
     strategy = setting.split("@")[0]
