@@ -31,7 +31,7 @@ from tlpipe.stages.prepare import DATA_VERSION, LABELS, TEST, TRAIN, VALID
 from tlpipe.stages.review_labels import SUMMARY
 from tlpipe.stages.train import HISTORY
 from tlpipe.training import predict_logits
-from tlpipe.transfer_verdict import transfer_gain
+from tlpipe.transfer_verdict import Gain, transfer_gain
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,11 @@ def run(paths: PathsConfig, evaluate: EvaluateConfig) -> dict[str, Any]:
         paths.metrics.unlink(missing_ok=True)
     write_text(paths.model_card, card)
     write_json(paths.metrics, metrics)
+    _log_summary(metrics, calibration, over_baseline)
+    return metrics
+
+
+def _log_summary(metrics: dict[str, Any], calibration: dict[str, Any], over_baseline: Gain) -> None:
     log.info(
         "Test macro-F1: fine-tuned %.4f vs baseline %.4f (accuracy %.4f vs %.4f)",
         metrics["finetuned"]["macro_f1"],
@@ -154,7 +159,6 @@ def run(paths: PathsConfig, evaluate: EvaluateConfig) -> dict[str, Any]:
         log.info(over_baseline.message)
     else:
         log.warning(over_baseline.message)
-    return metrics
 
 
 def calibration_metrics(logits: np.ndarray, actual: list[int], calibration: dict[str, Any]) -> dict[str, Any]:
