@@ -11,7 +11,7 @@ import pytest
 from tlpipe.config import SplitConfig
 from tlpipe.datasets import INPUT, LABEL
 from tlpipe.errors import DataError
-from tlpipe.model_selection import Folds, assign_folds, choose_epochs, with_threshold
+from tlpipe.model_selection import FEWER_FOLDS_FROM, Folds, assign_folds, choose_epochs, with_threshold
 
 
 def labelled(per_class: dict[str, int]) -> pd.DataFrame:
@@ -71,6 +71,18 @@ def test_a_null_threshold_takes_the_modalitys_and_a_set_one_stays() -> None:
 def test_a_class_smaller_than_the_fold_count_is_refused_with_the_fix() -> None:
     with pytest.raises(DataError, match=r"split.folds is 5, but 'b' \(3\).*Lower split.folds"):
         assign_folds(labelled({"a": 8, "b": 3}), SplitConfig(folds=5, cross_validate_below=20))
+    with pytest.raises(DataError, match=r"split.folds is auto \(3 folds\), but 'b' \(2\).*at least 2"):
+        assign_folds(labelled({"a": 8, "b": 2}), SplitConfig(cross_validate_below=20))
+
+
+@pytest.mark.parametrize(("smallest", "folds"), [(8, 3), (FEWER_FOLDS_FROM - 1, 3), (FEWER_FOLDS_FROM, 2), (64, 2)])
+def test_auto_takes_three_folds_with_few_labels_and_two_from_forty_a_class(smallest: int, folds: int) -> None:
+    chosen = assign_folds(labelled({"a": smallest, "b": smallest + 5}), SplitConfig(cross_validate_below=100))
+
+    assert chosen.cross_validates and chosen.folds == folds and set(chosen.fold_of_row) == set(range(folds))
+    assert f"{folds}-fold cross-validation" in chosen.reason
+    named = assign_folds(labelled({"a": smallest, "b": smallest}), SplitConfig(folds=4, cross_validate_below=100))
+    assert named.folds == 4  # a number in params.yaml is taken as it is
 
 
 def history(scores: list[float], phases: list[str] | None = None) -> list[dict]:

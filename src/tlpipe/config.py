@@ -83,7 +83,11 @@ class SplitConfig(Section):
     examples_per_class: int | None = Field(
         None, ge=2, description="use at most this many labelled examples per class (null: all of them)"
     )
-    folds: int = Field(3, ge=2, le=20, description="k of the k-fold cross-validation that chooses settings")
+    folds: Annotated[int, Field(ge=2, le=20)] | Literal["auto"] = Field(
+        "auto",
+        description="k of the k-fold cross-validation that chooses settings; auto: 3, or 2 when the smallest class "
+        "has at least 40 labelled examples (tlpipe.model_selection.fold_count)",
+    )
     cross_validate_below: int | None = Field(
         None,
         ge=0,

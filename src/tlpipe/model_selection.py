@@ -9,6 +9,12 @@ folds train, the fold validates), chooses the strategy and the number of epochs 
 mean validation macro-F1 over the folds, and trains the final model on every example with them.
 With enough labels the held-out split stays, because one run is cheaper.
 
+How many folds: ``split.folds``, or with ``auto`` (the default) 3, and 2 once the smallest class has
+``FEWER_FOLDS_FROM`` (40) labelled examples. From there ``auto`` fine-tunes the whole body in every fold, and the
+folds are most of the train stage; each of 2 folds still validates on 20 or more examples a class. On the real
+texts at 64 per class, 2 folds chose as well as 3 on the training rows the samples left out, in less of the
+time (``benchmarks/fold_count.py``, ``benchmarks/results/fold_count_many_labels.md``).
+
 The threshold is the modality's unless params.yaml sets one. For texts it is 100, which puts the
 whole few-shot range under cross-validation. Where it could fall, ``benchmarks/cross_validate_below.py``
 runs the default both ways on the same labelled sample and scores each on the training rows that
@@ -94,6 +100,16 @@ def with_threshold(split: SplitConfig, modality_threshold: int) -> SplitConfig:
     return split.model_copy(update={"cross_validate_below": modality_threshold})
 
 
+FEWER_FOLDS_FROM = 40  # smallest class from which split.folds auto is 2 rather than 3 (benchmarks/fold_count.py)
+
+
+def fold_count(split: SplitConfig, smallest_class: int) -> int:
+    """k for ``split``: ``split.folds``, or under ``auto`` 3 below ``FEWER_FOLDS_FROM`` labels a class, else 2."""
+    if split.folds != "auto":
+        return split.folds
+    return 2 if smallest_class >= FEWER_FOLDS_FROM else 3
+
+
 def assign_folds(train: pd.DataFrame, split: SplitConfig) -> Folds:
     """Cross-validation folds for ``train`` when its smallest class is below the threshold, else holdout.
 
@@ -103,17 +119,19 @@ def assign_folds(train: pd.DataFrame, split: SplitConfig) -> Folds:
         raise ValueError("split.cross_validate_below is null: resolve it with with_threshold() first")
     counts = train[LABEL].value_counts()
     smallest = int(counts.min())
-    settings = {"folds": split.folds, "cross_validate_below": split.cross_validate_below, "seed": split.seed}
+    folds = fold_count(split, smallest)
+    settings = {"folds": folds, "cross_validate_below": split.cross_validate_below, "seed": split.seed}
     if smallest >= split.cross_validate_below:
         return Folds("holdout", smallest_class=smallest, **settings)
-    if smallest < split.folds:
-        few = ", ".join(f"'{label}' ({count})" for label, count in counts[counts < split.folds].items())
+    if smallest < folds:
+        few = ", ".join(f"'{label}' ({count})" for label, count in counts[counts < folds].items())
         raise DataError(
-            f"split.folds is {split.folds}, but {few} have fewer labelled examples than that, so some fold would not "
-            "see them. Lower split.folds in params.yaml (at least 2), or add examples to those classes."
+            f"split.folds is {split.folds}" + (f" ({folds} folds)" if split.folds == "auto" else "") + f", but {few} "
+            "have fewer labelled examples than that, so some fold would not see them. Lower split.folds in params.yaml "
+            "(at least 2), or add examples to those classes."
         )
     fold_of_row = [0] * len(train)
-    stratified = StratifiedKFold(n_splits=split.folds, shuffle=True, random_state=split.seed)
+    stratified = StratifiedKFold(n_splits=folds, shuffle=True, random_state=split.seed)
     for fold, (_, held_out) in enumerate(stratified.split(train, train[LABEL])):
         for row in held_out:
             fold_of_row[row] = fold
