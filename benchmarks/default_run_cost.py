@@ -7,12 +7,15 @@ previous default (``split.cross_validate_below: 0``: a held-out 20% chooses; com
 linear probe only, ``train.auto.compare: [linear_probe]``; the contrastive phase in fp32,
 ``train.mixed_precision: off``, as it ran on every CPU), and ``previous_bf16``, the previous
 choice in today's precision (bf16 contrastive phase on CPUs with bf16 instructions), which
-separates what cross-validation costs from what the precision saves. Prints and writes each
-stage's seconds and the ratios of the train stage and of the whole run.
+separates what cross-validation costs from what the precision saves; ``three_folds`` is the default with
+``split.folds: 3``, as it was before ``auto`` took 2 folds from 40 labels a class. Prints and writes each stage's
+seconds and the ratios of the train stage and of the whole run of the default against each other setting.
 
     .venv/bin/python benchmarks/default_run_cost.py                    # 8 per class, 2 rounds, in-process
     .venv/bin/python benchmarks/default_run_cost.py --processes        # each stage its own process, as dvc repro
     .venv/bin/python benchmarks/default_run_cost.py --per-class 16 --rounds 1
+    .venv/bin/python benchmarks/default_run_cost.py --per-class 60 --processes --settings default three_folds \
+        --output benchmarks/results/default_run_cost_folds.json     # the demo's size: 2 folds against 3
 
 Results: benchmarks/results/default_run_cost.json (default_run_cost_processes.json with --processes).
 """
@@ -48,6 +51,7 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     "previous": {"split": PREVIOUS["split"], "train": PREVIOUS["train"] | {"mixed_precision": "off"}},
     # The previous choice with today's bf16 contrastive phase: what cross-validation costs, apart from the precision.
     "previous_bf16": PREVIOUS,
+    "three_folds": {"split": {"folds": 3}},
 }
 
 
@@ -90,10 +94,14 @@ def timed_pipeline(root: Path, per_class: int, changes: dict[str, dict[str, Any]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--per-class", type=int, default=8, help="labelled examples per class (default 8)")
-    parser.add_argument("--rounds", type=int, default=2, help="turns of the three settings (default 2)")
+    parser.add_argument("--rounds", type=int, default=2, help="turns of the settings (default 2)")
     parser.add_argument(
         "--processes", action="store_true", help="run each stage as its own `tlpipe <stage>` process, as dvc repro does"
     )
+    parser.add_argument(
+        "--settings", nargs="+", choices=list(SETTINGS), default=["default", "previous", "previous_bf16"],
+        help="the settings taking turns; the default is compared with each other one (default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument(
         "--output",
         type=Path,
@@ -101,14 +109,16 @@ def main() -> None:
         help=f"default: {RESULTS.name}, or {RESULTS.stem}_processes.json with --processes, in {RESULTS.parent}",
     )
     args = parser.parse_args()
+    if "default" not in args.settings or len(args.settings) < 2:
+        parser.error("--settings: name default and at least one setting to compare it with")
     args.output = args.output or RESULTS.with_stem(RESULTS.stem + "_processes" * args.processes)
     logging.basicConfig(level=logging.WARNING)
-    runs: dict[str, list[dict[str, float]]] = {name: [] for name in SETTINGS}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in args.settings}
     with tempfile.TemporaryDirectory() as scratch:
         for round_ in range(args.rounds):
-            for name, changes in SETTINGS.items():
+            for name in args.settings:
                 folder = Path(scratch) / f"{name}-{round_}"
-                runs[name].append(timed_pipeline(folder, args.per_class, changes, args.processes))
+                runs[name].append(timed_pipeline(folder, args.per_class, SETTINGS[name], args.processes))
                 print(f"round {round_ + 1} {name:<13} " + "  ".join(f"{k} {v:.0f}s" for k, v in runs[name][-1].items()))
     median = {
         name: {stage: statistics.median(run[stage] for run in members) for stage in STAGES}
@@ -116,33 +126,34 @@ def main() -> None:
     }
     total = {name: sum(stages.values()) for name, stages in median.items()}
     ratios = {
-        "train_stage": median["default"]["train"] / median["previous"]["train"],
-        "whole_run": total["default"] / total["previous"],
-    }
-    structural = {
-        "train_stage": median["default"]["train"] / median["previous_bf16"]["train"],
-        "whole_run": total["default"] / total["previous_bf16"],
+        f"default_over_{name}": {
+            "train_stage": median["default"]["train"] / median[name]["train"],
+            "whole_run": total["default"] / total[name],
+        }
+        for name in args.settings
+        if name != "default"
     }
     write_json(
         args.output,
         {
             "command": f"benchmarks/default_run_cost.py --per-class {args.per_class} --rounds {args.rounds}"
-            + " --processes" * args.processes,
+            + " --processes" * args.processes
+            + f" --settings {' '.join(args.settings)}",
             "cpu_threads": torch.get_num_threads(),
             "per_class": args.per_class,
             "median_seconds": median,
             "total_seconds": total,
-            "default_over_previous": ratios,
-            "default_over_previous_bf16": structural,
+            **ratios,
             "runs": runs,
         },
     )
-    print(
-        f"{args.per_class}/class: train stage {median['default']['train']:.0f}s vs {median['previous']['train']:.0f}s "
-        f"({ratios['train_stage']:.2f}x); whole run {total['default']:.0f}s vs {total['previous']:.0f}s "
-        f"({ratios['whole_run']:.2f}x); against the previous choice in today's precision: train stage "
-        f"{structural['train_stage']:.2f}x, whole run {structural['whole_run']:.2f}x"
-    )
+    for name, ratio in ratios.items():
+        other = name.removeprefix("default_over_")
+        print(
+            f"{args.per_class}/class, default against {other}: train stage {median['default']['train']:.0f}s vs "
+            f"{median[other]['train']:.0f}s ({ratio['train_stage']:.2f}x); whole run {total['default']:.0f}s vs "
+            f"{total[other]:.0f}s ({ratio['whole_run']:.2f}x)"
+        )
 
 
 if __name__ == "__main__":
