@@ -155,6 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
         "stages are skipped and dvc.lock stays true; reports are published as Prefect artifacts.",
     )
     runner.add_argument("--force", action="store_true", help="rerun every stage even if DVC finds it up to date")
+    _add_experiment_commands(commands)
+    _add_model_commands(commands)
+    _add_suggest_labels(commands)
+    _add_serving_commands(commands)
+    return parser
+
+
+def _add_experiment_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``sweep`` and ``learning-curve``: many runs of the pipeline as queued DVC experiments."""
     sweeper = commands.add_parser(
         "sweep",
         help="Try settings as DVC experiments and name the best by validation macro-F1.",
@@ -198,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     curve.add_argument("--jobs", type=int, default=1, help="experiments run at once (default 1)")
     curve.add_argument("--name", help="prefix of the experiment names (default: curve-<date>-<time>)")
+
+
+def _add_model_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``models`` and ``rank-models``: the model zoo, and choosing a body from the training data."""
     commands.add_parser(
         "models",
         help="List the pretrained models tlpipe knows (the model zoo) and how to install them.",
@@ -217,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
         "ranking.json (score, standard error, parameters, encode seconds, the choice and why) to "
         "paths.model_ranking. model.source: auto makes fetch-model rank and take the chosen body.",
     )
+
+
+def _add_suggest_labels(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``suggest-labels``: active learning."""
     from tlpipe.active_learning import DEFAULT_STRATEGY, STRATEGIES
 
     suggester = commands.add_parser(
@@ -244,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--label-studio", type=Path, metavar="FILE",
         help="also write the picks as a Label Studio import file (JSON tasks whose data key is text or image)",
     )  # fmt: skip
+
+
+def _add_serving_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``predict`` and ``monitor``: the exported bundle, as production runs it."""
     from tlpipe import serving
 
     predictor = commands.add_parser(
@@ -260,7 +281,6 @@ def build_parser() -> argparse.ArgumentParser:
         description=serving.MONITOR_DESCRIPTION,
     )
     serving.add_arguments(monitor, monitor=True)
-    return parser
 
 
 def _strategy_list() -> str:
