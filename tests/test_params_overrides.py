@@ -33,9 +33,8 @@ def test_dotted_overrides_are_written_and_the_comments_kept(params: Path) -> Non
 
 def test_a_params_file_replaces_whole_sections(params: Path, tmp_path: Path) -> None:
     other = tmp_path / "weekly.yaml"
-    other.write_text(
-        yaml.safe_dump({"split": {"cross_validate_below": None, "folds": "auto", "validation_fraction": 0.25, "seed": 7}})
-    )
+    weekly = {"cross_validate_below": None, "folds": "auto", "validation_fraction": 0.25, "seed": 7}
+    other.write_text(yaml.safe_dump({"split": weekly}))
 
     changed = apply_overrides(params, {}, other)
 
