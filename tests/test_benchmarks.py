@@ -64,6 +64,17 @@ def test_every_benchmark_script_imports_and_shows_its_help() -> None:
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
 
 
+def test_the_studies_name_every_real_dataset_of_the_registry_by_its_modality() -> None:
+    # The harness cannot import the registry when it is imported (benchmarks/ is not on sys.path then), so it
+    # keeps the names; this keeps them equal to real_data.DATASETS.
+    real_data = benchmark_module("real_data")
+    by_modality = {m: tuple(n for n in real_data.DATASETS if real_data.dataset_module(n).MODALITY == m)
+                   for m in ("text", "image")}  # fmt: skip
+
+    assert importlib.import_module("harness.text_datasets").REAL == by_modality["text"]
+    assert benchmark_module("real_suite").IMAGES == by_modality["image"]
+
+
 def tiny_cells(markers: Path, settings: dict[str, dict], seeds: tuple[int, ...] = (0,)) -> list:
     """The grid of the tiny worker: one dataset, one size, these settings (params beside ``markers``)."""
     chosen = [harness.Setting(name, {"markers": str(markers), **params}) for name, params in settings.items()]
