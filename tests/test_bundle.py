@@ -13,6 +13,7 @@ import onnx
 import onnxruntime as ort
 import pandas as pd
 import pytest
+from built_once import built_once
 from factories import make_table, write_project
 
 from tlpipe import serving
@@ -31,14 +32,18 @@ BLOCK_TRAINING_STACK = (
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
-    """A text project run through every stage once (tiny model): the project folder."""
-    root = tmp_path_factory.mktemp("bundle-project")
-    # coverage 0.5: the few held-out examples support a threshold below 1, so the sets are not every label
-    write_project(root, tiny_model_dir, make_table(12), make_table(4, offset=100), {"serving": {"coverage": 0.5}})
-    with contextlib.chdir(root):
-        for stage in STAGES:
-            run_stage(stage)
-    return root
+    """A text project run through every stage once (tiny model): the project folder, built once for the run and
+    only read (``bundle`` is a copy to tamper with)."""
+
+    def build(root: Path) -> None:
+        # coverage 0.5: the few held-out examples support a threshold below 1, so the sets are not every label
+        overrides = {"serving": {"coverage": 0.5}}
+        write_project(root, tiny_model_dir, make_table(12), make_table(4, offset=100), overrides)
+        with contextlib.chdir(root):
+            for stage in STAGES:
+                run_stage(stage)
+
+    return built_once(tmp_path_factory, "bundle-project", build)
 
 
 @pytest.fixture
@@ -324,20 +329,20 @@ def test_int8_model_ships_only_with_its_gate_passed_and_serves(exported: Path, b
         assert result.returncode == 0, result.stderr
 
 
-def test_int8_gate_refuses_a_model_that_loses_accuracy(exported: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_int8_gate_refuses_a_model_that_loses_accuracy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import numpy as np
 
     from tlpipe import quantization
 
     outputs = {"fp32": np.eye(3)[[0, 1, 2, 0]], "int8": np.eye(3)[[0, 0, 0, 0]]}
     monkeypatch.setattr(
-        quantization, "onnx_logits", lambda path, *a: outputs["int8" if "int8" in str(path) else "fp32"]
+        quantization, "onnx_logits", lambda path, *a: outputs["int8" if "int8" in Path(path).name else "fp32"]
     )
     for name in ("fp32.onnx", "int8.onnx"):
-        (exported / name).write_bytes(b"x")
+        (tmp_path / name).write_bytes(b"x")
 
     report = compare_int8(
-        exported / "fp32.onnx", exported / "int8.onnx", None, [0] * 4, [0, 1, 2, 0], 3, 2, 0.01, "dynamic"
+        tmp_path / "fp32.onnx", tmp_path / "int8.onnx", None, [0] * 4, [0, 1, 2, 0], 3, 2, 0.01, "dynamic"
     )
 
     assert not report.kept and report.macro_f1_drop > 0.01

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from built_once import built_once
 from factories import make_table, write_project
 
 from tlpipe.cli import run_stage
@@ -18,13 +19,16 @@ from .images import write_image_project
 
 @pytest.fixture(scope="session")
 def finished_project(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
-    """A text project after every stage (tiny model, one epoch): the outputs a bad input must leave alone."""
-    root = tmp_path_factory.mktemp("finished")
-    write_project(root, tiny_model_dir, make_table(12), make_table(4, offset=100), {"train": {"epochs": 1}})
-    with contextlib.chdir(root):
-        for stage in STAGES:
-            run_stage(stage)
-    return root
+    """A text project after every stage (tiny model, one epoch): the outputs a bad input must leave alone. Built
+    once for the run; tests get a copy (``workspace``)."""
+
+    def build(root: Path) -> None:
+        write_project(root, tiny_model_dir, make_table(12), make_table(4, offset=100), {"train": {"epochs": 1}})
+        with contextlib.chdir(root):
+            for stage in STAGES:
+                run_stage(stage)
+
+    return built_once(tmp_path_factory, "finished", build)
 
 
 @pytest.fixture(scope="session")

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from built_once import built_once
 from factories import make_table, write_project
-from filelock import FileLock
 
 from tlpipe.cli import run_stage
 
@@ -78,20 +76,15 @@ def tlpipe(root: Path, stage: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> dict[str, object]:
-    """A finished project, each stage's uninterrupted outcome, and how long each stage's command takes; under
-    pytest-xdist, built once for the run and read by every worker (the first to take the lock builds it)."""
-    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # the same in every worker of one run
-    if run is None:
-        return finished_project(tmp_path_factory.mktemp("reference"), tiny_model_dir)
-    shared = tmp_path_factory.getbasetemp().parent / f"crash-reference-{run}"
-    shared.mkdir(exist_ok=True)
-    record = shared / "reference.json"
-    with FileLock(shared / "build.lock"):
-        if not record.is_file():
-            built = finished_project(Path(tempfile.mkdtemp(dir=shared)), tiny_model_dir)
-            record.write_text(json.dumps({**built, "root": str(built["root"])}))
-    stored = json.loads(record.read_text())
-    return {**stored, "root": Path(stored["root"])}
+    """A finished project, each stage's uninterrupted outcome, and how long each stage's command takes; built once
+    for the run and read by every worker."""
+
+    def build(root: Path) -> None:
+        built = finished_project(root, tiny_model_dir)
+        (root / "reference.json").write_text(json.dumps({key: built[key] for key in ("seconds", "outcomes")}))
+
+    root = built_once(tmp_path_factory, "crash-reference", build)
+    return {**json.loads((root / "reference.json").read_text()), "root": root}
 
 
 def finished_project(root: Path, tiny_model_dir: Path) -> dict[str, object]:
