@@ -7,7 +7,9 @@ pipeline uses.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -112,6 +114,32 @@ def project(
     monkeypatch.chdir(tmp_path)
     write_project(tmp_path, tiny_model_dir, train_table, test_table)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def finished_project(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """The ``project`` fixture's project after every stage, built once for the run (tests/built_once.py): read it,
+    or take ``finished_copy`` to change it."""
+    from built_once import built_once
+
+    def build(root: Path) -> None:
+        from tlpipe.cli import run_stage
+        from tlpipe.stages import STAGES
+
+        write_project(root, tiny_model_dir, make_table(12), make_table(4, offset=100))
+        with contextlib.chdir(root):
+            for stage in STAGES:
+                run_stage(stage)
+
+    return built_once(tmp_path_factory, "finished-project", build)
+
+
+@pytest.fixture
+def finished_copy(finished_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of ``finished_project``; the cwd."""
+    root = Path(shutil.copytree(finished_project, tmp_path / "project", symlinks=True))
+    monkeypatch.chdir(root)
+    return root
 
 
 @pytest.fixture

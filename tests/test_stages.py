@@ -35,10 +35,8 @@ def snapshot_of(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_pipeline_writes_a_bundle_that_onnxruntime_serves_alone(project: Path) -> None:
-    run_all()
-
-    bundle = project / "models" / "bundle"
+def test_pipeline_writes_a_bundle_that_onnxruntime_serves_alone(finished_project: Path) -> None:
+    bundle = finished_project / "models" / "bundle"
     assert {p.name for p in bundle.iterdir()} >= {
         "README.md", "labels.json", "manifest.json", "metadata.json", "model.onnx", "parity.json", "predict.py",
         "preprocessing.json", "requirements.txt", "tokenizer.json",
@@ -48,7 +46,7 @@ def test_pipeline_writes_a_bundle_that_onnxruntime_serves_alone(project: Path) -
     tokenizer = Tokenizer.from_file(str(bundle / "tokenizer.json"))
     tokenizer.enable_truncation(preprocessing["max_length"])
     tokenizer.enable_padding()
-    test = pd.read_csv(project / "data" / "prepared" / "test.csv")
+    test = pd.read_csv(finished_project / "data" / "prepared" / "test.csv")
     encodings = tokenizer.encode_batch(test["input"].tolist())
     feeds = {
         name: np.array([getattr(e, "ids" if name == "input_ids" else name) for e in encodings], dtype=np.int64)
@@ -274,12 +272,10 @@ def test_auto_compares_with_the_probe_on_validation_and_keeps_the_better(
     assert not (project / "models" / "train_state").exists()
 
 
-def test_bundle_metadata_records_source_data_version_and_metrics(project: Path, tiny_model_dir: Path) -> None:
-    run_all()
-
-    metadata = json.loads((project / "models" / "bundle" / "metadata.json").read_text())
-    snapshot = json.loads((project / "data" / "pretrained" / "tlpipe-snapshot.json").read_text())
-    data_version = json.loads((project / "data" / "prepared" / "data.json").read_text())["raw_sha256"]
+def test_bundle_metadata_records_source_data_version_and_metrics(finished_project: Path, tiny_model_dir: Path) -> None:
+    metadata = json.loads((finished_project / "models" / "bundle" / "metadata.json").read_text())
+    snapshot = json.loads((finished_project / "data" / "pretrained" / "tlpipe-snapshot.json").read_text())
+    data_version = json.loads((finished_project / "data" / "prepared" / "data.json").read_text())["raw_sha256"]
     assert metadata["source_model"] == f"path:{tiny_model_dir.name}"  # no path of the training machine
     assert metadata["source_weights_sha256"] == snapshot["weights_sha256"]
     assert metadata["data_version"] == data_version
@@ -287,21 +283,19 @@ def test_bundle_metadata_records_source_data_version_and_metrics(project: Path, 
     assert metadata["versions"]["onnxruntime"]
 
 
-def test_evaluate_writes_metrics_for_model_and_baseline_and_a_png(project: Path) -> None:
-    run_all(until="evaluate")
-
-    metrics = json.loads((project / "reports" / "metrics.json").read_text())
+def test_evaluate_writes_metrics_for_model_and_baseline_and_a_png(finished_project: Path) -> None:
+    metrics = json.loads((finished_project / "reports" / "metrics.json").read_text())
     for model in ("finetuned", "baseline"):
         assert 0.0 <= metrics[model]["macro_f1"] <= 1.0
         assert set(metrics[model]["per_class"]) == {"access", "billing", "shipping"}
     assert metrics["baseline"]["macro_f1"] == 1.0  # keywords make the toy task easy for TF-IDF
-    assert (project / "reports" / "evaluation" / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
-    predictions = pd.read_csv(project / "reports" / "evaluation" / "predictions.csv")
+    assert (finished_project / "reports" / "evaluation" / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    predictions = pd.read_csv(finished_project / "reports" / "evaluation" / "predictions.csv")
     assert list(predictions.columns) == ["text", "actual", "finetuned", "baseline", "probability", "prediction_set"]
     assert predictions["probability"].between(1 / 3, 1.0).all()  # the calibrated top-1 probability of 3 labels
-    assert (project / "reports" / "evaluation" / "calibration.png").read_bytes()[:4] == b"\x89PNG"
-    calibration = json.loads((project / "models" / "calibration.json").read_text())
-    valid = pd.read_csv(project / "data" / "prepared" / "valid.csv")
+    assert (finished_project / "reports" / "evaluation" / "calibration.png").read_bytes()[:4] == b"\x89PNG"
+    calibration = json.loads((finished_project / "models" / "calibration.json").read_text())
+    valid = pd.read_csv(finished_project / "data" / "prepared" / "valid.csv")
     assert calibration["fitted_on"]["source"] == "validation" and calibration["fitted_on"]["examples"] == len(valid)
     assert metrics["calibration"]["temperature"] == calibration["temperature"]
     assert 0.0 <= metrics["calibration"]["test"]["ece_after"] <= 1.0
@@ -332,19 +326,18 @@ def test_bad_data_stops_validate_and_leaves_earlier_outputs_untouched(
 
 
 def test_failed_parity_publishes_no_model_and_keeps_the_previous_bundle(
-    project: Path, monkeypatch: pytest.MonkeyPatch
+    finished_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run_all()
-    bundle_before = snapshot_of(project / "models" / "bundle")
+    bundle_before = snapshot_of(finished_copy / "models" / "bundle")
     failing = ParityReport(10, 0.5, 0.9, 0.5, 0.6, 1e-4, 1.0, "x", 0.1)
     monkeypatch.setattr("tlpipe.stages.export.check_parity", lambda *args, **kwargs: failing)
 
     with pytest.raises(ExportParityError, match="No model was written"):
         run_stage("export")
 
-    assert snapshot_of(project / "models" / "bundle") == bundle_before
-    assert json.loads((project / "reports" / "parity.json").read_text())["passed"] is False
-    assert not list((project / "models").glob(".bundle.staging*"))
+    assert snapshot_of(finished_copy / "models" / "bundle") == bundle_before
+    assert json.loads((finished_copy / "reports" / "parity.json").read_text())["passed"] is False
+    assert not list((finished_copy / "models").glob(".bundle.staging*"))
 
 
 def test_train_before_prepare_says_which_stage_to_run(project: Path) -> None:

@@ -1,4 +1,5 @@
-"""A finished text project and a validated image project, built once and copied for each row of the table."""
+"""Private copies of the finished text project (tests/conftest.py) and of a validated image project, one per row of
+the table."""
 
 from __future__ import annotations
 
@@ -7,28 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from built_once import built_once
-from factories import make_table, write_project
 
 from tlpipe.cli import run_stage
-from tlpipe.stages import STAGES
 
 from .harness import RESULTS
 from .images import write_image_project
-
-
-@pytest.fixture(scope="session")
-def finished_project(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
-    """A text project after every stage (tiny model, one epoch): the outputs a bad input must leave alone. Built
-    once for the run; tests get a copy (``workspace``)."""
-
-    def build(root: Path) -> None:
-        write_project(root, tiny_model_dir, make_table(12), make_table(4, offset=100), {"train": {"epochs": 1}})
-        with contextlib.chdir(root):
-            for stage in STAGES:
-                run_stage(stage)
-
-    return built_once(tmp_path_factory, "finished", build)
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +33,7 @@ def copy_of(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
 
 @pytest.fixture
 def workspace(finished_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private copy of the finished text project; the cwd."""
+    """A private copy of the finished text project (tests/conftest.py); the cwd."""
     return copy_of(finished_project, tmp_path, monkeypatch)
 
 
