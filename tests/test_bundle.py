@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
@@ -13,13 +12,10 @@ import onnx
 import onnxruntime as ort
 import pandas as pd
 import pytest
-from built_once import built_once
-from factories import make_table, write_project
 
 from tlpipe import serving
-from tlpipe.cli import main, run_stage
+from tlpipe.cli import main
 from tlpipe.quantization import compare_int8
-from tlpipe.stages import STAGES
 
 BLOCK_TRAINING_STACK = (
     "import sys, runpy\n"
@@ -30,20 +26,10 @@ BLOCK_TRAINING_STACK = (
 )
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
-    """A text project run through every stage once (tiny model): the project folder, built once for the run and
-    only read (``bundle`` is a copy to tamper with)."""
-
-    def build(root: Path) -> None:
-        # coverage 0.5: the few held-out examples support a threshold below 1, so the sets are not every label
-        overrides = {"serving": {"coverage": 0.5}}
-        write_project(root, tiny_model_dir, make_table(12), make_table(4, offset=100), overrides)
-        with contextlib.chdir(root):
-            for stage in STAGES:
-                run_stage(stage)
-
-    return built_once(tmp_path_factory, "bundle-project", build)
+@pytest.fixture
+def exported(finished_project: Path) -> Path:
+    """The finished tiny text project (tests/conftest.py), only read here (``bundle`` is a copy to tamper with)."""
+    return finished_project
 
 
 @pytest.fixture
