@@ -199,9 +199,10 @@ def choice_rules(records: list[dict[str, Any]]) -> list[str]:
         best = max(scores, key=lambda strategy: scores[strategy]["mean"])
         bar = scores[best]["mean"] - scores[best]["std"] / len(scores[best]["fold_scores"]) ** 0.5
         cheapest = min((s for s in scores if scores[s]["mean"] >= bar), key=lambda strategy: cost[strategy])
-        probes = max((s for s in scores if s != WITHOUT), key=lambda strategy: scores[strategy]["mean"])
+        kept_without = max((s for s in scores if s != WITHOUT), key=lambda strategy: scores[strategy]["mean"])
         undrawn = {strategy: own[(*where, record["seed"], strategy)]["score"]["macro_f1"] for strategy in scores}
-        groups.setdefault(where, []).append((best, cheapest, probes, undrawn[best], undrawn[cheapest], undrawn[probes]))
+        rules = (best, cheapest, kept_without)
+        groups.setdefault(where, []).append((*rules, *(undrawn[strategy] for strategy in rules)))
     if not groups:
         return []
     lines = ["## Which candidate to keep: the best mean fold score, or the cheapest within one standard error", "",
@@ -214,7 +215,7 @@ def choice_rules(records: list[dict[str, Any]]) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     differences: dict[str, list[float]] = {}
     for (dataset, size, folds), runs in sorted(groups.items()):
-        best_mean, one_se, probes = (statistics.fmean(r[rule] for r in runs) for rule in (3, 4, 5))
+        best_mean, one_se, without = (statistics.fmean(r[rule] for r in runs) for rule in (3, 4, 5))
         if dataset in REAL:
             differences.setdefault(dataset, []).append(one_se - best_mean)
         kept = [", ".join(r[rule] for r in runs) for rule in (0, 1, 2)]
@@ -223,7 +224,7 @@ def choice_rules(records: list[dict[str, Any]]) -> list[str]:
         ratio = f"{alone[WITHOUT] / others:.1f}" if WITHOUT in alone and others else "-"
         lines.append(f"| {dataset} | {size} | {folds} | {len(runs)} | {best_mean:.3f} ({kept[0]}) "
                      f"| {one_se:.3f} ({kept[1]}) | {one_se - best_mean:+.3f} "
-                     f"| {probes:.3f} ({kept[2]}), {probes - best_mean:+.3f} | {ratio} |")  # fmt: skip
+                     f"| {without:.3f} ({kept[2]}), {without - best_mean:+.3f} | {ratio} |")  # fmt: skip
     gaps = {dataset: statistics.fmean(values) for dataset, values in differences.items()}
     met = bool(gaps) and statistics.fmean(gaps.values()) >= 0 and min(gaps.values()) >= -0.01
     verdict = ("not judged, no real dataset ran every candidate alone" if not gaps else
