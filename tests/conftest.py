@@ -7,7 +7,6 @@ pipeline uses.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from factories import ARCHITECTURE, REPO, make_table, write_images, write_project, write_tiny_bert
+from factories import ARCHITECTURE, REPO, make_table, run_every_stage, write_images, write_project, write_tiny_bert
 
 # The suite's bit-equality tests hold on CPU; on a GPU machine they would compare nondeterministic kernels.
 # Set before torch is imported, and inherited by the dvc/tlpipe subprocesses of the slow tier.
@@ -124,13 +123,8 @@ def finished_project(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: P
     from built_once import built_once
 
     def build(root: Path) -> None:
-        from tlpipe.cli import run_stage
-        from tlpipe.stages import STAGES
-
         write_project(root, tiny_model_dir, make_table(12), make_table(4, offset=100), {"serving": {"coverage": 0.5}})
-        with contextlib.chdir(root):
-            for stage in STAGES:
-                run_stage(stage)
+        run_every_stage(root)
 
     return built_once(tmp_path_factory, "finished-project", build)
 

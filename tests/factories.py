@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import importlib.util
 import shutil
@@ -86,6 +87,16 @@ def write_image(path: Path, mode: str = "RGB", size: tuple[int, int] = (24, 24))
     pixels = np.random.default_rng(next(_image_seeds)).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
     Image.fromarray(pixels).convert(mode).save(path)
     return path
+
+
+def run_every_stage(root: Path) -> None:
+    """Every pipeline stage's run() in ``root``, in this process: what `dvc repro` runs, without a process each."""
+    from tlpipe.cli import run_stage
+    from tlpipe.stages import STAGES
+
+    with contextlib.chdir(root):
+        for stage in STAGES:
+            run_stage(stage)
 
 
 def dvc_project_at(

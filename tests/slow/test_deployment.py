@@ -12,7 +12,6 @@ SQLite transient the server recovers from, printed: prefect_server.SQLITE_TRANSI
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -24,10 +23,7 @@ import pandas as pd
 import pytest
 import yaml
 from cronsim import CronSim
-from factories import REPO
-
-from tlpipe.cli import run_stage
-from tlpipe.stages import STAGES
+from factories import REPO, run_every_stage
 
 from .prefect_server import FINAL_STATES, PrefectServer, ServiceReport
 from .repo import dvc
@@ -73,9 +69,7 @@ def deployment_named(server: PrefectServer, name: str) -> dict:
 def reproduce(project: Path) -> None:
     """The project as a finished `dvc repro` leaves it, made quicker: every stage in this process, then `dvc commit`
     records them in dvc.lock, without a process per stage (test_dvc_pipeline.py runs `dvc repro` itself)."""
-    with contextlib.chdir(project):
-        for stage in STAGES:
-            run_stage(stage)
+    run_every_stage(project)
     dvc(project, "commit", "--force")
     assert dvc(project, "status").stdout.strip() == "Data and pipelines are up to date."
 
