@@ -13,6 +13,10 @@ three seeds, scored on the dataset's fixed test set (at most 100 per class). Row
 - ``baseline``: TF-IDF (texts) or pixel (images) logistic regression.
 - ``default, strong body``, ``frozen probe, strong body``, ``tuned probe, strong body``: the same rows on the model
   zoo's stronger body (all-mpnet-base-v2 for texts, EfficientNet-Lite2 for images; issue 30).
+- ``tuned probe, ranked body``: ``tlpipe rank-models`` on the labelled sample chooses between the two bodies (as
+  ``model.source: auto`` does), then the tuned probe on the chosen one; the report says how often the ranking on
+  training rows put the bodies in the order the test set does (the tuned probes', and the defaults' where both
+  ran), and what the choice cost against the better body.
 
 Nothing here chooses a setting: it measures on test sets. Choosing (the ``auto`` rule, recipes, thresholds)
 is done by cross-validation on training rows only, by the studies that say so.
@@ -25,6 +29,7 @@ above it by at least 2 points on average over the suite at 8 and 16 per class.
     .venv/bin/python benchmarks/real_suite.py --settings 'frozen probe' 'tuned probe' baseline   # cheap rows
     .venv/bin/python benchmarks/real_suite.py --settings '*strong body'   # the stronger bodies (pip install first:
                                                                           # .venv/bin/python -m tlpipe models)
+    .venv/bin/python benchmarks/real_suite.py --settings '*body'          # and rank-models' choice between them
 """
 
 from __future__ import annotations
@@ -32,14 +37,16 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+import numpy as np
 from harness import Setting, Study, main
-from harness.pipeline_runs import STAGES
+from harness.pipeline_runs import SOURCES, STAGES, STRONG_SOURCES
 from harness.text_datasets import REAL
 
 TEXTS = REAL
 IMAGES = ("mnist", "animal_mnist", "openclipart", "tabler_icons")
 DEFAULT, PROBE, TUNED_PROBE, BASELINE = "default", "frozen probe", "tuned probe", "baseline"
 STRONG = ", strong body"
+RANKED = "tuned probe, ranked body"
 SETTINGS = (
     Setting(DEFAULT, {}),
     Setting(PROBE, {"row": "frozen_probe"}),
@@ -48,14 +55,15 @@ SETTINGS = (
     Setting(DEFAULT + STRONG, {"body": "strong"}),
     Setting(PROBE + STRONG, {"row": "frozen_probe", "body": "strong"}),
     Setting(TUNED_PROBE + STRONG, {"row": "tuned_probe", "body": "strong"}),
+    Setting(RANKED, {"row": "ranked_probe"}),
 )
 MARGIN = 0.02  # the default's mean lead over the probe at 8 and 16 per class, over the suite
 JUDGED = {(dataset, size) for dataset in TEXTS + IMAGES for size in (8, 16, 64)}  # what the target is judged on
 
 
 def report(records: list[dict[str, Any]]) -> list[str]:
-    """The target's verdict, what the default chose, and where its time went."""
-    return [*target(records), *choices(records)]
+    """The target's verdict, what the default chose, where its time went, and how rank-models chose bodies."""
+    return [*target(records), *choices(records), *body_ranking(records)]
 
 
 def target(records: list[dict[str, Any]]) -> list[str]:
@@ -118,6 +126,59 @@ def choices(records: list[dict[str, Any]]) -> list[str]:
         chose = ", ".join(str(r["details"]["chose"]) for r in group)
         lines.append(f"| {dataset} | {size} | {chose} | " + " | ".join(means) + " |")
     return [*lines, ""]
+
+
+def body_ranking(records: list[dict[str, Any]]) -> list[str]:
+    """Per dataset and size: how often rank-models chose the stronger body, how well its order on the training rows
+    matched the test set's (Kendall's tau over the bodies, mean over seeds: +1 always the same order, -1 always
+    reversed), and the chosen body's tuned probe against the better of the two on the test set."""
+    ranked = [r for r in records if r["setting"] == RANKED]
+    if not ranked:
+        return []
+    pipelines = {(r["dataset"], r["size"], r["seed"], source): r["score"]["macro_f1"]
+                 for r in records for setting, sources in ((DEFAULT, SOURCES), (DEFAULT + STRONG, STRONG_SOURCES))
+                 if r["setting"] == setting for source in sources.values()}  # fmt: skip
+    lines = ["## rank-models: did the order on the training rows hold on the test set?", "",
+             "The ranking scores each body by its cross-validated probe on the labelled sample alone and keeps the "
+             "cheapest body within one standard error of the best (`tlpipe.transferability`). Kendall's tau compares "
+             "that score's order of the bodies with the test set's: the tuned probes' on each body, and the "
+             "defaults' where the pipeline ran on both bodies (`-`: it did not).", "",
+             "| dataset | per class | seeds | chose the stronger body | tau, tuned probes | tau, defaults | "
+             "chosen - better body (tuned probe) | chosen - default body (tuned probe) |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for record in sorted(ranked, key=lambda r: (r["dataset"], r["size"], r["seed"])):
+        groups.setdefault((record["dataset"], record["size"]), []).append(record)
+    for (dataset, size), group in sorted(groups.items()):
+        strong = sum(r["details"]["chosen"] in STRONG_SOURCES.values() for r in group)
+        probe_taus, pipeline_taus, regrets, gains = [], [], [], []
+        for record in group:
+            bodies = record["details"]["bodies"]
+            ranking = {source: body["ranking_macro_f1"] for source, body in bodies.items()}
+            tested = {source: body["test_macro_f1"] for source, body in bodies.items()}
+            probe_taus.append(kendall_tau(ranking, tested))
+            fine_tuned = {source: pipelines.get((dataset, size, record["seed"], source)) for source in bodies}
+            if None not in fine_tuned.values():
+                pipeline_taus.append(kendall_tau(ranking, fine_tuned))
+            regrets.append(tested[record["details"]["chosen"]] - max(tested.values()))
+            default_body = next(source for source in bodies if source in SOURCES.values())
+            gains.append(tested[record["details"]["chosen"]] - tested[default_body])
+        pipeline_tau = f"{statistics.fmean(pipeline_taus):+.2f} ({len(pipeline_taus)})" if pipeline_taus else "-"
+        means = (f"{statistics.fmean(values):+.3f}" for values in (regrets, gains))
+        lines.append(f"| {dataset} | {size} | {len(group)} | {strong} | {statistics.fmean(probe_taus):+.2f} | "
+                     f"{pipeline_tau} | " + " | ".join(means) + " |")  # fmt: skip
+    return [*lines, ""]
+
+
+def kendall_tau(first: dict[str, float], second: dict[str, float]) -> float:
+    """Kendall's tau-a of two scorings of the same items: concordant minus discordant pairs, over all pairs (a pair
+    tied in either scoring counts as neither)."""
+    items = sorted(first)
+    pairs = [(a, b) for index, a in enumerate(items) for b in items[index + 1 :]]
+    if not pairs:
+        raise ValueError("Kendall's tau needs at least two items")
+    signs = [np.sign(first[a] - first[b]) * np.sign(second[a] - second[b]) for a, b in pairs]
+    return float(sum(signs) / len(pairs))
 
 
 STUDY = Study(

@@ -537,6 +537,61 @@ def test_the_real_suites_stronger_bodies_are_zoo_entries_of_their_modality_and_r
     assert len(strong) == 3 and not by_default & strong
 
 
+def test_the_ranked_row_chooses_the_body_whose_probe_separates_the_training_rows(monkeypatch, tmp_path) -> None:
+    import pandas as pd
+
+    pipeline_runs = importlib.import_module("harness.pipeline_runs")
+    rng = np.random.default_rng(0)
+    pool = pd.DataFrame({"input": [f"t{i}" for i in range(60)], "label": ["a", "b", "c"] * 20})
+    test = pd.DataFrame({"input": [f"u{i}" for i in range(30)], "label": ["a", "b", "c"] * 10})
+    onehot = {label: np.eye(3, 16)[index] for index, label in enumerate("abc")}
+
+    def features(labels: pd.Series, signal: float) -> np.ndarray:
+        rows = np.stack([signal * onehot[label] for label in labels]) + rng.normal(0, 1, (len(labels), 16))
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    # The default body's features carry no label; the strong body's carry it clearly.
+    by_source = {source: {"pool": features(pool["label"], signal), "test": features(test["label"], signal)}
+                 for source, signal in ((pipeline_runs.SOURCES["text"], 0.0),
+                                        (pipeline_runs.STRONG_SOURCES["text"], 4.0))}  # fmt: skip
+    monkeypatch.setattr(pipeline_runs, "_features", lambda dataset, pool, test, scratch, source: by_source[source])
+    dataset = type("Dataset", (), {"modality": "text"})()
+
+    result = pipeline_runs.ranked_probe(dataset, pool, test, pool.iloc[:30], tmp_path, seed=0)
+
+    strong = pipeline_runs.STRONG_SOURCES["text"]
+    bodies = result["details"]["bodies"]
+    assert result["details"]["chosen"] == strong
+    assert bodies[strong]["ranking_macro_f1"] > bodies[pipeline_runs.SOURCES["text"]]["ranking_macro_f1"] + 0.3
+    assert result["score"]["macro_f1"] == bodies[strong]["test_macro_f1"] > 0.9
+
+
+def _ranked(real_suite: ModuleType, seed: int, ranking: tuple[float, float], test: tuple[float, float]) -> dict:
+    """A ``tuned probe, ranked body`` record: (default body, strong body) ranking scores and test macro-F1."""
+    default, strong = real_suite.SOURCES["text"], real_suite.STRONG_SOURCES["text"]
+    bodies = {source: {"ranking_macro_f1": rank, "test_macro_f1": score}
+              for source, rank, score in zip((default, strong), ranking, test, strict=True)}  # fmt: skip
+    chosen = strong if ranking[1] > ranking[0] else default
+    return {"dataset": "reuters_r8", "size": 8, "seed": seed, "setting": real_suite.RANKED,
+            "score": {"macro_f1": bodies[chosen]["test_macro_f1"]},
+            "details": {"chosen": chosen, "bodies": bodies}}  # fmt: skip
+
+
+def test_the_real_suite_reports_how_often_rank_models_order_held_on_the_test_set() -> None:
+    real_suite = benchmark_module("real_suite")
+    # Seed 0 agrees with the test set (tau +1, the better body); seed 1 is reversed (tau -1, 0.2 below it).
+    records = [_ranked(real_suite, 0, (0.6, 0.8), (0.70, 0.90)), _ranked(real_suite, 1, (0.8, 0.6), (0.70, 0.90))]
+    pipelines = ((real_suite.DEFAULT, 0.75), (real_suite.DEFAULT + real_suite.STRONG, 0.85))  # seed 0 only
+    fine_tuned = [{"dataset": "reuters_r8", "size": 8, "seed": 0, "setting": setting, "score": {"macro_f1": score}}
+                  for setting, score in pipelines]  # fmt: skip
+
+    report = "\n".join(real_suite.body_ranking(records + fine_tuned))
+
+    assert "| reuters_r8 | 8 | 2 | 1 | +0.00 | +1.00 (1) | -0.100 | +0.100 |" in report
+    assert real_suite.kendall_tau({"a": 1, "b": 2, "c": 3}, {"a": 3, "b": 2, "c": 1}) == -1.0
+    assert real_suite.body_ranking(fine_tuned) == []
+
+
 def test_cached_features_are_keyed_by_the_code_that_computes_them_and_not_by_the_training_loop() -> None:
     repo = BENCHMARKS.parent
     paths = set(harness.version.feature_paths(repo))

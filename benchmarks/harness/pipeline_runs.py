@@ -8,8 +8,12 @@ pretrained body, frozen, computed outside the pipeline; ``{"row": "tuned_probe"}
 regularisation ``C`` chosen by stratified cross-validation on the labelled sample alone (log loss, ``CS``), as a
 practitioner would fit it; ``"body": "strong"`` puts the model zoo's stronger body (``STRONG_SOURCES``) in place
 of the default one, in the pipeline or under a probe; ``{"row": "baseline"}`` is the modality's classic
-baseline (TF-IDF or pixel logistic regression, as the evaluate stage fits it). Every row trains on the same
-seeded sample of the training pool (``tlpipe.datasets.examples_per_class``) and is scored on the test set.
+baseline (TF-IDF or pixel logistic regression, as the evaluate stage fits it); ``{"row": "ranked_probe"}`` is
+``tlpipe rank-models`` on the labelled sample (every body of ``BODIES``, ranked and chosen by
+``tlpipe.transferability`` as the product does) and the tuned probe on the body it chose, with each body's tuned
+probe scored on the test set beside it, so a report can say whether the ranking on training rows picked the body
+the test set prefers. Every row trains on the same seeded sample of the training pool
+(``tlpipe.datasets.examples_per_class``) and is scored on the test set.
 
 The pipeline row runs ``tlpipe validate``, ``prepare``, ``fetch-model``, ``train`` and ``evaluate`` in a fresh
 project, each as its own process, and records every stage's seconds; ``export`` is left out.
@@ -43,8 +47,9 @@ from tlpipe.config import EvaluateConfig, PreprocessConfig
 from tlpipe.datasets import INPUT, LABEL, examples_per_class
 from tlpipe.feature_cache import encode_features
 from tlpipe.modalities import get_modality
+from tlpipe.model_zoo import known_model
 from tlpipe.sources import fetch_snapshot
-from tlpipe.transferability import PROBE_CS, fit_probe
+from tlpipe.transferability import PROBE_CS, choose_body, fit_probe, probe_score
 
 from .real_datasets import RealDataset, real_dataset
 from .text_datasets import REPO
@@ -80,7 +85,9 @@ def run(cell: Mapping[str, Any]) -> dict[str, Any]:
         return frozen_probe(dataset, pool, test, labelled, scratch, source, tuned=row == "tuned_probe")
     if row == "baseline":
         return baseline(dataset, labelled, test)
-    raise ValueError(f"unknown row {row!r}: pipeline, frozen_probe, tuned_probe or baseline")
+    if row == "ranked_probe":
+        return ranked_probe(dataset, pool, test, labelled, scratch, cell["seed"])
+    raise ValueError(f"unknown row {row!r}: pipeline, frozen_probe, tuned_probe, ranked_probe or baseline")
 
 
 def pipeline(
@@ -182,6 +189,42 @@ def frozen_probe(
     predicted = [int(i) for i in probe.predict(features["test"])]
     result = scored_result(predicted, [ids[label] for label in test[LABEL]], labels)
     return merged(result, {"details": {"C": float(probe.C_)}}) if tuned else result
+
+
+def ranked_probe(
+    dataset: RealDataset, pool: pd.DataFrame, test: pd.DataFrame, labelled: pd.DataFrame, scratch: Path, seed: int
+) -> dict[str, Any]:
+    """``tlpipe rank-models`` on ``labelled`` over the modality's bodies (the cross-validated probe on frozen
+    features, the one-standard-error rule by parameters), then the tuned probe on the chosen body, scored on
+    ``test``. ``details`` holds every body's ranking score and its own tuned probe's test macro-F1."""
+    sources = [bodies[dataset.modality] for bodies in BODIES.values()]
+    labels = sorted(set(pool[LABEL]))
+    ids = {label: index for index, label in enumerate(labels)}
+    train_y = [ids[label] for label in labelled[LABEL]]
+    test_y = [ids[label] for label in test[LABEL]]
+    row_of = {item: index for index, item in enumerate(pool[INPUT])}
+    ranked, results = {}, {}
+    for source in sources:
+        features = _features(dataset, pool, test, scratch, source)
+        train_x = features["pool"][[row_of[item] for item in labelled[INPUT]]]
+        ranked[source] = probe_score(train_x, train_y, seed)
+        predicted = [int(i) for i in tuned_probe(train_x, train_y).predict(features["test"])]
+        results[source] = scored_result(predicted, test_y, labels)
+    parameters = {source: _zoo_entry(source).parameters for source in sources}
+    chosen = choose_body(ranked, parameters)
+    bodies = {
+        source: {"ranking_macro_f1": score.mean, "ranking_standard_error": score.standard_error,
+                 "test_macro_f1": results[source]["score"]["macro_f1"], "parameters": parameters[source]}
+        for source, score in ranked.items()
+    }  # fmt: skip
+    return merged(results[chosen], {"details": {"chosen": chosen, "bodies": bodies}})
+
+
+def _zoo_entry(source: str) -> Any:
+    entry = known_model(source.removeprefix("pip:"))
+    if entry is None:
+        raise ValueError(f"{source} is not a model zoo entry (tlpipe models): its size is unknown")
+    return entry
 
 
 def tuned_probe(features: np.ndarray, labels: list[int]) -> Any:
