@@ -60,7 +60,7 @@ def write_project(
     model_dir: Path,
     train: pd.DataFrame,
     test: pd.DataFrame,
-    overrides: dict[str, dict] | None = None,
+    overrides: dict[str, dict | str] | None = None,
 ) -> None:
     """Raw CSVs under data/raw and a params.yaml tuned for speed with the tiny model."""
     raw = root / "data" / "raw"
@@ -75,7 +75,10 @@ def write_project(
     # A held-out split, as most tests are about something else: the tests of cross-validation ask for it.
     params["split"]["cross_validate_below"] = 0
     for section, values in (overrides or {}).items():
-        params[section].update(values)
+        if isinstance(values, dict):
+            params[section].update(values)
+        else:  # a top-level key (preset)
+            params[section] = values
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 

@@ -9,7 +9,7 @@ from tlpipe.config import AutoConfig, TrainConfig
 from tlpipe.errors import ConfigError
 from tlpipe.modalities.text.modality import TEXT_RULE
 from tlpipe.params import parse_params
-from tlpipe.strategies import get_strategy, strategies_for
+from tlpipe.strategies import frozen_body_rule, get_strategy, strategies_for
 from tlpipe.strategies.recipes import RECIPE_KEYS, recipe_keys, recipe_keys_used, settings_for
 
 AUTO = TrainConfig(strategy="auto", batch_size=8, seed=7)
@@ -40,6 +40,18 @@ def test_auto_plans_by_the_smallest_class(train_per_class: int, valid_per_class:
     assert plan.candidates == candidates
     assert plan.requested == "auto"
     assert f"{train_per_class} training examples" in plan.reason
+
+
+@pytest.mark.parametrize(("modality", "candidates"), [("text", ["linear_probe", "lexical_probe"]),
+                                                    ("image", ["linear_probe"])])  # fmt: skip
+def test_frozen_body_only_plans_the_strategies_that_keep_the_body_at_every_size(
+    modality: str, candidates: list
+) -> None:
+    for per_class in (8, 500):
+        plan = plan_strategy(AUTO, labels(per_class), labels(per_class), frozen_body_rule(modality))
+
+        assert plan.candidates == candidates
+        assert not any(get_strategy(name).changes_body for name in plan.candidates)
 
 
 def test_the_reason_counts_one_example_in_the_singular() -> None:

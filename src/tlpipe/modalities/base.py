@@ -73,6 +73,7 @@ class Modality(ABC):
     baseline_name: ClassVar[str]  # the evaluate.baseline value this modality implements
     baseline_title: ClassVar[str]  # how reports name it
     auto_rule: ClassVar[AutoRule]  # what train.strategy auto picks, from this modality's benchmark
+    default_source: ClassVar[str]  # the body model.source null names under the fast and balanced presets
     reads_folders: ClassVar[bool] = False  # a folder of class folders is a dataset (images), besides a CSV
     cross_validate_below: ClassVar[int]  # split.cross_validate_below when params.yaml leaves it null
     quantize: ClassVar[QuantizeForm]  # export.quantize under auto, as benchmarks/serving.py found

@@ -45,7 +45,7 @@ from tlpipe.pseudo_labels import PseudoLabels, labelled_version
 from tlpipe.runtime import select_runtime
 from tlpipe.sources import BODY_RANKING_RECORD, PRETRAINING_RECORD, shareable_source, verify_snapshot
 from tlpipe.stages.prepare import DATA_VERSION, FOLDS, LABELS, TRAIN, VALID
-from tlpipe.strategies import get_strategy
+from tlpipe.strategies import frozen_body_rule, get_strategy
 from tlpipe.strategies.contrastive import pair_settings
 from tlpipe.strategies.recipes import recipe_keys_used, settings_for
 from tlpipe.train_state import BEST, TrainStateStore
@@ -72,7 +72,8 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
             f"{paths.prepared / TRAIN} has {len(fit)}: they were not written together. Run `tlpipe prepare` again."
         )
     scored_labels = fit if folds.cross_validates else valid  # across the folds, every example validates once
-    plan = plan_strategy(train, fit[LABEL].tolist(), scored_labels[LABEL].tolist(), modality.auto_rule)
+    rule = frozen_body_rule(modality.name) if train.auto.frozen_body_only else modality.auto_rule
+    plan = plan_strategy(train, fit[LABEL].tolist(), scored_labels[LABEL].tolist(), rule)
     if train.strategy == "auto":
         log.info("Strategy auto: training %s. %s", " and ".join(plan.candidates), plan.reason)
     pseudo = PseudoLabels.read(paths.pseudo_labels, labelled_version(paths.prepared / TRAIN, paths.prepared / FOLDS))

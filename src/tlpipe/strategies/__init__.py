@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from tlpipe.auto import AutoRule
     from tlpipe.strategies.base import Strategy
 
 STRATEGIES = {
@@ -38,6 +39,24 @@ def get_strategy(name: str) -> Strategy:
 
         raise ConfigError(f"unknown strategy {name!r}; known: auto, {', '.join(STRATEGIES)}")
     return importlib.import_module(STRATEGIES[name]).STRATEGY
+
+
+def frozen_body_rule(modality: str) -> AutoRule:
+    """``auto``'s rule when only the frozen body may serve (``train.auto.frozen_body_only``, the fast preset): the
+    first registered strategy for ``modality`` that leaves the body as it began, compared with the others that do."""
+    from tlpipe.auto import AutoRule
+
+    frozen = [name for name in strategies_for(modality) if not get_strategy(name).changes_body]
+    if not frozen:
+        from tlpipe.errors import ConfigError
+
+        raise ConfigError(f"no strategy keeps the body frozen for data.modality {modality}")
+    return AutoRule(
+        few=frozen[0],
+        many=frozen[0],
+        evidence="train.auto.frozen_body_only: heads on the frozen body's features only",
+        compare=tuple(frozen[1:]),
+    )
 
 
 def strategies_for(modality: str) -> list[str]:

