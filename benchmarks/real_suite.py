@@ -62,8 +62,9 @@ JUDGED = {(dataset, size) for dataset in TEXTS + IMAGES for size in (8, 16, 64)}
 
 
 def report(records: list[dict[str, Any]]) -> list[str]:
-    """The target's verdict, what the default chose, where its time went, and how rank-models chose bodies."""
-    return [*target(records), *choices(records), *body_ranking(records)]
+    """The target's verdict, what the default chose, where its time went, how well the train stage foresaw its
+    time, and how rank-models chose bodies."""
+    return [*target(records), *choices(records), *estimates(records), *body_ranking(records)]
 
 
 def target(records: list[dict[str, Any]]) -> list[str]:
@@ -125,6 +126,34 @@ def choices(records: list[dict[str, Any]]) -> list[str]:
         means = [f"{statistics.fmean(seconds):.0f} s" if seconds else "-" for seconds in timed]
         chose = ", ".join(str(r["details"]["chose"]) for r in group)
         lines.append(f"| {dataset} | {size} | {chose} | " + " | ".join(means) + " |")
+    return [*lines, ""]
+
+
+def estimates(records: list[dict[str, Any]]) -> list[str]:
+    """Per pipeline setting: the train stage's measured seconds over the estimate it printed before training (the
+    high end, the final model the costliest candidate; and the low end), median and range over the runs."""
+    timed: dict[str, list[tuple[float, float]]] = {}
+    for record in records:
+        timing = (record.get("details") or {}).get("train_time")
+        if timing and timing.get("estimate"):
+            estimate = timing["estimate"]
+            ratios = (
+                timing["train_seconds"] / estimate["high_seconds"],
+                timing["train_seconds"] / estimate["low_seconds"],
+            )
+            timed.setdefault(record["setting"], []).append(ratios)
+    if not timed:
+        return []
+    lines = ["## The train stage's time against its estimate", "",
+             "Measured seconds over the estimate the stage printed before training (`tlpipe.run_estimate`): "
+             "against its high end (the final model the costliest candidate) and its low end.", "",
+             "| setting | runs | measured / high: median [min, max] | measured / low: median [min, max] |",
+             "|---|---|---|---|"]  # fmt: skip
+    for setting, ratios in sorted(timed.items()):
+        cells = []
+        for values in zip(*ratios, strict=True):
+            cells.append(f"{statistics.median(values):.2f} [{min(values):.2f}, {max(values):.2f}]")
+        lines.append(f"| {setting} | {len(ratios)} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 

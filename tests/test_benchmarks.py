@@ -648,3 +648,15 @@ def test_semi_supervised_reports_the_thresholds_chosen_and_how_many_pseudo_label
 
     assert "| texts | 8 | 0.9, off, 0.8 | 100 | 0.70 |" in report
     assert semi_supervised.report(records[3:]) == []
+
+
+def test_the_real_suite_compares_the_train_stages_time_with_its_estimate() -> None:
+    real_suite = benchmark_module("real_suite")
+    records = [{"setting": "default", "details": {"train_time": {
+        "estimate": {"low_seconds": low, "high_seconds": high}, "train_seconds": seconds}}}
+        for low, high, seconds in ((50.0, 100.0, 80.0), (20.0, 40.0, 60.0))]  # fmt: skip
+
+    report = "\n".join(real_suite.estimates(records + [{"setting": "frozen probe", "details": {}}]))
+
+    assert "| default | 2 | 1.15 [0.80, 1.50] | 2.30 [1.60, 3.00] |" in report
+    assert "frozen probe" not in report

@@ -117,6 +117,7 @@ def pipeline(
         (project / "params.yaml").write_text(yaml.safe_dump(merged(params, change), sort_keys=False))
         seconds = {stage: _run_stage(project, stage) for stage in STAGES}
         metrics = json.loads((project / "reports" / "metrics.json").read_text())
+        timing = json.loads((project / "models" / "checkpoint" / "history.json").read_text()).get("time")
         table = pd.read_csv(project / "reports" / "evaluation" / "predictions.csv", dtype=str, keep_default_na=False)
         on_development = None
         if development is not None:
@@ -144,6 +145,8 @@ def pipeline(
         "pipeline_macro_f1": metrics["finetuned"]["macro_f1"],
         "baseline_macro_f1": metrics["baseline"]["macro_f1"],
         "stage_seconds": seconds,
+        # the train stage's estimate, said before training, and its own measured seconds (tlpipe.run_estimate)
+        "train_time": timing,
         # calibrate's fit on held-out logits, measured by evaluate on the test set (benchmarks/calibration.py)
         "calibration": metrics.get("calibration"),
         "prediction_sets": metrics.get("prediction_sets"),

@@ -96,7 +96,9 @@ STAGE_HELP = {
         "candidate trains once per fold, the strategy and epoch count with the best mean fold macro-F1 are "
         "chosen, and the final model trains on every labelled example with them; with a validation split, the "
         "best epoch on validation macro-F1 is kept. The model goes to paths.checkpoint as safetensors with its "
-        "config, tokenizer and labels; per-epoch metrics to paths.training_log (DVCLive).",
+        "config, tokenizer and labels; per-epoch metrics to paths.training_log (DVCLive). Before training it prints "
+        "how long it expects to take on this machine (tlpipe.run_estimate). preset (fast | balanced | best) fills "
+        "in model.source and train.auto.frozen_body_only where params.yaml leaves them null.",
     ),
     "calibrate": (
         "Fit the temperature and the prediction-set threshold on held-out logits (never the test data).",

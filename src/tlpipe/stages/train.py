@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from tlpipe.modalities.base import Modality
 from tlpipe.modalities.classifier import Classifier
 from tlpipe.model_selection import CrossValidated, Folds, choose_epochs
 from tlpipe.pseudo_labels import PseudoLabels, labelled_version
+from tlpipe.run_estimate import Estimate, Work, estimate
 from tlpipe.runtime import select_runtime
 from tlpipe.sources import BODY_RANKING_RECORD, PRETRAINING_RECORD, shareable_source, verify_snapshot
 from tlpipe.stages.prepare import DATA_VERSION, FOLDS, LABELS, TRAIN, VALID
@@ -53,6 +55,7 @@ from tlpipe.training import Callbacks, TrainResult, fine_tune, seed_everything
 from tlpipe.tuned_bodies import FOLD_AVERAGE, TunedBodies
 
 log = logging.getLogger(__name__)
+ESTIMATE_BATCH = 16  # training inputs timed through the frozen body before training, to price the plan
 
 HISTORY = "history.json"
 TUNED_BODIES = "tuned_bodies"  # under paths.train_state: bodies the contrastive phase tuned, shared by candidates
@@ -86,6 +89,10 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
         process_group() as workers,
         _training_log(workers, paths.training_log, train, plan.candidates[0]) as training_log,
     ):
+        started = time.perf_counter()
+        expected = _estimate(candidate_run, plan, folds, train) if workers.is_main else None
+        if expected:
+            log.info("%s", expected.describe())
         held_out = None
         if folds.cross_validates:
             chosen, result, held_out = _cross_validate_then_refit(candidate_run, folds, plan, train, training_log)
@@ -104,7 +111,11 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
             choice = {**plan.to_dict(), "model_selection": folds.summary()}
             if pseudo.used:
                 choice["self_training"] = pseudo.summary
-            _keep_checkpoint(paths, candidate_run.state_folder(chosen), choice, chosen, result, held_out)
+            # What was expected against what it took (history.json, beside the epochs' own seconds, not in the
+            # metrics, which stay the same from one run to the next): benchmarks read both.
+            timing = {"estimate": expected.to_dict() if expected else None,
+                      "train_seconds": time.perf_counter() - started}  # fmt: skip
+            _keep_checkpoint(paths, candidate_run.state_folder(chosen), choice, chosen, result, held_out, timing)
         workers.barrier()  # the others end after rank 0 has written (a launcher reads success from every exit)
     log.info(
         "%s macro-F1 %.4f at epoch %d with %s -> %s",
@@ -112,6 +123,34 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
         result.best_macro_f1, result.best_epoch, chosen, paths.checkpoint,
     )  # fmt: skip
     return result
+
+
+def _estimate(candidate_run: CandidateRun, plan: StrategyPlan, folds: Folds, train: TrainConfig) -> Estimate:
+    """The train stage's expected time (``tlpipe.run_estimate``): the plan's passes, priced at a frozen forward
+    pass of a batch of the training inputs, timed here on the device training will use."""
+    import torch
+
+    modality, paths = candidate_run.modality, candidate_run.paths
+    classifier = modality.load_pretrained(
+        paths.snapshot, len(candidate_run.labels), 0.0, candidate_run.model.trust_remote_code, pretrained=True
+    )
+    device = select_runtime(train).device
+    classifier.to(device).eval()
+    inputs = candidate_run.fit[INPUT].tolist()[:ESTIMATE_BATCH]
+    with torch.no_grad():
+        for batch in (inputs[:2], inputs):  # the first pass pays for one-off set-up; the second is timed
+            started = time.perf_counter()
+            tensors = candidate_run.preprocessor(batch)
+            classifier.embedding(**{name: tensor.to(device) for name, tensor in tensors.items()})
+            forward = (time.perf_counter() - started) / len(batch)
+    blocks = len(classifier.body_blocks())
+
+    def work_of(strategy: str, fit: int, valid: int) -> Work:
+        return get_strategy(strategy).work(settings_for(train, strategy, modality.name), fit, valid, blocks)
+
+    cross_validation = folds.folds if folds.cross_validates else 0
+    return estimate(work_of, plan.candidates, len(candidate_run.fit), len(candidate_run.valid), cross_validation,
+                    forward)  # fmt: skip
 
 
 def _cross_validate_then_refit(
@@ -221,9 +260,10 @@ def _keep_checkpoint(
     chosen: str,
     result: TrainResult,
     held_out: dict[str, Any] | None,
+    timing: dict[str, Any],
 ) -> None:
-    """Copy the chosen strategy's best epoch to ``paths.checkpoint`` with its history (and out-of-fold logits),
-    then drop the states."""
+    """Copy the chosen strategy's best epoch to ``paths.checkpoint`` with its history (and out-of-fold logits, and
+    ``timing``: the estimated and measured seconds), then drop the states."""
     with atomic_directory(paths.checkpoint) as staging:
         if held_out is not None:
             write_json(staging / HELD_OUT_LOGITS, held_out)
@@ -238,6 +278,7 @@ def _keep_checkpoint(
                 "stopped_early": result.stopped_early,
                 "body_tuning": result.body_tuning,
                 "epochs": result.history,
+                "time": timing,
             },
         )
     shutil.rmtree(paths.train_state, ignore_errors=True)

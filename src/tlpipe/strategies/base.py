@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from tlpipe.config import TrainConfig
 from tlpipe.phases import Phase, apply_phase
+from tlpipe.run_estimate import Work
 
 if TYPE_CHECKING:  # reading params.yaml imports every strategy: no torch at import time
     import torch
@@ -76,6 +77,19 @@ class Strategy(ABC):
     def phases(self, train: TrainConfig, blocks: int) -> list[Phase]:
         """The phases covering epochs 1 .. ``train.epochs`` for a body of ``blocks`` blocks."""
 
+    def work(self, train: TrainConfig, fit: int, valid: int, blocks: int) -> Work:
+        """The passes of examples through the body one run with ``train`` makes on ``fit`` training and ``valid``
+        validation examples (``tlpipe.run_estimate``): by default each phase's epochs, training where it trains
+        blocks, and a validation pass each epoch."""
+        trained = forward = 0
+        for phase in self.phases(train, blocks):
+            if phase.trainable_blocks:
+                trained += phase.epochs * fit
+            else:
+                forward += phase.epochs * fit
+            forward += phase.epochs * valid
+        return Work(forward=forward, trained=trained)
+
     def apply_phase(self, model: Any, phase: Phase) -> None:
         """Set what trains in ``phase``: the head and the top ``phase.trainable_blocks`` blocks by default."""
         apply_phase(model, phase)
@@ -108,6 +122,9 @@ class HeadOnly(Strategy):
 
     def phases(self, train: TrainConfig, blocks: int) -> list[Phase]:
         return [Phase("head", 1, train.epochs, 0)]
+
+    def work(self, train: TrainConfig, fit: int, valid: int, blocks: int) -> Work:
+        return Work(encoded=fit + valid)  # the frozen body runs once; the head's epochs on features cost little
 
     def refuses(self, train: TrainConfig) -> str | None:
         if not self.changes_body and train.layer_decay != 1.0:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from tlpipe.config import Section, TrainConfig
+from tlpipe.run_estimate import Work
 from tlpipe.strategies.base import HeadOnly
 from tlpipe.wording import counted
 
@@ -54,6 +55,11 @@ class Contrastive(HeadOnly):
 
     def prepare_body(self, tune: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
         return tune()
+
+    def work(self, train: TrainConfig, fit: int, valid: int, blocks: int) -> Work:
+        pairs = self.settings(train)
+        # The tuned body encodes its features afresh: they are not the pretrained body's the cache holds.
+        return Work(forward=fit + valid, pairs=min(fit * pairs.pairs_per_example, pairs.max_pairs) * pairs.epochs)
 
     def card_lines(self, history: Mapping[str, Any]) -> list[str]:
         tuning = history.get("body_tuning")
