@@ -13,6 +13,8 @@ three seeds, scored on the dataset's fixed test set (at most 100 per class). Row
 - ``baseline``: TF-IDF (texts) or pixel (images) logistic regression.
 - ``default, strong body``, ``frozen probe, strong body``, ``tuned probe, strong body``: the same rows on the model
   zoo's stronger body (all-mpnet-base-v2 for texts, EfficientNet-Lite2 for images; issue 30).
+- ``preset fast``, ``preset best``: the pipeline under those presets (``default`` is ``balanced``), the body
+  left to the preset: ``best`` ranks the installed zoo bodies.
 - ``tuned probe, ranked body``: ``tlpipe rank-models`` on the labelled sample chooses between the two bodies (as
   ``model.source: auto`` does), then the tuned probe on the chosen one; the report says how often the ranking on
   training rows put the bodies in the order the test set does (the tuned probes', and the defaults' where both
@@ -30,6 +32,7 @@ above it by at least 2 points on average over the suite at 8 and 16 per class.
     .venv/bin/python benchmarks/real_suite.py --settings '*strong body'   # the stronger bodies (pip install first:
                                                                           # .venv/bin/python -m tlpipe models)
     .venv/bin/python benchmarks/real_suite.py --settings '*body'          # and rank-models' choice between them
+    .venv/bin/python benchmarks/real_suite.py --settings 'preset*'        # the presets fast and best
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ IMAGES = ("mnist", "animal_mnist", "openclipart", "tabler_icons")
 DEFAULT, PROBE, TUNED_PROBE, BASELINE = "default", "frozen probe", "tuned probe", "baseline"
 STRONG = ", strong body"
 RANKED = "tuned probe, ranked body"
+FAST, BEST = "preset fast", "preset best"
 SETTINGS = (
     Setting(DEFAULT, {}),
     Setting(PROBE, {"row": "frozen_probe"}),
@@ -56,6 +60,9 @@ SETTINGS = (
     Setting(PROBE + STRONG, {"row": "frozen_probe", "body": "strong"}),
     Setting(TUNED_PROBE + STRONG, {"row": "tuned_probe", "body": "strong"}),
     Setting(RANKED, {"row": "ranked_probe"}),
+    # The presets (tlpipe.presets): balanced is the default row; model.source null lets the preset choose the body.
+    Setting(FAST, {"params": {"preset": "fast", "model": {"source": None}}}),
+    Setting(BEST, {"params": {"preset": "best", "model": {"source": None}}}),
 )
 MARGIN = 0.02  # the default's mean lead over the probe at 8 and 16 per class, over the suite
 JUDGED = {(dataset, size) for dataset in TEXTS + IMAGES for size in (8, 16, 64)}  # what the target is judged on

@@ -660,3 +660,14 @@ def test_the_real_suite_compares_the_train_stages_time_with_its_estimate() -> No
 
     assert "| default | 2 | 1.15 [0.80, 1.50] | 2.30 [1.60, 3.00] |" in report
     assert "frozen probe" not in report
+
+
+def test_the_real_suites_preset_rows_leave_the_body_to_a_known_preset() -> None:
+    from tlpipe.presets import PRESETS
+
+    real_suite = benchmark_module("real_suite")
+    presets = {setting.name: setting.params["params"] for setting in real_suite.STUDY.select(["preset*"])}
+
+    assert set(presets) == {real_suite.FAST, real_suite.BEST}
+    assert all(change["preset"] in PRESETS and change["model"] == {"source": None} for change in presets.values())
+    assert not set(presets) & {setting.name for setting in real_suite.STUDY.select(None)}
