@@ -142,13 +142,9 @@ def estimates(records: list[dict[str, Any]]) -> list[str]:
     timed: dict[str, list[tuple[float, float]]] = {}
     for record in records:
         timing = (record.get("details") or {}).get("train_time")
-        if timing and timing.get("estimate"):
-            estimate = timing["estimate"]
-            ratios = (
-                timing["train_seconds"] / estimate["high_seconds"],
-                timing["train_seconds"] / estimate["low_seconds"],
-            )
-            timed.setdefault(record["setting"], []).append(ratios)
+        if timing and timing.get("estimated"):
+            estimated, taken = timing["estimated"], timing["taken"]
+            timed.setdefault(record["setting"], []).append((taken / estimated["high"], taken / estimated["low"]))
     if not timed:
         return []
     lines = ["## The train stage's time against its estimate", "",

@@ -652,9 +652,9 @@ def test_semi_supervised_reports_the_thresholds_chosen_and_how_many_pseudo_label
 
 def test_the_real_suite_compares_the_train_stages_time_with_its_estimate() -> None:
     real_suite = benchmark_module("real_suite")
-    records = [{"setting": "default", "details": {"train_time": {
-        "estimate": {"low_seconds": low, "high_seconds": high}, "train_seconds": seconds}}}
-        for low, high, seconds in ((50.0, 100.0, 80.0), (20.0, 40.0, 60.0))]  # fmt: skip
+    timings = [{"estimated": {"low": low, "high": high}, "taken": taken}
+               for low, high, taken in ((50.0, 100.0, 80.0), (20.0, 40.0, 60.0))]  # fmt: skip
+    records = [{"setting": "default", "details": {"train_time": timing}} for timing in timings]
 
     report = "\n".join(real_suite.estimates(records + [{"setting": "frozen probe", "details": {}}]))
 

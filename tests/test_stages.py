@@ -286,10 +286,10 @@ def test_the_fast_preset_trains_only_heads_on_the_frozen_body_and_its_time_was_e
     config = json.loads((project / "models" / "checkpoint" / "classifier.json").read_text())
     assert config["strategy_choice"]["candidates"] == ["linear_probe", "lexical_probe"]
     assert config["strategy"] in ("linear_probe", "lexical_probe")
-    timing = json.loads((project / "models" / "checkpoint" / "history.json").read_text())["time"]
-    assert timing["estimate"]["runs"] == 2  # each probe once on the held-out split
-    assert 0 < timing["estimate"]["low_seconds"] <= timing["estimate"]["high_seconds"]
-    assert timing["train_seconds"] > 0
+    seconds = json.loads((project / "models" / "checkpoint" / "history.json").read_text())["seconds"]
+    assert seconds["estimated"]["runs"] == 2  # each probe once on the held-out split
+    assert 0 < seconds["estimated"]["low"] <= seconds["estimated"]["high"]
+    assert seconds["taken"] > 0
 
 
 def test_bundle_metadata_records_source_data_version_and_metrics(finished_project: Path, tiny_model_dir: Path) -> None:

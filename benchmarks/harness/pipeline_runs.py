@@ -117,7 +117,7 @@ def pipeline(
         (project / "params.yaml").write_text(yaml.safe_dump(merged(params, change), sort_keys=False))
         seconds = {stage: _run_stage(project, stage) for stage in STAGES}
         metrics = json.loads((project / "reports" / "metrics.json").read_text())
-        timing = json.loads((project / "models" / "checkpoint" / "history.json").read_text()).get("time")
+        timing = json.loads((project / "models" / "checkpoint" / "history.json").read_text()).get("seconds")
         table = pd.read_csv(project / "reports" / "evaluation" / "predictions.csv", dtype=str, keep_default_na=False)
         on_development = None
         if development is not None:

@@ -58,8 +58,7 @@ class Estimate:
         )
 
     def to_dict(self) -> dict[str, float]:
-        return {"low_seconds": self.low, "high_seconds": self.high, "forward_seconds": self.forward_seconds,
-                "runs": self.runs}  # fmt: skip
+        return {"low": self.low, "high": self.high, "forward_per_example": self.forward_seconds, "runs": self.runs}
 
 
 def estimate(

@@ -111,10 +111,9 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
             choice = {**plan.to_dict(), "model_selection": folds.summary()}
             if pseudo.used:
                 choice["self_training"] = pseudo.summary
-            # What was expected against what it took (history.json, beside the epochs' own seconds, not in the
-            # metrics, which stay the same from one run to the next): benchmarks read both.
-            timing = {"estimate": expected.to_dict() if expected else None,
-                      "train_seconds": time.perf_counter() - started}  # fmt: skip
+            # What was expected against what it took, in seconds: in history.json beside the epochs' own seconds,
+            # not in the metrics, which stay the same from one run to the next. Benchmarks read both.
+            timing = {"estimated": expected.to_dict() if expected else None, "taken": time.perf_counter() - started}
             _keep_checkpoint(paths, candidate_run.state_folder(chosen), choice, chosen, result, held_out, timing)
         workers.barrier()  # the others end after rank 0 has written (a launcher reads success from every exit)
     log.info(
@@ -278,7 +277,7 @@ def _keep_checkpoint(
                 "stopped_early": result.stopped_early,
                 "body_tuning": result.body_tuning,
                 "epochs": result.history,
-                "time": timing,
+                "seconds": timing,
             },
         )
     shutil.rmtree(paths.train_state, ignore_errors=True)
