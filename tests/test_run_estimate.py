@@ -64,4 +64,4 @@ def test_the_estimate_reads_as_a_duration() -> None:
     long = estimate(lambda s, f, v: Work(trained=f), ["full"], 1000, 0, 0, 0.05).describe()
 
     assert "about 50 s (1 training run;" in short
-    assert "about 4 min" in long  # 1000 x 0.05 x 4.5 = 225 s
+    assert "about 4 min" in long  # 1000 x 0.05 x 4.2 = 210 s

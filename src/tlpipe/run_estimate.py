@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from tlpipe.wording import counted
 
 # A training step's cost per example over a frozen forward pass's, on CPU (backward is about twice the forward,
-# plus the optimizer step): 4.4 and 4.7 measured for all-MiniLM-L6-v2 on 16 texts of 128 tokens on 2 cores.
-TRAINING_STEP_COST = 4.5
+# plus the optimizer step): 4.24 for all-MiniLM-L6-v2 and 4.21 for all-mpnet-base-v2 on 16 texts of 128 tokens on
+# 2 cores (benchmarks/step_cost.py, results/step_cost.json).
+TRAINING_STEP_COST = 4.2
 
 
 @dataclass(frozen=True)
