@@ -43,10 +43,10 @@ from typing import Any
 import numpy as np
 from harness import Setting, Study, main
 from harness.pipeline_runs import SOURCES, STAGES, STRONG_SOURCES
+from harness.real_datasets import IMAGES
 from harness.text_datasets import REAL
 
 TEXTS = REAL
-IMAGES = ("mnist", "animal_mnist", "openclipart", "tabler_icons")
 DEFAULT, PROBE, TUNED_PROBE, BASELINE = "default", "frozen probe", "tuned probe", "baseline"
 STRONG = ", strong body"
 RANKED = "tuned probe, ranked body"

@@ -72,7 +72,7 @@ def test_the_studies_name_every_real_dataset_of_the_registry_by_its_modality() -
                    for m in ("text", "image")}  # fmt: skip
 
     assert importlib.import_module("harness.text_datasets").REAL == by_modality["text"]
-    assert benchmark_module("real_suite").IMAGES == by_modality["image"]
+    assert importlib.import_module("harness.real_datasets").IMAGES == by_modality["image"]
 
 
 def tiny_cells(markers: Path, settings: dict[str, dict], seeds: tuple[int, ...] = (0,)) -> list:
@@ -671,3 +671,33 @@ def test_the_real_suites_preset_rows_leave_the_body_to_a_known_preset() -> None:
     assert set(presets) == {real_suite.FAST, real_suite.BEST}
     assert all(change["preset"] in PRESETS and change["model"] == {"source": None} for change in presets.values())
     assert not set(presets) & {setting.name for setting in real_suite.STUDY.select(None)}
+
+
+def _body_rule_records(body_rule: ModuleType, gains: dict[str, float]) -> list[dict]:
+    """Three seeds at each judged size: one SE keeps the default body at 0.6, best mean the strong one at 0.6 + gain."""
+    return [
+        {"dataset": dataset, "size": size, "seed": seed, "setting": setting,
+         "score": {"macro_f1": 0.6 + (gain if setting == body_rule.BEST_MEAN else 0.0)},
+         "details": {"chosen": "strong" if setting == body_rule.BEST_MEAN else "default"}}
+        for dataset, gain in gains.items() for size in body_rule.RULE_SIZES for seed in range(3)
+        for setting in (body_rule.ONE_SE, body_rule.BEST_MEAN)
+    ]  # fmt: skip
+
+
+def test_the_body_rule_study_adopts_best_mean_only_for_a_clear_gain_that_no_dataset_pays_for() -> None:
+    body_rule = benchmark_module("body_rule")
+    verdicts = {
+        name: "\n".join(body_rule.report(_body_rule_records(body_rule, gains)))
+        for name, gains in {
+            "clear gain": {"a": 0.02, "b": 0.01},
+            "too small": {"a": 0.004, "b": 0.004},
+            "one dataset pays": {"a": 0.05, "b": -0.02},
+        }.items()
+    }
+
+    assert "best mean replaces one standard error" in verdicts["clear gain"]
+    assert "+1.50 points on average" in verdicts["clear gain"]
+    assert "| a | 8 | 3 | 0 / 3 | +2.0 (+2.0, +2.0, +2.0) |" in verdicts["clear gain"]
+    assert "one standard error stays" in verdicts["too small"]
+    assert "one standard error stays" in verdicts["one dataset pays"]
+    assert "the worst dataset's mean -2.00" in verdicts["one dataset pays"]

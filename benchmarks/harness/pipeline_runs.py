@@ -238,7 +238,7 @@ def tuned_probe(features: np.ndarray, labels: list[int]) -> Any:
 
 @dataclass(frozen=True)
 class ProbeRows:
-    """A real dataset's rows as a probe study reads them: the default body's normalised frozen features of every
+    """A real dataset's rows as a probe study reads them: a body's normalised frozen features of every
     training-pool and test row, labels as ids, a seeded labelled sample and a seeded draw of other pool rows."""
 
     names: list[str]
@@ -250,11 +250,12 @@ class ProbeRows:
     unlabelled: list[int]  # at most ``unlabelled`` other pool rows, drawn with the seed
 
 
-def probe_rows(cell: Mapping[str, Any], per_class: int, unlabelled: int) -> ProbeRows:
-    """The cell's dataset as ``ProbeRows``: ``per_class`` labelled rows and up to ``unlabelled`` others."""
+def probe_rows(cell: Mapping[str, Any], per_class: int, unlabelled: int, body: str = "default") -> ProbeRows:
+    """The cell's dataset as ``ProbeRows``: ``per_class`` labelled rows and up to ``unlabelled`` others, the
+    features those of ``body`` (a key of ``BODIES``); the rows drawn do not depend on the body."""
     dataset = real_dataset(cell["dataset"])
     pool, test = dataset.tables()
-    features = _features(dataset, pool, test, Path(cell["scratch"]), SOURCES[dataset.modality])
+    features = _features(dataset, pool, test, Path(cell["scratch"]), BODIES[body][dataset.modality])
     names = sorted(set(pool[LABEL]))
     ids = {name: index for index, name in enumerate(names)}
     row_of = {item: index for index, item in enumerate(pool[INPUT])}

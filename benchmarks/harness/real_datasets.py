@@ -17,6 +17,7 @@ from tlpipe.datasets import INPUT, LABEL
 from .text_datasets import REPO
 
 BUILT = REPO / "benchmarks" / "real_data" / "built"
+IMAGES = ("mnist", "animal_mnist", "openclipart", "tabler_icons")  # benchmarks/real_data's images
 IMAGE_SUFFIX = ".png"
 
 
