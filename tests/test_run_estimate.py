@@ -65,3 +65,17 @@ def test_the_estimate_reads_as_a_duration() -> None:
 
     assert "about 50 s (1 training run;" in short
     assert "about 4 min" in long  # 1000 x 0.05 x 4.2 = 210 s
+
+
+def test_every_run_pays_for_loading_the_body_once() -> None:
+    def work_of(strategy: str, fit: int, valid: int) -> Work:
+        return Work(encoded=fit + valid)
+
+    without = estimate(work_of, ["probe", "lexical"], 90, 0, folds=3, forward_seconds=0.01)
+    loaded = estimate(work_of, ["probe", "lexical"], 90, 0, folds=3, forward_seconds=0.01, setup_seconds=2.0)
+
+    assert loaded.runs == 7  # two candidates on three folds, then the final model
+    assert loaded.low == pytest.approx(without.low + 7 * 2.0)
+    assert loaded.high == pytest.approx(without.high + 7 * 2.0)
+    assert "loading the body at 2.0 s a run" in loaded.describe()
+    assert loaded.to_dict()["setup_per_run"] == 2.0

@@ -288,6 +288,7 @@ def test_the_fast_preset_trains_only_heads_on_the_frozen_body_and_its_time_was_e
     assert config["strategy"] in ("linear_probe", "lexical_probe")
     seconds = json.loads((project / "models" / "checkpoint" / "history.json").read_text())["seconds"]
     assert seconds["estimated"]["runs"] == 2  # each probe once on the held-out split
+    assert seconds["estimated"]["setup_per_run"] > 0  # measured: loading the tiny body took some time
     assert 0 < seconds["estimated"]["low"] <= seconds["estimated"]["high"]
     assert seconds["taken"] > 0
 

@@ -3,9 +3,9 @@
 The estimate counts the passes of examples through the body that the plan makes, each strategy counting its own
 (``Strategy.work``), and prices them at what one pass costs here, measured just before on a batch of the training
 inputs: a frozen forward pass (preprocessing included), and a training step at ``TRAINING_STEP_COST`` times that
-(forward, backward and the optimizer step). What a run adds besides (loading, the head's epochs on cached
-features, early stopping cutting epochs short) is left out. How far the estimate fell from the train stage's own
-time on real data: benchmarks/README.md.
+(forward, backward and the optimizer step); and each run's loading of the body, at what one load took just before.
+What a run adds besides (the head's epochs on cached features, checkpoint writes, early stopping cutting epochs
+short) is left out. How far the estimate fell from the train stage's own time on real data: benchmarks/README.md.
 
 Under cross-validation every candidate trains once per fold, and then the chosen one once on every example; which
 one is chosen is not known before, so the estimate is a range over the candidates.
@@ -48,6 +48,7 @@ class Estimate:
     high: float
     forward_seconds: float  # per example, measured here
     runs: int
+    setup_seconds: float = 0.0  # loading the body, once per run, measured here
 
     def describe(self) -> str:
         low, high = _duration(self.low), _duration(self.high)
@@ -55,11 +56,12 @@ class Estimate:
         return (
             f"Estimated training time on this machine: {span} ({counted(self.runs, 'training run')}; a frozen "
             f"forward pass measured here at {self.forward_seconds * 1000:.0f} ms an example, a training step at "
-            f"{TRAINING_STEP_COST:g} times that)"
+            f"{TRAINING_STEP_COST:g} times that, loading the body at {self.setup_seconds:.1f} s a run)"
         )
 
     def to_dict(self) -> dict[str, float]:
-        return {"low": self.low, "high": self.high, "forward_per_example": self.forward_seconds, "runs": self.runs}
+        return {"low": self.low, "high": self.high, "forward_per_example": self.forward_seconds, "runs": self.runs,
+                "setup_per_run": self.setup_seconds}  # fmt: skip
 
 
 def estimate(
@@ -69,10 +71,11 @@ def estimate(
     valid: int,
     folds: int,
     forward_seconds: float,
+    setup_seconds: float = 0.0,
 ) -> Estimate:
     """The train stage's time for ``candidates`` on ``examples`` training rows: ``work_of(strategy, fit, valid)``
     counts one run's passes; ``folds`` > 0 cross-validates (``valid`` is then unused: each fold validates on its
-    share), 0 trains each candidate once on the split."""
+    share), 0 trains each candidate once on the split; every run pays ``setup_seconds`` first."""
     if folds:
         held = examples // folds
         runs = [[work_of(name, examples - held, held) for name in candidates] for _ in range(folds)]
@@ -93,7 +96,8 @@ def estimate(
     shared = (distinct if encodes else 0) * forward_seconds + sum(seconds(group) for group in runs)
     final = [seconds([w]) for w in finals] or [0.0]
     count = len(candidates) * max(folds, 1) + (1 if finals else 0)
-    return Estimate(shared + min(final), shared + max(final), forward_seconds, count)
+    setup = count * setup_seconds
+    return Estimate(setup + shared + min(final), setup + shared + max(final), forward_seconds, count, setup_seconds)
 
 
 def _duration(seconds: float) -> str:

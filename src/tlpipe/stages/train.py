@@ -126,13 +126,16 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
 
 def _estimate(candidate_run: CandidateRun, plan: StrategyPlan, folds: Folds, train: TrainConfig) -> Estimate:
     """The train stage's expected time (``tlpipe.run_estimate``): the plan's passes, priced at a frozen forward
-    pass of a batch of the training inputs, timed here on the device training will use."""
+    pass of a batch of the training inputs, timed here on the device training will use, and a run's set-up at the
+    time loading the body took here."""
     import torch
 
     modality, paths = candidate_run.modality, candidate_run.paths
+    loading = time.perf_counter()
     classifier = modality.load_pretrained(
         paths.snapshot, len(candidate_run.labels), 0.0, candidate_run.model.trust_remote_code, pretrained=True
     )
+    setup = time.perf_counter() - loading  # every training run loads the body the same way
     device = select_runtime(train).device
     classifier.to(device).eval()
     inputs = candidate_run.fit[INPUT].tolist()[:ESTIMATE_BATCH]
@@ -149,7 +152,7 @@ def _estimate(candidate_run: CandidateRun, plan: StrategyPlan, folds: Folds, tra
 
     cross_validation = folds.folds if folds.cross_validates else 0
     return estimate(work_of, plan.candidates, len(candidate_run.fit), len(candidate_run.valid), cross_validation,
-                    forward)  # fmt: skip
+                    forward, setup)  # fmt: skip
 
 
 def _cross_validate_then_refit(
