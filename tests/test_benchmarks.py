@@ -673,14 +673,18 @@ def test_the_real_suites_preset_rows_leave_the_body_to_a_known_preset() -> None:
     assert not set(presets) & {setting.name for setting in real_suite.STUDY.select(None)}
 
 
-def _body_rule_records(body_rule: ModuleType, gains: dict[str, float]) -> list[dict]:
-    """Three seeds at each judged size: one SE keeps the default body at 0.6, best mean the strong one at 0.6 + gain."""
+def _body_rule_records(
+    body_rule: ModuleType, gains: dict[str, float], rules: tuple[str, str] | None = None, seeds: range = range(3)
+) -> list[dict]:
+    """At each judged size and seed: the first rule keeps the default body at 0.6, the second the strong one at
+    0.6 + gain (default: one standard error, then best mean)."""
+    incumbent, challenger = rules or (body_rule.ONE_SE, body_rule.BEST_MEAN)
     return [
         {"dataset": dataset, "size": size, "seed": seed, "setting": setting,
-         "score": {"macro_f1": 0.6 + (gain if setting == body_rule.BEST_MEAN else 0.0)},
-         "details": {"chosen": "strong" if setting == body_rule.BEST_MEAN else "default"}}
-        for dataset, gain in gains.items() for size in body_rule.RULE_SIZES for seed in range(3)
-        for setting in (body_rule.ONE_SE, body_rule.BEST_MEAN)
+         "score": {"macro_f1": 0.6 + (gain if setting == challenger else 0.0)},
+         "details": {"chosen": "strong" if setting == challenger else "default"}}
+        for dataset, gain in gains.items() for size in body_rule.RULE_SIZES for seed in seeds
+        for setting in (incumbent, challenger)
     ]  # fmt: skip
 
 
@@ -695,9 +699,24 @@ def test_the_body_rule_study_adopts_best_mean_only_for_a_clear_gain_that_no_data
         }.items()
     }
 
-    assert "best mean replaces one standard error" in verdicts["clear gain"]
+    assert "**best mean replaces one standard error**" in verdicts["clear gain"]
     assert "+1.50 points on average" in verdicts["clear gain"]
     assert "| a | 8 | 3 | 0 / 3 | +2.0 (+2.0, +2.0, +2.0) |" in verdicts["clear gain"]
-    assert "one standard error stays" in verdicts["too small"]
-    assert "one standard error stays" in verdicts["one dataset pays"]
+    assert "**one standard error stays**" in verdicts["too small"]
+    assert "**one standard error stays**" in verdicts["one dataset pays"]
     assert "the worst dataset's mean -2.00" in verdicts["one dataset pays"]
+
+
+def test_the_larger_body_rule_is_judged_against_best_mean_on_the_fresh_seeds_alone() -> None:
+    body_rule = benchmark_module("body_rule")
+    rules = (body_rule.BEST_MEAN, body_rule.LARGER)
+    seen = _body_rule_records(body_rule, {"a": 0.05, "b": 0.05}, rules, range(3))  # the seeds that suggested it
+    fresh = _body_rule_records(body_rule, {"a": 0.0, "b": 0.001}, rules, range(5, 8))
+
+    flattered = "\n".join(body_rule.report(seen))
+    judged = "\n".join(body_rule.report(seen + fresh))
+
+    assert "larger within one SE against best mean" not in flattered  # no fresh seed: nothing judged
+    assert "(fresh seeds only)" in judged
+    assert "larger within one SE − best mean +0.05 points on average" in judged
+    assert "**best mean stays**" in judged
