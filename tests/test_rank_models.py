@@ -15,7 +15,8 @@ from tlpipe.cli import main, run_stage
 from tlpipe.config import ModelConfig
 from tlpipe.errors import ConfigError
 from tlpipe.sources import BODY_RANKING_RECORD, MANIFEST, parse_reference, source_changed
-from tlpipe.stages.rank_models import candidate_sources
+from tlpipe.stages.rank_models import RankedBody, candidate_sources, ranking_record
+from tlpipe.transferability import ProbeScore, choose_body
 
 
 @pytest.fixture
@@ -76,3 +77,18 @@ def test_with_no_zoo_model_of_the_modality_installed_the_error_says_how_to_insta
         candidate_sources(ModelConfig(), "image")
     with pytest.raises(ConfigError, match="model.candidates is empty"):
         candidate_sources(ModelConfig(candidates=()), "text")
+
+
+def test_a_larger_body_the_folds_cannot_tell_from_the_best_is_kept_and_the_reason_says_why() -> None:
+    ranked = [
+        RankedBody("pip:small", ProbeScore((0.90, 0.80, 0.85), 1.0), 22_000_000, 3.0),
+        RankedBody("pip:large", ProbeScore((0.84, 0.82, 0.83), 1.0), 110_000_000, 20.0),
+    ]
+    chosen = choose_body({b.source: b.score for b in ranked}, {b.source: b.parameters for b in ranked})
+
+    ranking = ranking_record(ranked, chosen, 24)
+
+    assert ranking["chosen"] == "pip:large"
+    assert [body["source"] for body in ranking["bodies"]] == ["pip:small", "pip:large"]  # best first
+    assert "pip:large (0.8300) is within one standard error" in ranking["reason"]
+    assert "of the best, pip:small (0.8500), and has more parameters" in ranking["reason"]

@@ -36,15 +36,15 @@ def test_the_folds_are_no_more_than_the_smallest_class_has_rows_and_a_lone_examp
         probe_score(_features(4.0)[:13], ["a"] * 12 + ["b"])
 
 
-def test_bodies_within_the_best_ones_standard_error_are_tied_and_the_cheapest_tied_body_is_kept() -> None:
+def test_bodies_within_the_best_ones_standard_error_are_tied_and_the_largest_tied_body_is_kept() -> None:
     scores = {
-        "large": ProbeScore((0.90, 0.80, 0.85), 1.0),  # mean 0.85, standard error about 0.029
-        "small": ProbeScore((0.84, 0.82, 0.83), 1.0),  # 0.83: inside it
-        "tiny": ProbeScore((0.70, 0.72, 0.71), 1.0),  # 0.71: outside it
+        "small": ProbeScore((0.90, 0.80, 0.85), 1.0),  # mean 0.85, standard error about 0.029
+        "large": ProbeScore((0.84, 0.82, 0.83), 1.0),  # 0.83: inside it
+        "huge": ProbeScore((0.70, 0.72, 0.71), 1.0),  # 0.71: outside it
     }
-    cost = {"large": 100.0, "small": 10.0, "tiny": 1.0}
+    parameters = {"small": 10.0, "large": 100.0, "huge": 1000.0}
 
-    assert within_noise_of_best(scores) == ["large", "small"]
-    assert choose_body(scores, cost) == "small"
-    separated = {**scores, "large": ProbeScore((0.95, 0.96, 0.97), 1.0)}
-    assert choose_body(separated, cost) == "large"
+    assert within_noise_of_best(scores) == ["small", "large"]
+    assert choose_body(scores, parameters) == "large"  # tied with the best, and larger
+    separated = {**scores, "small": ProbeScore((0.95, 0.96, 0.97), 1.0)}
+    assert choose_body(separated, parameters) == "small"  # the folds tell them apart: the best mean

@@ -198,7 +198,7 @@ def ranked_probe(
     dataset: RealDataset, pool: pd.DataFrame, test: pd.DataFrame, labelled: pd.DataFrame, scratch: Path, seed: int
 ) -> dict[str, Any]:
     """``tlpipe rank-models`` on ``labelled`` over the modality's bodies (the cross-validated probe on frozen
-    features, the one-standard-error rule by parameters), then the tuned probe on the chosen body, scored on
+    features, ``choose_body``'s rule between tied bodies), then the tuned probe on the chosen body, scored on
     ``test``. ``details`` holds every body's ranking score and its own tuned probe's test macro-F1."""
     sources = [bodies[dataset.modality] for bodies in BODIES.values()]
     labels = sorted(set(pool[LABEL]))

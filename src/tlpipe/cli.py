@@ -227,7 +227,7 @@ def _add_model_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         description="After `tlpipe prepare`: snapshot each candidate body (model.candidates; null: every installed "
         "model of the data's modality in the model zoo, `tlpipe models`), encode the labelled training rows once "
         "with it frozen (never the test split), and score a cross-validated logistic-regression probe on the "
-        "L2-normalised features (its C chosen on the folds; macro-F1). The body kept is the cheapest whose score "
+        "L2-normalised features (its C chosen on the folds; macro-F1). The body kept is the largest whose score "
         "is within one standard error of the best (the folds cannot tell them apart). Writes ranking.md and "
         "ranking.json (score, standard error, parameters, encode seconds, the choice and why) to "
         "paths.model_ranking. model.source: auto makes fetch-model rank and take the chosen body.",

@@ -136,12 +136,13 @@ def ranking_record(ranked: list[RankedBody], chosen: str, examples: int) -> dict
         reason = f"{chosen} has the best cross-validated probe macro-F1 ({best.score.mean:.4f})"
         others = [name for name in tied if name != chosen]
         if others:
-            reason += f"; {', '.join(others)} scored within its standard error but are not cheaper"
+            reason += f"; {', '.join(others)} scored within its standard error but are not larger"
     else:
         reason = (
             f"{chosen} ({scores[chosen].mean:.4f}) is within one standard error ({best.score.standard_error:.4f}) "
-            f"of the best, {best.source} ({best.score.mean:.4f}), and has fewer parameters: the folds cannot tell "
-            "them apart, so the cheaper body is kept"
+            f"of the best, {best.source} ({best.score.mean:.4f}), and has more parameters: the folds cannot tell "
+            "them apart, and where they could not, the larger body scored higher on real data "
+            "(benchmarks/results/body_rule_fresh.md)"
         )
     return {
         "chosen": chosen,
