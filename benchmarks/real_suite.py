@@ -171,9 +171,9 @@ def body_ranking(records: list[dict[str, Any]]) -> list[str]:
                  for r in records for setting, sources in ((DEFAULT, SOURCES), (DEFAULT + STRONG, STRONG_SOURCES))
                  if r["setting"] == setting for source in sources.values()}  # fmt: skip
     lines = ["## rank-models: did the order on the training rows hold on the test set?", "",
-             "The ranking scores each body by its cross-validated probe on the labelled sample alone and keeps the "
-             "cheapest body within one standard error of the best (`tlpipe.transferability`). Kendall's tau compares "
-             "that score's order of the bodies with the test set's: the tuned probes' on each body, and the "
+             "The ranking scores each body by its cross-validated probe on the labelled sample alone and keeps one "
+             "by `tlpipe.transferability.choose_body`'s rule (the run's code version says which). Kendall's tau "
+             "compares that score's order of the bodies with the test set's: the tuned probes' on each body, and the "
              "defaults' where the pipeline ran on both bodies (`-`: it did not).", "",
              "| dataset | per class | seeds | chose the stronger body | tau, tuned probes | tau, defaults | "
              "chosen - better body (tuned probe) | chosen - default body (tuned probe) |",

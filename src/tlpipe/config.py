@@ -104,7 +104,7 @@ class ModelConfig(Section):
     source: str | None = Field(
         None,
         min_length=1,
-        description="the pretrained model (tlpipe.sources), or 'auto': the body `tlpipe rank-models` ranks first; "
+        description="the pretrained model (tlpipe.sources), or 'auto': the body `tlpipe rank-models` keeps; "
         "null: the preset's (fast and balanced: the modality's default body; best: auto)",
     )
     candidates: tuple[str, ...] | None = Field(

@@ -3,7 +3,7 @@
 A preset decides only what params.yaml leaves to it (a key set to null), so a value written there always wins:
 
 - ``model.source: null``: which pretrained body. ``fast`` and ``balanced`` take the modality's default body (the
-  model zoo's smallest of the modality); ``best`` takes ``auto``, the body ``tlpipe rank-models`` ranks first among
+  model zoo's smallest of the modality); ``best`` takes ``auto``, the body ``tlpipe rank-models`` keeps among
   the installed zoo models of the data's modality (``model.candidates``), however long it takes to train.
 - ``train.auto.frozen_body_only: null``: which strategies ``train.strategy: auto`` may try. ``fast`` tries only
   those that train a head on the frozen body's features (the body runs once over the data); ``balanced`` and

@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "tlpipe-snapshot.json"
 PRETRAINING_RECORD = "tlpipe-pretraining.json"  # what the pretrain stage trained a snapshot on (tlpipe.stages.pretrain)
-AUTO_SOURCE = "auto"  # model.source: the body `tlpipe rank-models` ranks first (tlpipe.stages.rank_models)
+AUTO_SOURCE = "auto"  # model.source: the body `tlpipe rank-models` keeps (tlpipe.stages.rank_models)
 BODY_RANKING_RECORD = "tlpipe-body-ranking.json"  # with model.source auto: the ranking that chose the snapshot's body
 WEIGHTS_GLOB = "*.safetensors"
 HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*"]
