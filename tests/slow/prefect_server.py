@@ -204,9 +204,9 @@ class PrefectServer:
         for process in reversed(self.processes):
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
-        # Everything a test reads is read before close. A worker caught starting the next scheduled run can take
-        # 20 s to stop (CI's slowest teardowns were 21 and 22 s against 1.7 s without one); nothing needs a
-        # graceful stop here, so a short grace, then the whole group.
+        # Everything a test reads is read before close. CI's two slowest teardowns waited out a 20 s grace (21 and
+        # 22 s, against 1.7 s for the same test alone; most likely a worker starting the next scheduled run).
+        # Nothing needs a graceful stop here, so a short grace, then the whole group.
         deadline = time.monotonic() + CLOSE_GRACE_S
         for process in self.processes:
             try:
