@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -272,6 +273,25 @@ def test_auto_compares_with_the_probe_on_validation_and_keeps_the_better(
     assert not (project / "models" / "train_state").exists()
 
 
+def test_training_again_leaves_the_same_checkpoint_byte_for_byte_and_its_times_beside_the_training_log(
+    project: Path, tiny_model_dir: Path, train_table, test_table
+) -> None:
+    # The checkpoint is a DVC output: if a wall-clock time were in it, training again to the same model would change
+    # its checksum, and every stage after train would run again.
+    write_project(project, tiny_model_dir, train_table, test_table, {"train": {"strategy": "full", "epochs": 2}})
+    run_all(until="train")
+    checkpoint = project / "models" / "checkpoint"
+    first = {path.name: path.read_bytes() for path in checkpoint.iterdir()}
+    shutil.rmtree(checkpoint)
+
+    run_stage("train")
+
+    assert {path.name: path.read_bytes() for path in checkpoint.iterdir()} == first
+    timing = json.loads((project / "reports" / "training" / "time.json").read_text())
+    assert [(epoch["epoch"], epoch["seconds"] > 0) for epoch in timing["epochs"]] == [(1, True), (2, True)]
+    assert timing["taken"] >= sum(epoch["seconds"] for epoch in timing["epochs"])
+
+
 def test_the_fast_preset_trains_only_heads_on_the_frozen_body_and_its_time_was_estimated_first(
     project: Path, tiny_model_dir: Path, train_table, test_table
 ) -> None:
@@ -286,7 +306,7 @@ def test_the_fast_preset_trains_only_heads_on_the_frozen_body_and_its_time_was_e
     config = json.loads((project / "models" / "checkpoint" / "classifier.json").read_text())
     assert config["strategy_choice"]["candidates"] == ["linear_probe", "lexical_probe"]
     assert config["strategy"] in ("linear_probe", "lexical_probe")
-    seconds = json.loads((project / "models" / "checkpoint" / "history.json").read_text())["seconds"]
+    seconds = json.loads((project / "reports" / "training" / "time.json").read_text())
     assert seconds["estimated"]["runs"] == 2  # each probe once on the held-out split
     assert seconds["estimated"]["setup_per_run"] > 0  # measured: loading the tiny body took some time
     assert 0 < seconds["estimated"]["low"] <= seconds["estimated"]["high"]
@@ -350,7 +370,7 @@ def test_failed_parity_publishes_no_model_and_keeps_the_previous_bundle(
     finished_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bundle_before = snapshot_of(finished_copy / "models" / "bundle")
-    failing = ParityReport(10, 0.5, 0.9, 0.5, 0.6, 1e-4, 1.0, "x", 0.1)
+    failing = ParityReport(10, 0.5, 0.9, 0.5, 0.6, 1e-4, 1.0, "x")
     monkeypatch.setattr("tlpipe.stages.export.check_parity", lambda *args, **kwargs: failing)
 
     with pytest.raises(ExportParityError, match="No model was written"):

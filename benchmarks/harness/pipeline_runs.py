@@ -49,6 +49,7 @@ from tlpipe.feature_cache import encode_features
 from tlpipe.modalities import get_modality
 from tlpipe.model_zoo import known_model
 from tlpipe.sources import fetch_snapshot
+from tlpipe.stages.train import TIME_RECORD
 from tlpipe.transferability import PROBE_CS, choose_body, fit_probe, probe_score
 
 from .real_datasets import RealDataset, real_dataset
@@ -117,7 +118,7 @@ def pipeline(
         (project / "params.yaml").write_text(yaml.safe_dump(merged(params, change), sort_keys=False))
         seconds = {stage: _run_stage(project, stage) for stage in STAGES}
         metrics = json.loads((project / "reports" / "metrics.json").read_text())
-        timing = json.loads((project / "models" / "checkpoint" / "history.json").read_text()).get("seconds")
+        timing = json.loads((project / "reports" / "training" / TIME_RECORD).read_text())
         table = pd.read_csv(project / "reports" / "evaluation" / "predictions.csv", dtype=str, keep_default_na=False)
         on_development = None
         if development is not None:

@@ -23,30 +23,12 @@ from .harness import outputs_of
 pytestmark = pytest.mark.slow
 SEEDS = (0, 1)  # two kill points per stage: each costs a stage's run and rerun (about 20 s on two cores)
 OUTPUT = {"fetch-model": "data/pretrained", "train": "models/checkpoint", "export": "models/bundle"}
-TIMED = {"history.json", "classifier.json", "parity.json"}  # files that record how many seconds something took
 
 
 def outcome(root: Path, stage: str) -> dict[str, str] | None:
-    """What a complete run of ``stage`` leaves, comparable between runs (timings left out); None if absent."""
+    """What a complete run of ``stage`` leaves, file by file (no file holds a wall-clock time); None if absent."""
     folder = root / OUTPUT[stage]
-    if not folder.exists():
-        return None
-    files = outputs_of(folder)
-    for name in TIMED & files.keys():
-        files[name] = json.dumps(_untimed(json.loads((folder / name).read_text())), sort_keys=True)
-    if stage == "export":  # the manifest holds parity.json's sha256, which holds its timing
-        manifest = json.loads((folder / "manifest.json").read_text())
-        manifest["files"].pop("parity.json")
-        files["manifest.json"] = json.dumps(manifest, sort_keys=True)
-    return files
-
-
-def _untimed(value: object) -> object:
-    if isinstance(value, dict):
-        return {key: _untimed(item) for key, item in value.items() if key != "seconds"}
-    if isinstance(value, list):
-        return [_untimed(item) for item in value]
-    return value
+    return outputs_of(folder) if folder.exists() else None
 
 
 def differing(one: dict[str, str] | None, other: dict[str, str] | None) -> list[str]:

@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 ESTIMATE_BATCH = 16  # training inputs timed through the frozen body before training, to price the plan
 
 HISTORY = "history.json"
+TIME_RECORD = "time.json"  # in paths.training_log: seconds estimated and taken (_record_time)
 TUNED_BODIES = "tuned_bodies"  # under paths.train_state: bodies the contrastive phase tuned, shared by candidates
 
 
@@ -111,10 +112,8 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, tr
             choice = {**plan.to_dict(), "model_selection": folds.summary()}
             if pseudo.used:
                 choice["self_training"] = pseudo.summary
-            # What was expected against what it took, in seconds: in history.json beside the epochs' own seconds,
-            # not in the metrics, which stay the same from one run to the next. Benchmarks read both.
-            timing = {"estimated": expected.to_dict() if expected else None, "taken": time.perf_counter() - started}
-            _keep_checkpoint(paths, candidate_run.state_folder(chosen), choice, chosen, result, held_out, timing)
+            _keep_checkpoint(paths, candidate_run.state_folder(chosen), choice, chosen, result, held_out)
+            _record_time(paths, expected, time.perf_counter() - started, result)
         workers.barrier()  # the others end after rank 0 has written (a launcher reads success from every exit)
     log.info(
         "%s macro-F1 %.4f at epoch %d with %s -> %s",
@@ -262,10 +261,9 @@ def _keep_checkpoint(
     chosen: str,
     result: TrainResult,
     held_out: dict[str, Any] | None,
-    timing: dict[str, Any],
 ) -> None:
-    """Copy the chosen strategy's best epoch to ``paths.checkpoint`` with its history (and out-of-fold logits, and
-    ``timing``: the estimated and measured seconds), then drop the states."""
+    """Copy the chosen strategy's best epoch to ``paths.checkpoint`` with its history (and out-of-fold logits), then
+    drop the states."""
     with atomic_directory(paths.checkpoint) as staging:
         if held_out is not None:
             write_json(staging / HELD_OUT_LOGITS, held_out)
@@ -278,12 +276,31 @@ def _keep_checkpoint(
                 "strategy": chosen,
                 "best_epoch": result.best_epoch,
                 "stopped_early": result.stopped_early,
-                "body_tuning": result.body_tuning,
-                "epochs": result.history,
-                "seconds": timing,
+                "body_tuning": _untimed(result.body_tuning) if result.body_tuning else result.body_tuning,
+                "epochs": [_untimed(record) for record in result.history],
             },
         )
     shutil.rmtree(paths.train_state, ignore_errors=True)
+
+
+def _untimed(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` without its wall-clock ``seconds``: the checkpoint holds what training produced, so that training
+    again to the same model leaves the same checksum, and DVC need not rerun the stages after it."""
+    return {key: value for key, value in record.items() if key != "seconds"}
+
+
+def _record_time(paths: PathsConfig, expected: Estimate | None, taken: float, result: TrainResult) -> None:
+    """How long training took on this machine, against the estimate said before it, in ``paths.training_log``
+    (beside DVCLive's files, not a DVC output: a time is not a result). Benchmarks read it."""
+    write_json(
+        paths.training_log / TIME_RECORD,
+        {
+            "estimated": expected.to_dict() if expected else None,
+            "taken": taken,
+            "epochs": [{key: record[key] for key in ("epoch", "phase", "seconds")} for record in result.history],
+            "body_tuning": (result.body_tuning or {}).get("seconds"),
+        },
+    )
 
 
 def _training_log(
@@ -380,9 +397,8 @@ class CandidateRun:
             if not keep_checkpoint:
                 return
             with atomic_directory(state.best_dir) as staging:
-                save_checkpoint(
-                    improved, self.preprocessor, self.modality, self.labels, staging, {**metadata, "best": record}
-                )
+                best = {**metadata, "best": _untimed(record)}
+                save_checkpoint(improved, self.preprocessor, self.modality, self.labels, staging, best)
 
         def saved_best_epoch() -> int | None:
             saved = state.best_dir / CLASSIFIER_CONFIG

@@ -71,13 +71,13 @@ class Contrastive(HeadOnly):
                 "folds' tuned encoders (`train.contrastive.final_body: fold_average`), tuned on "
                 f"{counted(tuning['pairs'], 'pair')} in all "
                 f"({tuning['similar_pairs']} from the same class), sentence-transformers `{tuning['loss']}` loss in "
-                f"{tuning.get('precision', 'fp32')}, {tuning['seconds']:.0f} s; then the head was trained on its "
+                f"{tuning.get('precision', 'fp32')}; then the head was trained on its "
                 "features of every example.",
             ]
         return [
             f"Contrastive phase: {counted(tuning['pairs'], 'pair')} ({tuning['similar_pairs']} from the same class) "
             f"for {counted(tuning['epochs'], 'epoch')}, sentence-transformers `{tuning['loss']}` loss in "
-            f"{tuning.get('precision', 'fp32')}, {tuning['seconds']:.0f} s; then the head was trained on the tuned "
+            f"{tuning.get('precision', 'fp32')}; then the head was trained on the tuned "
             "encoder's features.",
         ]
 
