@@ -7,6 +7,8 @@ subprocesses a grid started.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,12 +20,16 @@ ROWS = 30
 
 
 def score(cell: Mapping[str, Any]) -> dict[str, Any]:
-    """Labels 0, 1, 2 in turn; the first ``params["wrong"]`` rows predicted as the next label; sleeps and fails on
-    request."""
+    """Labels 0, 1, 2 in turn; the first ``params["wrong"]`` rows predicted as the next label; sleeps (itself, or in
+    a process it starts) and fails on request."""
     params = cell["params"]
     marker = Path(params["markers"]) / f"{os.getpid()}-{cell['setting']}-{cell['seed']}"
     marker.write_text(cell["dataset"])
     time.sleep(params.get("sleep", 0))
+    if params.get("stage_sleep"):  # as a pipeline cell runs each stage: a process of its own, waited for
+        stage = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({params['stage_sleep']})"])
+        (Path(params["markers"]) / f"stage-{stage.pid}").write_text("")
+        stage.wait()
     if params.get("fail"):
         raise RuntimeError("the tiny worker was asked to fail")
     actual = [row % 3 for row in range(ROWS)]

@@ -112,32 +112,55 @@ STOPPED_GRID = """
 import sys
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
 import harness
-slow = harness.Setting("slow", {"markers": sys.argv[3], "wrong": 0, "sleep": 60})
+slow = harness.Setting("slow", {"markers": sys.argv[3], "wrong": 0, "stage_sleep": 60})
 cells = harness.plan(["synthetic"], [slow], [4], [0])
 harness.run_grid(cells, "benchmark_worker:score", "code-1", harness.grid.Path(sys.argv[3]) / "cache")
 """
 
 
-def test_a_study_stopped_with_sigterm_stops_its_running_cell_too(tmp_path: Path) -> None:
+def test_a_study_stopped_with_sigterm_stops_its_running_cell_and_the_process_the_cell_started(
+    tmp_path: Path,
+) -> None:
     study = subprocess.Popen(
         [sys.executable, "-c", STOPPED_GRID, str(BENCHMARKS), str(Path(__file__).parent), str(tmp_path)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not (markers := list(tmp_path.glob("*-slow-0"))) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert markers, "the cell never started"
-    cell = int(markers[0].name.split("-")[0])
+    cell, stage = _started_cell_and_stage(tmp_path)
 
     study.send_signal(signal.SIGTERM)
     study.wait(timeout=30)
 
-    deadline = time.monotonic() + 10
-    while _alive(cell) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not _alive(cell), "the cell's process outlived the stopped study"
+    assert _ended(cell), "the cell's process outlived the stopped study"
+    assert _ended(stage), "the process the cell started outlived the stopped study"
     assert study.returncode == 128 + signal.SIGTERM
     assert not list(tmp_path.glob("cache/*.json"))  # a stopped cell is not cached
+
+
+def test_a_cell_past_its_time_limit_fails_and_leaves_no_process_it_started_running(tmp_path: Path) -> None:
+    cells = tiny_cells(tmp_path, {"slow": {"wrong": 0, "stage_sleep": 60}})
+
+    [record] = harness.run_grid(cells, WORKER, "code-1", tmp_path / "cache", timeout=12, progress=lambda line: None)
+
+    _, stage = _started_cell_and_stage(tmp_path)
+    assert record["status"] == "failed" and "ran past the 12 s limit" in record["error"]
+    assert _ended(stage), "the process the timed-out cell started is still running"
+
+
+def _started_cell_and_stage(markers: Path) -> tuple[int, int]:
+    """The process ids of the running cell and of the stage process it started (from the worker's markers)."""
+    deadline = time.monotonic() + 60
+    while not (stages := list(markers.glob("stage-*"))) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert stages, "the cell never started its stage process"
+    [cell] = list(markers.glob("*-slow-0"))
+    return int(cell.name.split("-")[0]), int(stages[0].name.split("-")[1])
+
+
+def _ended(pid: int) -> bool:
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return not _alive(pid)
 
 
 def _alive(pid: int) -> bool:

@@ -115,8 +115,8 @@ def run_grid(
 
 @contextlib.contextmanager
 def _stopped_by_sigterm() -> Iterator[None]:
-    """Within the block, SIGTERM raises SystemExit, so that ``subprocess.run`` kills the running cell and the
-    scratch folder is removed. Python's default ends this process at once, and the cell ran on as an orphan,
+    """Within the block, SIGTERM raises SystemExit, so that ``run_cell`` kills the running cell's process group and
+    the scratch folder is removed. Python's default ends this process at once, and the cell ran on as an orphan,
     holding a core (seen when a study was stopped with ``kill``)."""
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield
@@ -141,15 +141,34 @@ def run_cell(cell: Cell, worker: str, scratch: Path, timeout: float | None = Non
         # The child imports the worker's module from whatever this process can import.
         importable = [str(BENCHMARKS), *(p or os.getcwd() for p in sys.path)]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(importable)}
-        with log.open("w") as output:
+        command = [sys.executable, "-m", "harness.cell_process", str(request), str(answer)]
+        # Its own process group, so that a timeout or a stopped study ends the processes the cell started too (a
+        # pipeline cell runs each stage as one): killing the cell alone left its `tlpipe train` running, holding a
+        # core and slowing every cell after it.
+        with (
+            log.open("w") as output,
+            subprocess.Popen(
+                command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            ) as process,
+        ):
             try:
-                command = [sys.executable, "-m", "harness.cell_process", str(request), str(answer)]
-                done = subprocess.run(command, env=env, stdout=output, stderr=subprocess.STDOUT, timeout=timeout)
+                code = process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
+                _kill_group(process)
                 return _failed(f"ran past the {timeout:g} s limit", log)
-        if done.returncode != 0:
-            return _failed(_exit_reason(done.returncode), log)
+            except BaseException:
+                _kill_group(process)
+                raise
+        if code != 0:
+            return _failed(_exit_reason(code), log)
         return {"status": "ok", **json.loads(answer.read_text())}
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """Kill the cell's process group (the cell and every process it started), then reap the cell."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def _identity(cell: Cell, key: str | None) -> dict[str, Any]:
