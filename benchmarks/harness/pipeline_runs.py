@@ -119,6 +119,7 @@ def pipeline(
         seconds = {stage: _run_stage(project, stage) for stage in STAGES}
         metrics = json.loads((project / "reports" / "metrics.json").read_text())
         timing = json.loads((project / "reports" / "training" / TIME_RECORD).read_text())
+        body = json.loads((project / "models" / "checkpoint" / "classifier.json").read_text())["source"]
         table = pd.read_csv(project / "reports" / "evaluation" / "predictions.csv", dtype=str, keep_default_na=False)
         on_development = None
         if development is not None:
@@ -138,6 +139,7 @@ def pipeline(
     result = scored_result([ids[x] for x in table["finetuned"]], [ids[x] for x in table["actual"]], labels)
     choice = metrics.get("strategy_choice", {})
     details = {
+        "body": body,  # the body trained from: a preset may choose it (model.source auto)
         "chose": metrics.get("strategy"),
         "candidates": choice.get("candidates"),
         "model_selection": (choice.get("model_selection") or {}).get("method"),
