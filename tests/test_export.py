@@ -41,6 +41,17 @@ def test_onnx_runs_any_batch_size_and_sequence_length(exported) -> None:
         np.testing.assert_allclose(onnx_embedding, torch_embedding, atol=1e-5)  # the drift check's embedding
 
 
+def test_the_exported_graph_names_no_path_of_the_machine_that_exported_it(exported) -> None:
+    import onnx
+
+    _, _, path = exported
+    graph = onnx.load(str(path))
+    metadata = [(prop.key, prop.value) for node in graph.graph.node for prop in node.metadata_props]
+
+    assert metadata, "the exporter's other node metadata (module names) is kept"
+    assert not [key for key, value in metadata if "onnx_export.py" in value or key == "pkg.torch.onnx.stack_trace"]
+
+
 def test_parity_report_passes_for_the_exported_model(exported, test_table) -> None:
     model, preprocess, path = exported
     labels = [["access", "billing", "shipping"].index(label) for label in test_table["label"]]

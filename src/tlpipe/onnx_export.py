@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ OUTPUT_NAME = "logits"
 # The body's pooled embedding, the graph's second output: what a drift check compares with the bundle's reference.
 # Not "embedding": the dynamo exporter names a text body's embedding module's nodes that, and ONNX names must differ.
 EMBEDDING_NAME = "body_embedding"
+STACK_TRACE = "pkg.torch.onnx.stack_trace"  # node metadata the exporter writes (export_onnx removes it)
 
 
 class ServingGraph(torch.nn.Module):
@@ -88,18 +89,28 @@ def export_onnx(
     with warnings.catch_warnings():
         # Inputs that share a dim (texts: batch and sequence) are reported as a rename.
         warnings.filterwarnings("ignore", message=".*The axis name.*will not be used", category=UserWarning)
-        torch.onnx.export(
+        program = torch.onnx.export(
             ServingGraph(model, list(shapes)).eval(),
             tuple(sample[name] for name in shapes),
-            str(path),
             input_names=list(shapes),
             output_names=[OUTPUT_NAME, EMBEDDING_NAME],
             dynamic_shapes=dynamic_shapes,
             opset_version=opset,
             dynamo=True,
-            external_data=False,
         )
+    # The exporter records each node's Python stack trace, with this machine's absolute paths: the bundle would tell
+    # production where it was built, and two checkouts of one commit would export different bytes.
+    for node in _all_nodes(program.model):
+        node.metadata_props.pop(STACK_TRACE, None)
+    program.save(str(path), external_data=False)
     log.info("Exported ONNX (opset %d) to %s in %.1fs", opset, path, time.perf_counter() - started)
+
+
+def _all_nodes(model: Any) -> Iterator[Any]:
+    """Every node of an ``onnx_ir`` model: its graph's, subgraphs included, and its functions'."""
+    yield from model.graph.all_nodes()
+    for function in model.functions.values():
+        yield from function.all_nodes()
 
 
 def annotate(path: Path, metadata: dict[str, Any]) -> None:
