@@ -260,15 +260,15 @@ def _ranking_lines(ranking: Mapping[str, Any] | None) -> list[str]:
         return []
     rows = [
         f"| `{body['source']}` | {body['macro_f1']:.4f} ± {body['standard_error']:.4f} | "
-        f"{body['parameters'] / 1e6:.1f}M | {body['encode_seconds']:.1f} |"
+        f"{body['parameters'] / 1e6:.1f}M |"
         for body in ranking["bodies"]
     ]
     return [
         "",
         f"`model.source: auto` chose this body. {ranking['reason']} Score: {ranking['method']}.",
         "",
-        "| body | probe macro-F1 (± standard error) | parameters | encode seconds |",
-        "|---|---:|---:|---:|",
+        "| body | probe macro-F1 (± standard error) | parameters |",
+        "|---|---:|---:|",
         *rows,
     ]
 

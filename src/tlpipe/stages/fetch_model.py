@@ -29,8 +29,13 @@ def run(paths: PathsConfig, model: ModelConfig, preprocess: PreprocessConfig, sp
         allow_unknown_weights=model.allow_unknown_weights,
     )
     record = paths.snapshot / BODY_RANKING_RECORD
-    if ranking:
-        write_json(record, ranking)
+    if ranking:  # without the encode times (kept in paths.model_ranking): the snapshot is a DVC output, and a time
+        # in it would give the same body a new checksum at every ranking, and train again after each
+        write_json(record, {**ranking, "bodies": [_untimed(body) for body in ranking["bodies"]]})
     else:  # a snapshot reused from an auto run must not claim a ranking that no longer chose it
         record.unlink(missing_ok=True)
     return manifest
+
+
+def _untimed(body: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in body.items() if key != "encode_seconds"}
