@@ -8,9 +8,15 @@ A queue worker (``dvc exp queue-worker``) killed from outside, by the out-of-mem
 ``kill``, leaves its experiments queued or half run for good. So while it waits, ``run_queue`` watches
 the workers' processes by the pids DVC records for them, and once none has been alive for a short
 grace period while experiments are unfinished, it says so and what to do instead of waiting forever.
-It never sends the workers anything: asking them for their status every few seconds (a broadcast
-ping over the file-system broker, ``queue.worker_status()``) kept DVC's temporary worker from ever
+It never sends the workers anything while they work: asking them for their status every few seconds (a
+broadcast ping over the file-system broker, ``queue.worker_status()``) kept DVC's temporary worker from ever
 shutting itself down once the queue was empty.
+
+Once every experiment is done and nothing else is queued or running, it stops the workers it waited on
+itself (SIGTERM: celery's warm shutdown, which then cleans the broker as DVC's own shutdown does). A
+worker's idle monitor asks it to shut down by a broadcast over that same file-system broker, and the
+broadcast can be lost (treeverse/dvc#10427): the worker then waits for work forever, and keeps open the
+terminal or pipe the command was started with, so `tlpipe sweep | tee log` never ended.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from tlpipe.wording import counted
 
 # DVC records a worker's pid within a second of start_workers; none alive for this long is none at all.
 WORKER_GRACE_SECONDS = 30.0
+# A warm shutdown with nothing running ends within a second or two; past this a worker is killed.
+WORKER_STOP_SECONDS = 30.0
 
 
 class ExperimentError(TlpipeError):
@@ -174,7 +182,35 @@ def run_queue(
                     _worker_lost_message(root, jobs, waiting, queued, workers, worker_grace_seconds)
                 )
             time.sleep(poll_seconds)
+        stop_idle_workers(queue)
     return finished
+
+
+def stop_idle_workers(queue: Any, stop_seconds: float = WORKER_STOP_SECONDS) -> list[str]:
+    """Stop the queue's live workers if no experiment is queued or running (idle, each would soon stop itself,
+    unless its shutdown broadcast is lost); return the names of those stopped.
+
+    SIGTERM first (a warm shutdown), SIGKILL for one still alive after ``stop_seconds``.
+    """
+    import psutil
+
+    if any(True for _ in itertools.chain(queue.iter_active(), queue.iter_queued())):
+        return []  # experiments of another command: its workers are still needed
+    processes: dict[str, psutil.Process] = {}
+    for worker in queue_workers(queue.wdir):
+        if worker.alive():
+            with contextlib.suppress(psutil.Error):
+                processes[worker.name] = psutil.Process(worker.pid)
+                processes[worker.name].terminate()
+    _, still_alive = psutil.wait_procs(list(processes.values()), timeout=stop_seconds)
+    for process in still_alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    if still_alive:
+        get_run_logger().warning(
+            "%s ignored SIGTERM for %g s and was killed", counted(len(still_alive), "DVC queue worker"), stop_seconds
+        )
+    return sorted(processes)
 
 
 def _worker_lost_message(

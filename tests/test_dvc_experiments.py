@@ -25,12 +25,22 @@ import yaml
 from dvc_task.proc.process import ManagedProcess, ProcessInfo
 
 from tlpipe.tasks import dvc_experiments
-from tlpipe.tasks.dvc_experiments import QueueWorker, QueueWorkerLostError, queue_experiments, queue_workers, run_queue
+from tlpipe.tasks.dvc_experiments import (
+    QueueWorker,
+    QueueWorkerLostError,
+    queue_experiments,
+    queue_workers,
+    run_queue,
+    stop_idle_workers,
+)
 
 # A wait that has not ended by then would never end: the test fails instead of hanging.
 MOST_POLLS = 200
 SLEEPS = [sys.executable, "-c", "import time; time.sleep(120)"]
 DIES_AT_ONCE = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
+# A worker whose shutdown never comes: it ignores SIGTERM as a celery worker that lost the broadcast ignores idleness.
+IGNORES_SIGTERM = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                   "time.sleep(120)"]  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -45,8 +55,8 @@ class StandInWorkers:
         self.wdir = wdir
         self.started: list[int] = []
 
-    def start(self, number: int = 1) -> QueueWorker:
-        command = [*SLEEPS, "exp", "queue-worker", f"dvc-exp-test-{number}@localhost"]
+    def start(self, number: int = 1, stand_in: list[str] = SLEEPS) -> QueueWorker:
+        command = [*stand_in, "exp", "queue-worker", f"dvc-exp-test-{number}@localhost"]
         ManagedProcess.spawn(command, wdir=str(self.wdir), name=f"dvc-exp-worker-{number}")
         worker = self.recorded(f"dvc-exp-worker-{number}", lambda worker: worker.alive())
         self.started.append(worker.pid)
@@ -65,6 +75,13 @@ class StandInWorkers:
                     return worker
             time.sleep(0.02)
         raise AssertionError(f"{name} in {self.wdir} never got there: {queue_workers(str(self.wdir))}")
+
+
+def ignores_sigterm(pid: int) -> bool:
+    """Whether process ``pid`` ignores SIGTERM now (Linux: the SigIgn mask in /proc/<pid>/status)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    [mask] = [line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")]
+    return bool(int(mask, 16) & 1 << (signal.SIGTERM - 1))
 
 
 @pytest.fixture
@@ -86,17 +103,19 @@ class ScriptedQueue:
         self.entries = {name: SimpleNamespace(stash_rev=f"rev-{name}", name=name) for name in running + queued}
         self.running, self.queued = running, queued
         self.at_poll, self.polls = at_poll, 0
+        self.done: set[str] = set()
 
     def iter_active(self) -> Iterator[SimpleNamespace]:
-        return iter([self.entries[name] for name in self.running])
+        return iter([self.entries[name] for name in self.running if name not in self.done])
 
     def iter_queued(self) -> Iterator[SimpleNamespace]:
-        return iter([self.entries[name] for name in self.queued])
+        return iter([self.entries[name] for name in self.queued if name not in self.done])
 
     def iter_done(self) -> Iterator[tuple[SimpleNamespace, None]]:
         self.polls += 1
         assert self.polls < MOST_POLLS, "still waiting"
-        return iter([(self.entries[name], None) for name in self.at_poll(self.polls)])  # None: failed, no commit
+        self.done.update(self.at_poll(self.polls))
+        return iter([(self.entries[name], None) for name in sorted(self.done)])  # None: failed, no commit
 
     def start_workers(self, count: int) -> int:
         return 0  # the test starts its stand-ins itself
@@ -129,6 +148,42 @@ def test_a_live_worker_is_waited_for_until_its_experiment_finishes(
 
     assert finished == {"lr-01": None}
     assert queue.polls == 4
+
+
+def test_once_the_queue_is_empty_its_idle_worker_is_stopped_instead_of_left_to_its_own_shutdown(
+    monkeypatch: pytest.MonkeyPatch, workers: StandInWorkers
+) -> None:
+    worker = workers.start()  # sleeps for 2 minutes: as a worker whose shutdown broadcast was lost, for ever
+    queue = ScriptedQueue(workers.wdir, running=["lr-01"], queued=[], at_poll=lambda n: ["lr-01"] if n == 2 else [])
+
+    started = time.monotonic()
+    finished = run_scripted(monkeypatch, queue, grace=0.0)
+
+    assert finished == {"lr-01": None}
+    stopped = workers.recorded(worker.name, lambda worker: worker.returncode is not None)
+    assert stopped.returncode == -signal.SIGTERM  # asked to stop, not killed
+    assert time.monotonic() - started < 60  # far from the stand-in's 120 s: run_queue did not wait for it
+
+
+def test_a_worker_is_left_running_while_experiments_of_another_command_are_queued(
+    monkeypatch: pytest.MonkeyPatch, workers: StandInWorkers
+) -> None:
+    worker = workers.start()
+    queue = ScriptedQueue(workers.wdir, running=["lr-01"], queued=["other-01"], at_poll=lambda n: ["lr-01"])
+
+    assert stop_idle_workers(queue) == []
+    assert workers.recorded(worker.name, lambda worker: worker.alive()).pid == worker.pid
+
+
+def test_a_worker_that_ignores_its_stop_is_killed(workers: StandInWorkers, caplog: pytest.LogCaptureFixture) -> None:
+    worker = workers.start(stand_in=IGNORES_SIGTERM)
+    workers.recorded(worker.name, lambda worker: ignores_sigterm(worker.pid))  # its handler is in place
+    queue = ScriptedQueue(workers.wdir, running=[], queued=[])
+
+    assert stop_idle_workers(queue, stop_seconds=0.5) == [worker.name]
+
+    assert workers.recorded(worker.name, lambda worker: worker.returncode is not None).returncode == -signal.SIGKILL
+    assert "1 DVC queue worker ignored SIGTERM for 0.5 s and was killed" in caplog.text
 
 
 def test_a_worker_killed_while_running_an_experiment_is_reported_with_what_it_left(

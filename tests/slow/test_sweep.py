@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tlpipe.tasks.dvc_experiments import queue_workers
+
 from .repo import dvc
 
 pytestmark = pytest.mark.slow
@@ -24,9 +26,14 @@ def test_a_sweep_compares_its_experiments_and_the_best_on_validation_can_be_appl
     # test has more points than jobs.
     command = ["tlpipe", "sweep", "--set", "train.learning_rate=1e-2,-1", "--set", "train.epochs=2", "--jobs", "2",
                "--name", "lr"]  # fmt: skip
-    done = subprocess.run(command, cwd=dvc_project, env=env, capture_output=True, text=True)
+    # The timeout turns a hang (a queue worker left alive holds the pipes open: tasks/dvc_experiments.py) into a
+    # failure, well inside CI's limit.
+    done = subprocess.run(command, cwd=dvc_project, env=env, capture_output=True, text=True, timeout=900)
 
     assert done.returncode == 0, done.stderr[-3000:]
+    celery = dvc_project / ".dvc" / "tmp" / "exps" / "celery"
+    assert [worker.name for worker in queue_workers(str(celery))] == ["dvc-exp-worker-1", "dvc-exp-worker-2"]
+    assert not [worker.name for worker in queue_workers(str(celery)) if worker.alive()]  # none left waiting
     comparison = json.loads((dvc_project / "reports" / "sweep" / "comparison.json").read_text())
     runs = {run["name"]: run for run in comparison["runs"]}
     assert set(runs) == {"lr-01", "lr-02"}
