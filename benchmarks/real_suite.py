@@ -15,6 +15,8 @@ three seeds, scored on the dataset's fixed test set (at most 100 per class). Row
   zoo's stronger body (all-mpnet-base-v2 for texts, EfficientNet-Lite2 for images; issue 30).
 - ``preset fast``, ``preset best``: the pipeline under those presets (``default`` is ``balanced``), the body
   left to the preset: ``best`` ranks the installed zoo bodies.
+- ``pipeline linear_probe``: the pipeline with ``train.strategy: linear_probe`` (the training loop's head on the
+  default body's frozen features), to set against the tuned probe.
 - ``tuned probe, ranked body``: ``tlpipe rank-models`` on the labelled sample chooses between the two bodies (as
   ``model.source: auto`` does), then the tuned probe on the chosen one; the report says how often the ranking on
   training rows put the bodies in the order the test set does (the tuned probes', and the defaults' where both
@@ -51,6 +53,7 @@ DEFAULT, PROBE, TUNED_PROBE, BASELINE = "default", "frozen probe", "tuned probe"
 STRONG = ", strong body"
 RANKED = "tuned probe, ranked body"
 FAST, BEST = "preset fast", "preset best"
+PIPELINE_PROBE = "pipeline linear_probe"
 SETTINGS = (
     Setting(DEFAULT, {}),
     Setting(PROBE, {"row": "frozen_probe"}),
@@ -63,6 +66,9 @@ SETTINGS = (
     # The presets (tlpipe.presets): balanced is the default row; model.source null lets the preset choose the body.
     Setting(FAST, {"params": {"preset": "fast", "model": {"source": None}}}),
     Setting(BEST, {"params": {"preset": "best", "model": {"source": None}}}),
+    # The pipeline's own linear_probe (a head the training loop fits on the default body's frozen features) beside
+    # the tuned probe: is the loop's head as good as a converged, regularised logistic regression? (issue 30)
+    Setting(PIPELINE_PROBE, {"params": {"train": {"strategy": "linear_probe"}}}),
 )
 MARGIN = 0.02  # the default's mean lead over the probe at 8 and 16 per class, over the suite
 JUDGED = {(dataset, size) for dataset in TEXTS + IMAGES for size in (8, 16, 64)}  # what the target is judged on
