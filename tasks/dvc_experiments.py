@@ -12,8 +12,8 @@ It never sends the workers anything while they work: asking them for their statu
 broadcast ping over the file-system broker, ``queue.worker_status()``) kept DVC's temporary worker from ever
 shutting itself down once the queue was empty.
 
-Once every experiment is done and nothing else is queued or running, it stops the workers it waited on
-itself (SIGTERM: celery's warm shutdown, which then cleans the broker as DVC's own shutdown does). A
+Once every experiment is done and nothing else is queued or running, it stops the queue's workers itself
+(SIGTERM: celery's warm shutdown, which then cleans the broker as DVC's own shutdown does). A
 worker's idle monitor asks it to shut down by a broadcast over that same file-system broker, and the
 broadcast can be lost (treeverse/dvc#10427): the worker then waits for work forever, and keeps open the
 terminal or pipe the command was started with, so `tlpipe sweep | tee log` never ended.

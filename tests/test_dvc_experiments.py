@@ -38,7 +38,7 @@ from tlpipe.tasks.dvc_experiments import (
 MOST_POLLS = 200
 SLEEPS = [sys.executable, "-c", "import time; time.sleep(120)"]
 DIES_AT_ONCE = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
-# A worker whose shutdown never comes: it ignores SIGTERM as a celery worker that lost the broadcast ignores idleness.
+# A worker that will not stop when asked.
 IGNORES_SIGTERM = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
                    "time.sleep(120)"]  # fmt: skip
 
@@ -156,20 +156,19 @@ def test_once_the_queue_is_empty_its_idle_worker_is_stopped_instead_of_left_to_i
     worker = workers.start()  # sleeps for 2 minutes: as a worker whose shutdown broadcast was lost, for ever
     queue = ScriptedQueue(workers.wdir, running=["lr-01"], queued=[], at_poll=lambda n: ["lr-01"] if n == 2 else [])
 
-    started = time.monotonic()
     finished = run_scripted(monkeypatch, queue, grace=0.0)
 
     assert finished == {"lr-01": None}
+    # Ended by SIGTERM within the few seconds `recorded` waits: run_queue stopped it (alone it would sleep on).
     stopped = workers.recorded(worker.name, lambda worker: worker.returncode is not None)
-    assert stopped.returncode == -signal.SIGTERM  # asked to stop, not killed
-    assert time.monotonic() - started < 60  # far from the stand-in's 120 s: run_queue did not wait for it
+    assert stopped.returncode == -signal.SIGTERM
 
 
 def test_a_worker_is_left_running_while_experiments_of_another_command_are_queued(
     monkeypatch: pytest.MonkeyPatch, workers: StandInWorkers
 ) -> None:
     worker = workers.start()
-    queue = ScriptedQueue(workers.wdir, running=["lr-01"], queued=["other-01"], at_poll=lambda n: ["lr-01"])
+    queue = ScriptedQueue(workers.wdir, running=[], queued=["other-01"])
 
     assert stop_idle_workers(queue) == []
     assert workers.recorded(worker.name, lambda worker: worker.alive()).pid == worker.pid
